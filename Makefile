@@ -1,0 +1,39 @@
+# Tingxie. `make run` and `make test` do all set-up on a fresh machine; both are
+# idempotent and quick when nothing changed.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Models that scripts/setup installs (the silero VAD) and where the product looks for them.
+export TINGXIE_MODELS_DIR ?= $(CURDIR)/.deps/models
+
+# Test data: real models and speech in ../shared when it exists (tests skip, saying so, otherwise).
+SHARED ?= $(abspath ../shared)
+ifneq ($(wildcard $(SHARED)/models/whisper-base),)
+export TINGXIE_TEST_DATA ?= $(SHARED)
+endif
+TEST_MODELS := $(CURDIR)/.deps/test-models
+
+# `make run ARGS="transcribe meeting.wav --model-dir DIR"`; without ARGS it prints the usage.
+ARGS ?= --help
+
+.PHONY: setup run test bench clean
+
+setup:
+	@scripts/setup
+
+run: setup
+	swift build -c release --product tingxie
+	.build/release/tingxie $(ARGS)
+
+$(TEST_MODELS)/.stamp: scripts/make-test-models.py
+	@PYTHONPATH=$(CURDIR)/.deps/python python3 scripts/make-test-models.py $(TEST_MODELS)
+	@touch $@
+
+test:
+	@scripts/setup --test
+	@$(MAKE) --no-print-directory $(TEST_MODELS)/.stamp
+	swift build --build-tests
+	TINGXIE_TEST_MODELS=$(TEST_MODELS) swift test --skip-build
+
+clean:
+	rm -rf .build .deps

@@ -1,0 +1,15 @@
+import TingxieCore
+
+/// The sample rate every decoder delivers and every model consumes.
+public let modelSampleRate = 16_000
+
+/// A stream of 16 kHz mono Float32 audio, read chunk by chunk so that memory does not
+/// depend on the length of the audio. One instance is confined to one thread.
+public protocol AudioSource: AnyObject {
+    /// The audio's duration in seconds, when the container states it.
+    var duration: Double? { get }
+    /// Reads the next chunk of samples; `nil` at the end of the audio.
+    func nextChunk() throws -> [Float]?
+    /// Releases the file or subprocess behind the stream; safe to call more than once.
+    func close()
+}

@@ -1,0 +1,56 @@
+/// What a model returns for one piece of audio.
+public struct RecognitionResult: Sendable, Equatable {
+    public var text: String
+    /// Tokens and their start times in seconds from the start of the piece (empty when the
+    /// model gives no timestamps).
+    public var tokens: [String]
+    public var timestamps: [Double]
+    /// Language the model detected or was told, if it reports one.
+    public var language: String?
+
+    public init(text: String, tokens: [String] = [], timestamps: [Double] = [], language: String? = nil) {
+        self.text = text
+        self.tokens = tokens
+        self.timestamps = timestamps
+        self.language = language
+    }
+}
+
+/// Describes a loaded model.
+public struct ModelInfo: Sendable, Equatable, Codable {
+    /// The family as sherpa-onnx knows it: `paraformer`, `whisper`, `sense_voice`, `transducer`.
+    public var family: String
+    /// A human name, usually the model folder's name.
+    public var name: String
+    /// Whether the model's text comes out in Traditional characters and needs conversion for `zh`.
+    public var emitsTraditional: Bool
+    /// The longest piece of audio, in seconds, the model should be given in one call.
+    public var maxSegmentSeconds: Double
+
+    public init(family: String, name: String, emitsTraditional: Bool, maxSegmentSeconds: Double) {
+        self.family = family
+        self.name = name
+        self.emitsTraditional = emitsTraditional
+        self.maxSegmentSeconds = maxSegmentSeconds
+    }
+}
+
+/// A speech recogniser for 16 kHz mono audio.
+///
+/// Calls block the calling thread while the model runs: call them from a dedicated
+/// thread pool, never from Swift's cooperative pool. Implementations must allow
+/// concurrent calls from several threads.
+public protocol Recognizer: Sendable {
+    var info: ModelInfo { get }
+
+    /// Recognises several independent pieces of 16 kHz mono audio in one batch.
+    /// - Returns: one result per piece, in order.
+    func recognize(batch: [[Float]]) throws -> [RecognitionResult]
+}
+
+extension Recognizer {
+    /// Recognises one piece of 16 kHz mono audio.
+    public func recognize(_ samples: [Float]) throws -> RecognitionResult {
+        try recognize(batch: [samples])[0]
+    }
+}

@@ -1,0 +1,28 @@
+/// An error with a stable machine-readable code and a message that says what
+/// was wrong and what to do about it. The HTTP mapping lives at the edge.
+public struct TingxieError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Stable, snake_case error codes; clients and tests rely on the raw values.
+    public enum Code: String, Sendable, Codable {
+        case modelNotFound = "model_not_found"
+        case invalidModel = "invalid_model"
+        case modelError = "model_error"
+        case fileNotFound = "file_not_found"
+        case unsupportedFormat = "unsupported_format"
+        case invalidAudio = "invalid_audio"
+        case decodeError = "decode_error"
+        case ioError = "io_error"
+        case timeout
+        case canceled
+        case invalidArgument = "invalid_argument"
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,52 @@
+/// A finished transcription: what every output format is rendered from.
+public struct Transcript: Sendable, Equatable, Codable {
+    /// One timed piece of the transcript, usually one sentence.
+    public struct Segment: Sendable, Equatable, Codable {
+        public var id: Int
+        /// Start and end in seconds on the audio's own timeline.
+        public var start: Double
+        public var end: Double
+        public var text: String
+        /// Model tokens with their start times in seconds (absolute), when the model gives them.
+        public var tokens: [String]?
+        public var timestamps: [Double]?
+
+        public init(id: Int, start: Double, end: Double, text: String,
+                    tokens: [String]? = nil, timestamps: [Double]? = nil) {
+            self.id = id
+            self.start = start
+            self.end = end
+            self.text = text
+            self.tokens = tokens
+            self.timestamps = timestamps
+        }
+    }
+
+    public var text: String
+    /// Length of the audio in seconds.
+    public var durationS: Double
+    public var language: String?
+    public var model: String
+    public var segments: [Segment]
+    /// Wall-clock seconds spent producing the transcript.
+    public var processingS: Double
+    /// Real-time factor: processing time divided by audio duration.
+    public var rtf: Double
+
+    public init(text: String, durationS: Double, language: String?, model: String,
+                segments: [Segment], processingS: Double) {
+        self.text = text
+        self.durationS = durationS
+        self.language = language
+        self.model = model
+        self.segments = segments
+        self.processingS = processingS
+        self.rtf = durationS > 0 ? processingS / durationS : 0
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case text, language, model, segments, rtf
+        case durationS = "duration_s"
+        case processingS = "processing_s"
+    }
+}

@@ -1,0 +1,27 @@
+/// A stretch of speech found by a voice-activity detector.
+public struct SpeechSegment: Sendable, Equatable {
+    /// Index of the first sample in the whole stream (16 kHz).
+    public var startSample: Int
+    public var samples: [Float]
+
+    public init(startSample: Int, samples: [Float]) {
+        self.startSample = startSample
+        self.samples = samples
+    }
+
+    public var endSample: Int { startSample + samples.count }
+}
+
+/// A streaming voice-activity detector over 16 kHz mono audio. One instance serves
+/// one audio stream and is confined to the thread that drives it.
+public protocol VoiceActivityDetector {
+    /// Feeds more audio; returns the speech segments that ended within it.
+    mutating func accept(_ samples: [Float]) throws -> [SpeechSegment]
+    /// Ends the stream; returns any speech still open.
+    mutating func finish() throws -> [SpeechSegment]
+}
+
+/// Makes a fresh detector for each audio stream.
+public protocol VoiceActivityDetectorFactory: Sendable {
+    func makeDetector() throws -> any VoiceActivityDetector
+}

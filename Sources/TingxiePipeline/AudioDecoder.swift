@@ -1,0 +1,23 @@
+import Foundation
+import TingxieAudio
+import TingxieCore
+
+/// Opens any supported audio file as a 16 kHz mono stream.
+public enum AudioDecoder {
+    /// - Throws: `TingxieError` naming the file: `.fileNotFound`, `.invalidAudio` or `.unsupportedFormat`.
+    public static func open(_ url: URL) throws -> any AudioSource {
+        let name = url.lastPathComponent
+        guard let handle = FileHandle(forReadingAtPath: url.path) else {
+            throw TingxieError(.fileNotFound, "\(name): no such file or not readable")
+        }
+        let prefix = (try? handle.read(upToCount: 12)) ?? Data()
+        try? handle.close()
+        if prefix.isEmpty {
+            throw TingxieError(.invalidAudio, "\(name): the file is empty")
+        }
+        if WAVReader.looksLikeWAV(prefix) {
+            return try WAVReader(url: url)
+        }
+        throw TingxieError(.unsupportedFormat, "\(name): not a WAV file; other formats need ffmpeg")
+    }
+}

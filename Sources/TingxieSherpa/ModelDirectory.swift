@@ -1,0 +1,146 @@
+import Foundation
+import TingxieCore
+
+/// A model folder laid out as sherpa-onnx's releases lay them out, with its family detected
+/// from the file names and the ONNX metadata.
+public struct ModelDirectory: Sendable, Equatable {
+    public enum Family: String, Sendable, CaseIterable {
+        case paraformer
+        case whisper
+        case senseVoice = "sense_voice"
+        case transducer
+    }
+
+    public let url: URL
+    public let family: Family
+    /// The single model file (Paraformer, SenseVoice).
+    public let model: URL?
+    public let encoder: URL?
+    public let decoder: URL?
+    public let joiner: URL?
+    public let tokens: URL
+
+    /// A name for logs and APIs: the folder's name.
+    public var name: String { url.lastPathComponent }
+
+    /// Metadata keys sherpa-onnx reads without a default; a missing one makes it `exit(-1)`.
+    static let requiredMetadata: [Family: [String]] = [
+        .paraformer: ["vocab_size", "lfr_window_size", "lfr_window_shift", "neg_mean", "inv_stddev"],
+        .senseVoice: ["vocab_size", "lfr_window_size", "lfr_window_shift", "normalize_samples",
+                      "with_itn", "without_itn", "lang_auto", "lang_zh", "lang_en", "lang_ja", "lang_ko",
+                      "lang_yue", "neg_mean", "inv_stddev"],
+        .whisper: ["n_mels", "n_text_layer", "n_text_ctx", "n_text_state", "n_vocab", "sot", "eot", "blank_id",
+                   "translate", "transcribe", "is_multilingual", "no_timestamps", "no_speech", "sot_sequence"],
+        .transducer: ["vocab_size", "context_size"],
+    ]
+
+    static let expectedLayouts = """
+        expected one of:
+          Paraformer / SenseVoice: model.onnx or model.int8.onnx, and tokens.txt
+          Whisper: *-encoder*.onnx, *-decoder*.onnx and *-tokens.txt
+          Zipformer transducer: encoder*.onnx, decoder*.onnx, joiner*.onnx and tokens.txt
+        """
+
+    /// Detects the model family in `url` and validates the model's metadata.
+    ///
+    /// A folder holding exactly one sub-folder (as a release archive extracts) is looked into.
+    /// Where both fp32 and int8 files exist, the int8 ones are chosen.
+    /// - Throws: `TingxieError` with `.modelNotFound` when the folder is missing, or
+    ///   `.invalidModel` listing what was found and what was expected.
+    public static func detect(_ url: URL) throws -> ModelDirectory {
+        let fileManager = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fileManager.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw TingxieError(.modelNotFound, "model directory \(url.path) does not exist")
+        }
+        var folder = url.standardizedFileURL
+        var names = try fileManager.contentsOfDirectory(atPath: folder.path).filter { !$0.hasPrefix(".") }.sorted()
+        if names.count == 1, !names[0].hasSuffix(".onnx") {
+            let inner = folder.appendingPathComponent(names[0])
+            if fileManager.fileExists(atPath: inner.path, isDirectory: &isDirectory), isDirectory.boolValue {
+                folder = inner
+                names = try fileManager.contentsOfDirectory(atPath: folder.path).filter { !$0.hasPrefix(".") }.sorted()
+            }
+        }
+        let onnx = names.filter { $0.hasSuffix(".onnx") }
+        func pick(_ matches: (String) -> Bool) -> URL? {
+            let candidates = onnx.filter(matches)
+            let chosen = candidates.first { $0.contains(".int8.") } ?? candidates.first
+            return chosen.map { folder.appendingPathComponent($0) }
+        }
+        let tokens = (names.first { $0 == "tokens.txt" } ?? names.first { $0.hasSuffix("tokens.txt") })
+            .map { folder.appendingPathComponent($0) }
+        let encoder = pick { $0.contains("encoder") }
+        let decoder = pick { $0.contains("decoder") }
+        let joiner = pick { $0.contains("joiner") }
+        let single = pick { $0 == "model.onnx" || $0 == "model.int8.onnx" }
+
+        func unrecognised(_ reason: String) -> TingxieError {
+            let found = names.isEmpty ? "nothing" : names.joined(separator: ", ")
+            return TingxieError(.invalidModel, "\(folder.path): \(reason); found: \(found); \(expectedLayouts)")
+        }
+        guard let tokens else { throw unrecognised("no tokens file") }
+
+        let directory: ModelDirectory
+        if let encoder, let decoder, let joiner {
+            directory = ModelDirectory(url: folder, family: .transducer, model: nil,
+                                       encoder: encoder, decoder: decoder, joiner: joiner, tokens: tokens)
+        } else if let encoder, let decoder {
+            directory = ModelDirectory(url: folder, family: .whisper, model: nil,
+                                       encoder: encoder, decoder: decoder, joiner: nil, tokens: tokens)
+        } else if let single {
+            let metadata = try ONNXMetadata.read(single)
+            let family: Family
+            if metadata["lang_zh"] != nil || metadata["with_itn"] != nil {
+                family = .senseVoice
+            } else if metadata["model_type"] == "paraformer" || metadata["lfr_window_size"] != nil
+                        || folder.lastPathComponent.lowercased().contains("paraformer") {
+                family = .paraformer
+            } else {
+                throw unrecognised("\(single.lastPathComponent) is neither a Paraformer nor a SenseVoice model (model_type=\(metadata["model_type"] ?? "none"))")
+            }
+            directory = ModelDirectory(url: folder, family: family, model: single,
+                                       encoder: nil, decoder: nil, joiner: nil, tokens: tokens)
+        } else {
+            throw unrecognised("no recognisable model files")
+        }
+        try directory.validate()
+        return directory
+    }
+
+    /// Checks that the metadata sherpa-onnx reads without a default is present and well formed.
+    func validate() throws {
+        // sherpa-onnx keeps Whisper's metadata on the encoder and a transducer's on the decoder.
+        let carrier: URL
+        switch family {
+        case .paraformer, .senseVoice: carrier = model!
+        case .whisper: carrier = encoder!
+        case .transducer: carrier = decoder!
+        }
+        let metadata = try ONNXMetadata.read(carrier)
+        let missing = (Self.requiredMetadata[family] ?? []).filter { (metadata[$0] ?? "").isEmpty }
+        guard missing.isEmpty else {
+            throw TingxieError(.invalidModel, "\(carrier.lastPathComponent) is a \(family.rawValue) model without the metadata sherpa-onnx needs: missing \(missing.joined(separator: ", ")); re-export it with sherpa-onnx's export script")
+        }
+        if family == .paraformer || family == .senseVoice {
+            let vectors = ["neg_mean", "inv_stddev"].map { key in
+                (key, metadata[key]!.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) },
+                 metadata[key]!.split(separator: ",").count)
+            }
+            for (key, values, fields) in vectors where values.isEmpty || values.count != fields {
+                throw TingxieError(.invalidModel, "\(carrier.lastPathComponent): metadata \(key) is not a list of numbers")
+            }
+            if vectors[0].1.count != vectors[1].1.count {
+                throw TingxieError(.invalidModel, "\(carrier.lastPathComponent): neg_mean and inv_stddev differ in length")
+            }
+        }
+        if family == .whisper, metadata["is_multilingual"] != "0",
+           metadata["all_language_tokens"] == nil || metadata["all_language_codes"] == nil {
+            throw TingxieError(.invalidModel, "\(carrier.lastPathComponent): a multilingual Whisper model needs all_language_tokens and all_language_codes metadata")
+        }
+        // Other files must at least be well-formed ONNX: corrupt ones make sherpa-onnx fail deep inside.
+        for other in [model, encoder, decoder, joiner].compactMap({ $0 }) where other != carrier {
+            _ = try ONNXMetadata.read(other)
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import TingxieCore
+
+/// Cleans up recognised text: trims it and, for Chinese, maps Traditional characters to
+/// Simplified (Whisper often answers in Traditional).
+public struct TextNormalizer: Sendable {
+    private let converter: ChineseConverter?
+
+    /// - Parameter toSimplified: a converter to apply, or `nil` to keep the text's characters.
+    public init(toSimplified converter: ChineseConverter?) {
+        self.converter = converter
+    }
+
+    /// A normaliser suited to a language: Traditional->Simplified for `zh` (and `nil`,
+    /// Tingxie's default language), nothing otherwise.
+    public static func forLanguage(_ language: String?) throws -> TextNormalizer {
+        let wantsSimplified = language == nil || language == "zh" || language?.hasPrefix("zh-") == true
+        return TextNormalizer(toSimplified: wantsSimplified ? try ChineseConverter() : nil)
+    }
+
+    public func normalize(_ text: String) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return converter?.convert(trimmed) ?? trimmed
+    }
+}

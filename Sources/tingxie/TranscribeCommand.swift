@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import NIOPosix
+import TingxieCore
+import TingxiePipeline
+
+struct TranscribeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transcribe",
+        abstract: "Transcribe audio files.",
+        discussion: "One file prints its transcript to stdout; --output-dir writes NAME.FORMAT per file."
+    )
+
+    @Argument(help: "Audio files.")
+    var files: [String]
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(name: .long, help: "Output format: \(OutputFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var format: OutputFormat = .txt
+
+    @Option(name: .long, help: "Write NAME.FORMAT for each input into this folder.")
+    var outputDir: String?
+
+    @Option(name: .long, help: "Files transcribed at once.")
+    var jobs: Int = 1
+
+    @Flag(name: .long, help: "Do not show progress on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        guard !files.isEmpty else { throw ValidationError("give at least one audio file") }
+        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
+    }
+
+    func run() async throws {
+        let threadPool = NIOThreadPool(numberOfThreads: jobs)
+        threadPool.start()
+        let succeeded = await transcribeAll(on: threadPool)
+        try? await threadPool.shutdownGracefully()
+        if !succeeded { throw ExitCode.failure }
+    }
+
+    /// Transcribes every file; returns whether all succeeded.
+    private func transcribeAll(on threadPool: NIOThreadPool) async -> Bool {
+        let output = outputDir.map { URL(fileURLWithPath: $0) }
+        let pipeline: TranscriptionPipeline
+        do {
+            if let output { try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true) }
+            pipeline = try TranscriptionPipeline(
+                recognizer: try model.loadRecognizer(),
+                detectors: try model.loadVAD(),
+                configuration: .init(language: model.language),
+                threadPool: threadPool
+            )
+        } catch {
+            Self.printError("\(error)")
+            return false
+        }
+
+        let progress = ProgressReporter(names: files, enabled: !quiet)
+        let outcomes = await withTaskGroup(of: (Int, Result<Transcript, Error>).self) { group in
+            var next = 0
+            var outcomes = [Result<Transcript, Error>?](repeating: nil, count: files.count)
+            func startNext() {
+                guard next < files.count else { return }
+                let index = next
+                next += 1
+                group.addTask {
+                    let url = URL(fileURLWithPath: files[index])
+                    do {
+                        let transcript = try await pipeline.transcribe(url) { progress.update(index, fraction: $0) }
+                        return (index, .success(transcript))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            for _ in 0..<jobs { startNext() }
+            for await (index, outcome) in group {
+                progress.finish(index, failed: (try? outcome.get()) == nil)
+                outcomes[index] = outcome
+                do {
+                    try write(try outcome.get(), for: files[index], to: output)
+                } catch {
+                    Self.printError("\(files[index]): \(error)")
+                    outcomes[index] = .failure(error)
+                }
+                startNext()
+            }
+            return outcomes.map { $0! }
+        }
+        progress.clear()
+        if files.count > 1 { printSummary(outcomes) }
+        return !outcomes.contains { (try? $0.get()) == nil }
+    }
+
+    private func write(_ transcript: Transcript, for file: String, to output: URL?) throws {
+        let rendered = format.render(transcript)
+        guard let output else {
+            if files.count > 1 { print("==> \(file) <==") }
+            print(rendered, terminator: "")
+            return
+        }
+        let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        try Data(rendered.utf8).write(to: output.appendingPathComponent("\(name).\(format.rawValue)"), options: .atomic)
+    }
+
+    private func printSummary(_ outcomes: [Result<Transcript, Error>]) {
+        var lines = [["file", "status", "audio", "rtf", "detail"]]
+        for (file, outcome) in zip(files, outcomes) {
+            switch outcome {
+            case .success(let transcript):
+                lines.append([file, "ok", String(format: "%.1fs", transcript.durationS),
+                              String(format: "%.3f", transcript.rtf), "\(transcript.segments.count) segments"])
+            case .failure(let error):
+                lines.append([file, "failed", "-", "-", "\(error)"])
+            }
+        }
+        let widths = (0..<4).map { column in lines.map { $0[column].count }.max() ?? 0 }
+        for line in lines {
+            let padded = (0..<4).map { line[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+            FileHandle.standardError.write(Data(((padded + [line[4]]).joined(separator: "  ") + "\n").utf8))
+        }
+        let failed = outcomes.filter { (try? $0.get()) == nil }.count
+        FileHandle.standardError.write(Data("\(outcomes.count - failed) succeeded, \(failed) failed\n".utf8))
+    }
+
+    static func printError(_ message: String) {
+        FileHandle.standardError.write(Data("tingxie: \(message)\n".utf8))
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+import TingxieAudio
+import TingxieCore
+import TingxiePipeline
+
+@Suite struct AudioDecodingTests {
+    /// Writes `data` to a temporary `input.wav` and runs `body` on it.
+    func withFile<T>(_ data: Data, _ body: (URL) throws -> T) throws -> T {
+        let directory = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = directory.appendingPathComponent("input.wav")
+        try data.write(to: url)
+        return try body(url)
+    }
+
+    func decode(_ data: Data) throws -> [Float] {
+        try withFile(data) { url in
+            let source = try AudioDecoder.open(url)
+            defer { source.close() }
+            var samples: [Float] = []
+            while let chunk = try source.nextChunk() { samples += chunk }
+            return samples
+        }
+    }
+
+    /// Amplitude and frequency of a decoded sine, measured away from the edges.
+    func measure(_ samples: [Float]) -> (peak: Float, frequency: Double) {
+        let middle = samples[samples.count / 4 ..< samples.count * 3 / 4]
+        let peak = middle.map(abs).max() ?? 0
+        var crossings = 0
+        var previous = middle.first ?? 0
+        for value in middle.dropFirst() {
+            if previous < 0 && value >= 0 { crossings += 1 }
+            previous = value
+        }
+        return (peak, Double(crossings) / (Double(middle.count) / 16_000))
+    }
+
+    @Test(arguments: [
+        (rate: 16_000, channels: 1, bits: 16, format: UInt16(1), extensible: false),
+        (rate: 44_100, channels: 2, bits: 16, format: UInt16(1), extensible: false),
+        (rate: 48_000, channels: 1, bits: 24, format: UInt16(1), extensible: true),
+        (rate: 8_000, channels: 1, bits: 8, format: UInt16(1), extensible: false),
+        (rate: 22_050, channels: 6, bits: 32, format: UInt16(1), extensible: false),
+        (rate: 32_000, channels: 1, bits: 32, format: UInt16(3), extensible: false),
+        (rate: 96_000, channels: 2, bits: 64, format: UInt16(3), extensible: true),
+    ])
+    func decodesEncodingsRatesAndChannelsTo16kMono(_ c: (rate: Int, channels: Int, bits: Int, format: UInt16, extensible: Bool)) throws {
+        let tone = WAVFixture.sine(frequency: 440, seconds: 1.5, sampleRate: c.rate)
+        let samples = try decode(WAVFixture.file(tone, sampleRate: c.rate, channels: c.channels, bits: c.bits,
+                                                 format: c.format, extensible: c.extensible))
+        #expect(abs(samples.count - 24_000) <= 2)
+        let measured = measure(samples)
+        #expect(abs(measured.peak - 0.5) < 0.03)
+        #expect(abs(measured.frequency - 440) < 5)
+    }
+
+    @Test func resamplingInChunksEqualsResamplingAtOnce() {
+        let input = WAVFixture.sine(frequency: 1000, seconds: 0.5, sampleRate: 44_100).map(Float.init)
+        var whole = Resampler(inputRate: 44_100, outputRate: 16_000)
+        let expected = whole.process(input) + whole.flush()
+        var chunked = Resampler(inputRate: 44_100, outputRate: 16_000)
+        var output: [Float] = []
+        var offset = 0
+        for size in [1, 7, 1000, 333, 4096, 20_000] where offset < input.count {
+            let end = min(input.count, offset + size)
+            output += chunked.process(Array(input[offset..<end]))
+            offset = end
+        }
+        output += chunked.process(Array(input[offset...])) + chunked.flush()
+        #expect(output.count == expected.count)
+        #expect(zip(output, expected).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+
+    @Test func removesContentAboveTheNewNyquist() throws {
+        // 12 kHz cannot exist at 16 kHz; it must be filtered out, not folded down to 4 kHz.
+        let tone = WAVFixture.sine(frequency: 12_000, seconds: 1, sampleRate: 48_000)
+        let samples = try decode(WAVFixture.file(tone, sampleRate: 48_000))
+        #expect(measure(samples).peak < 0.01)
+    }
+
+    @Test func headerClaimingMoreDataThanTheFileHoldsReadsOnlyTheFile() throws {
+        let tone = WAVFixture.sine(frequency: 440, seconds: 0.25, sampleRate: 16_000)
+        let samples = try decode(WAVFixture.file(tone, sampleRate: 16_000, dataSizeOverride: 0xFFFF_FFFF))
+        #expect(samples.count == tone.count)
+        // A 60-byte file whose header claims 4 GB of data.
+        let tiny = WAVFixture.file(Array(tone.prefix(6)), sampleRate: 16_000, dataSizeOverride: 0xFFFF_FFFF)
+        #expect(tiny.count < 80)
+        #expect(try withFile(tiny) { try WAVReader(url: $0).dataBytes } == 12)
+    }
+
+    @Test func validHeaderWithoutFramesDecodesToNothing() throws {
+        #expect(try decode(WAVFixture.file([], sampleRate: 16_000)).isEmpty)
+    }
+
+    @Test(arguments: [
+        ("zero channels", WAVFixture.file([0.1], sampleRate: 16_000, channels: 0), TingxieError.Code.invalidAudio),
+        ("zero sample rate", WAVFixture.file([0.1], sampleRate: 0), .invalidAudio),
+        ("absurd block size", WAVFixture.file([0.1], sampleRate: 16_000, blockAlignOverride: 60_000), .invalidAudio),
+        ("12-bit PCM", WAVFixture.file([], sampleRate: 16_000, bits: 12), .unsupportedFormat),
+        ("empty file", Data(), .invalidAudio),
+        ("random bytes", Data((0..<4096).map { _ in UInt8.random(in: 0...255) }), .unsupportedFormat),
+        ("text file", Data("这不是音频文件\n".utf8), .unsupportedFormat),
+        ("header only", Data("RIFF\u{24}\0\0\0WAVE".utf8), .invalidAudio),
+    ])
+    func rejectsBadInputWithAClearError(_ name: String, _ data: Data, _ code: TingxieError.Code) throws {
+        let error = try #require(throws: TingxieError.self, "\(name)") { try decode(data) }
+        #expect(error.code == code, "\(name): \(error.message)")
+        #expect(error.message.hasPrefix("input.wav: "))
+    }
+}

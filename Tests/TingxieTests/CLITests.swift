@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+/// Runs the built `tingxie` binary, as a user would.
+enum CLI {
+    struct Output { var status: Int32; var stdout: String; var stderr: String }
+
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tingxie")
+
+    /// Runs `tingxie arguments...`, killing it after `timeout` seconds.
+    static func run(_ arguments: [String], timeout: TimeInterval = 300) throws -> Output {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let directory = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("stdout"), err = directory.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus,
+                      stdout: try String(contentsOf: out, encoding: .utf8),
+                      stderr: try String(contentsOf: err, encoding: .utf8))
+    }
+}
+
+@Suite struct CLITests {
+    @Test func missingModelDirectoryIsOneClearLine() throws {
+        let result = try CLI.run(["transcribe", "/nonexistent.wav", "--model-dir", "/nonexistent/model"])
+        #expect(result.status != 0)
+        #expect(result.stderr == "tingxie: model directory /nonexistent/model does not exist\n")
+    }
+
+    @Test(.enabled(if: TestData.generatedModels != nil && TestData.vadModel != nil, "needs the generated models and the VAD model; run `make test`"))
+    func badModelAndBadFilesFailOneByOne() throws {
+        let models = try #require(TestData.generatedModels)
+        let corrupt = try CLI.run(["transcribe", "x.wav", "--model-dir", models.appendingPathComponent("paraformer-corrupt").path])
+        #expect(corrupt.status != 0)
+        #expect(corrupt.stderr.contains("not a valid ONNX model"))
+
+        let directory = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let good = directory.appendingPathComponent("tone.wav")
+        try WAVFixture.file(WAVFixture.sine(frequency: 300, seconds: 1, sampleRate: 16_000), sampleRate: 16_000).write(to: good)
+        let text = directory.appendingPathComponent("notes.txt")
+        try Data("not audio".utf8).write(to: text)
+        let empty = directory.appendingPathComponent("empty.wav")
+        try Data().write(to: empty)
+        let result = try CLI.run(["transcribe", good.path, text.path, empty.path, "/nonexistent/missing.wav",
+                                  "--model-dir", models.appendingPathComponent("paraformer-tiny").path, "--quiet"])
+        #expect(result.status == 1)
+        let errors = result.stderr.split(separator: "\n").filter { $0.hasPrefix("tingxie: ") }
+        #expect(errors.count == 3)
+        #expect(result.stderr.contains("notes.txt: not a WAV file"))
+        #expect(result.stderr.contains("empty.wav: the file is empty"))
+        #expect(result.stderr.contains("missing.wav: no such file or not readable"))
+        #expect(result.stderr.contains("1 succeeded, 3 failed"))
+        #expect(result.stdout.contains("==> \(good.path) <=="))
+    }
+
+    @Test(.enabled(if: TestData.realModelsAvailable, TestData.skipReason))
+    func transcribesToStdoutAndToFiles() throws {
+        let corpus = try #require(TestData.corpus)
+        let model = try #require(TestData.whisperBase).path
+        let single = try CLI.run(["transcribe", corpus.appendingPathComponent("005.wav").path, "--model-dir", model])
+        #expect(single.status == 0, "\(single.stderr)")
+        #expect(single.stdout.contains("手机"))
+
+        let output = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: output) }
+        let files = ["003.wav", "formats/012_44k1_stereo.wav"].map { corpus.appendingPathComponent($0).path }
+        let batch = try CLI.run(["transcribe"] + files + ["--model-dir", model, "--format", "srt", "--output-dir", output.path, "--jobs", "2"])
+        #expect(batch.status == 0, "\(batch.stderr)")
+        let written = try FileManager.default.contentsOfDirectory(atPath: output.path).sorted()
+        #expect(written == ["003.srt", "012_44k1_stereo.srt"])
+        for name in written {
+            let cues = try SubtitleParser.parseSRT(String(contentsOf: output.appendingPathComponent(name), encoding: .utf8))
+            #expect(!cues.isEmpty)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Synchronization
+import Testing
+import TingxieAudio
+import TingxieCore
+import TingxiePipeline
+
+/// A recogniser that names each piece by its length and records what it was given.
+final class FakeRecognizer: Recognizer {
+    let info = ModelInfo(family: "fake", name: "fake", emitsTraditional: false, maxSegmentSeconds: 10)
+    let calls = Mutex<[[Int]]>([])
+    let delay: Duration
+
+    init(delay: Duration = .zero) { self.delay = delay }
+
+    func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
+        calls.withLock { $0.append(batch.map(\.count)) }
+        if delay > .zero { Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18) }
+        return batch.map { RecognitionResult(text: "段\($0.count)", tokens: ["段"], timestamps: [0.25]) }
+    }
+
+    var pieceLengths: [Int] { calls.withLock { $0.flatMap { $0 } } }
+}
+
+/// Speech is any run of non-zero samples; 0.1 s of exact zeros ends it.
+struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
+    var position = 0
+    var open: SpeechSegment?
+    var silentRun = 0
+
+    func makeDetector() throws -> any VoiceActivityDetector { FakeVAD() }
+
+    mutating func accept(_ samples: [Float]) throws -> [SpeechSegment] {
+        var done: [SpeechSegment] = []
+        for sample in samples {
+            if sample != 0 {
+                if open == nil { open = SpeechSegment(startSample: position, samples: []) }
+                open!.samples.append(sample)
+                silentRun = 0
+            } else if open != nil {
+                silentRun += 1
+                if silentRun >= 1600 { done.append(open!); open = nil } else { open!.samples.append(sample) }
+            }
+            position += 1
+        }
+        return done
+    }
+
+    mutating func finish() throws -> [SpeechSegment] {
+        defer { open = nil }
+        return open.map { [$0] } ?? []
+    }
+}
+
+@Suite struct PipelineTests {
+    /// `bursts` are (start, end) seconds of a 300 Hz tone in silence.
+    func audio(seconds: Double, bursts: [(Double, Double)]) -> Data {
+        var samples = [Double](repeating: 0, count: Int(seconds * 16_000))
+        for (start, end) in bursts {
+            for i in Int(start * 16_000)..<Int(end * 16_000) { samples[i] = 0.3 * sin(2 * .pi * 300 * Double(i) / 16_000) + 0.01 }
+        }
+        return WAVFixture.file(samples, sampleRate: 16_000)
+    }
+
+    func transcribe(_ data: Data, recognizer: FakeRecognizer = FakeRecognizer(),
+                    progress: TranscriptionPipeline.ProgressHandler? = nil) async throws -> Transcript {
+        let directory = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = directory.appendingPathComponent("audio.wav")
+        try data.write(to: url)
+        return try await withThreadPool { pool in
+            let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: FakeVAD(),
+                                                     configuration: .init(paddingSeconds: 0), threadPool: pool)
+            return try await pipeline.transcribe(url, progress: progress)
+        }
+    }
+
+    @Test func silenceGivesAnEmptyTranscriptWithoutCallingTheModel() async throws {
+        let recognizer = FakeRecognizer()
+        let transcript = try await transcribe(audio(seconds: 5, bursts: []), recognizer: recognizer)
+        #expect(transcript.segments.isEmpty)
+        #expect(transcript.text.isEmpty)
+        #expect(transcript.durationS == 5)
+        #expect(recognizer.pieceLengths.isEmpty)
+    }
+
+    @Test func segmentsCarryTimesFromTheAudiosOwnTimeline() async throws {
+        let transcript = try await transcribe(audio(seconds: 12, bursts: [(1, 2.5), (5, 6), (9.25, 11)]))
+        #expect(transcript.segments.count == 3)
+        let expected = [(1.0, 2.5), (5.0, 6.0), (9.25, 11.0)]
+        for (segment, (start, end)) in zip(transcript.segments, expected) {
+            #expect(abs(segment.start - start) < 0.01)
+            // The fake VAD keeps 0.1 s of trailing silence.
+            #expect(abs(segment.end - end) < 0.11)
+            #expect(abs((segment.timestamps?.first ?? 0) - (start + 0.25)) < 0.01)
+        }
+        #expect(transcript.segments.map(\.id) == [0, 1, 2])
+    }
+
+    @Test func longSpeechIsSplitBelowTheModelsLimit() async throws {
+        let recognizer = FakeRecognizer()
+        let transcript = try await transcribe(audio(seconds: 40, bursts: [(0.5, 39.5)]), recognizer: recognizer)
+        #expect(recognizer.pieceLengths.allSatisfy { $0 <= 10 * 16_000 })
+        #expect(recognizer.pieceLengths.reduce(0, +) >= 39 * 16_000)
+        #expect(transcript.segments.count >= 4)
+        // Pieces follow each other without gaps or overlaps.
+        for (a, b) in zip(transcript.segments, transcript.segments.dropFirst()) { #expect(abs(a.end - b.start) < 1e-9) }
+    }
+
+    @Test func progressRisesToOne() async throws {
+        let seen = Mutex<[Double]>([])
+        _ = try await transcribe(audio(seconds: 30, bursts: [(1, 5), (10, 12), (20, 29)])) { fraction in
+            seen.withLock { $0.append(fraction) }
+        }
+        let values = seen.withLock { $0 }
+        #expect(values.count > 3)
+        #expect(zip(values, values.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(values.last == 1)
+    }
+
+    @Test func cancellationStopsTheDecode() async throws {
+        let bursts = stride(from: 1.0, to: 590, by: 3).map { ($0, $0 + 1) }
+        let recognizer = FakeRecognizer(delay: .milliseconds(20))
+        let data = audio(seconds: 600, bursts: bursts)
+        let task = Task { try await transcribe(data, recognizer: recognizer) }
+        // Cancel once the model is at work.
+        for _ in 0..<500 where recognizer.pieceLengths.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(!recognizer.pieceLengths.isEmpty)
+        task.cancel()
+        let error = try await #require(throws: TingxieError.self) { try await task.value }
+        #expect(error.code == .canceled)
+        #expect(recognizer.pieceLengths.count < bursts.count)
+    }
+}

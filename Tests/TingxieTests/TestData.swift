@@ -1,0 +1,69 @@
+import Foundation
+import NIOPosix
+import Testing
+import TingxieAudio
+import TingxieCore
+
+/// Locates the shared test data (`make test` sets TINGXIE_TEST_DATA to ../shared) and the
+/// VAD model that scripts/setup installs.
+enum TestData {
+    static let root: URL? = ProcessInfo.processInfo.environment["TINGXIE_TEST_DATA"]
+        .flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+        .flatMap { FileManager.default.fileExists(atPath: $0.path) ? $0 : nil }
+
+    /// Tiny generated models (scripts/make-test-models.py; `make test` sets TINGXIE_TEST_MODELS).
+    static let generatedModels: URL? = ProcessInfo.processInfo.environment["TINGXIE_TEST_MODELS"]
+        .flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+
+    static var whisperBase: URL? { root?.appendingPathComponent("models/whisper-base") }
+    static var corpus: URL? { root?.appendingPathComponent("corpus/zh-tts") }
+
+    /// silero_vad.onnx from scripts/setup (TINGXIE_MODELS_DIR).
+    static var vadModel: URL? {
+        let url = ModelLocations.vadModel()
+        return FileManager.default.fileExists(atPath: url.path) ? url : nil
+    }
+
+    /// Whether the real-model tests can run; they are skipped with this reason otherwise.
+    static let realModelsAvailable = root != nil && vadModel != nil
+
+    static let skipReason: Comment = "needs TINGXIE_TEST_DATA (../shared with models/whisper-base) and the VAD model from scripts/setup; run `make test`"
+
+    /// `id -> text` from a corpus transcripts.tsv.
+    static func transcripts(_ corpus: URL) throws -> [(id: String, text: String)] {
+        let text = try String(contentsOf: corpus.appendingPathComponent("transcripts.tsv"), encoding: .utf8)
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: "\t", maxSplits: 1)
+            return fields.count == 2 ? (String(fields[0]), String(fields[1])) : nil
+        }
+    }
+
+    /// Reads a whole file as 16 kHz mono samples.
+    static func samples(_ url: URL) throws -> [Float] {
+        let reader = try WAVReader(url: url)
+        var all: [Float] = []
+        while let chunk = try reader.nextChunk() { all += chunk }
+        return all
+    }
+
+    /// A fresh temporary directory, removed by the caller.
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tingxie-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// Runs `body` with a started thread pool and shuts it down afterwards.
+func withThreadPool<T>(threads: Int = 1, _ body: (NIOThreadPool) async throws -> T) async throws -> T {
+    let pool = NIOThreadPool(numberOfThreads: threads)
+    pool.start()
+    do {
+        let result = try await body(pool)
+        try await pool.shutdownGracefully()
+        return result
+    } catch {
+        try? await pool.shutdownGracefully()
+        throw error
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import NIOPosix
+import Synchronization
+import Testing
+import TingxieCore
+import TingxiePipeline
+import TingxieSherpa
+import TingxieText
+
+/// Real recognition with Whisper base on the zh-tts corpus.
+@Suite(.enabled(if: TestData.realModelsAvailable, TestData.skipReason), .serialized)
+struct WhisperRecognitionTests {
+    static let recognizer: SherpaRecognizer? = TestData.whisperBase.flatMap {
+        try? SherpaRecognizer(directory: ModelDirectory.detect($0), configuration: .init(threads: 2))
+    }
+
+    static func pipeline(threadPool: NIOThreadPool) throws -> TranscriptionPipeline {
+        try TranscriptionPipeline(
+            recognizer: try #require(recognizer),
+            detectors: try SileroVADFactory(configuration: .init(model: try #require(TestData.vadModel))),
+            threadPool: threadPool
+        )
+    }
+
+    @Test func detectsWhisperLayoutAndPrefersInt8() throws {
+        let directory = try ModelDirectory.detect(try #require(TestData.whisperBase))
+        #expect(directory.family == .whisper)
+        #expect(directory.encoder?.lastPathComponent == "base-encoder.int8.onnx")
+        #expect(directory.decoder?.lastPathComponent == "base-decoder.int8.onnx")
+        #expect(directory.tokens.lastPathComponent == "base-tokens.txt")
+    }
+
+    /// The foundation's promise: the 30 corpus sentences through the whole pipeline (WAV
+    /// decoding, VAD, Whisper, Traditional->Simplified) at a CER of at most 12%.
+    @Test func corpusCharacterErrorRate() async throws {
+        let corpus = try #require(TestData.corpus)
+        let pairs = try await withThreadPool { threadPool in
+            let pipeline = try Self.pipeline(threadPool: threadPool)
+            var pairs: [(hypothesis: String, reference: String)] = []
+            for (id, reference) in try TestData.transcripts(corpus) {
+                let transcript = try await pipeline.transcribe(corpus.appendingPathComponent("\(id).wav"))
+                pairs.append((transcript.text, reference))
+            }
+            return pairs
+        }
+        let cer = ErrorRate.characterErrorRate(pairs)
+        print("pipeline whisper-base CER over \(pairs.count) sentences: \(String(format: "%.2f%%", cer * 100))")
+        #expect(pairs.count == 30)
+        #expect(cer <= 0.12)
+    }
+
+    /// Several streams decoded at once on one shared recogniser give the same text as one at a time.
+    @Test func concurrentDecodesMatchSequential() async throws {
+        let recognizer = try #require(Self.recognizer)
+        let corpus = try #require(TestData.corpus)
+        let inputs = try ["001", "005", "012", "024"].map { try TestData.samples(corpus.appendingPathComponent("\($0).wav")) }
+        let sequential = try inputs.map { try recognizer.recognize($0).text }
+        let concurrent = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for (index, samples) in inputs.enumerated() {
+                group.addTask {
+                    // Plain threads, so that the four decodes really overlap.
+                    try await withCheckedThrowingContinuation { continuation in
+                        Thread { continuation.resume(with: Result { (index, try recognizer.recognize(samples).text) }) }.start()
+                    }
+                }
+            }
+            var texts = [String](repeating: "", count: inputs.count)
+            for try await (index, text) in group { texts[index] = text }
+            return texts
+        }
+        let batched = try recognizer.recognize(batch: inputs).map(\.text)
+        #expect(sequential.allSatisfy { !$0.isEmpty })
+        #expect(concurrent == sequential)
+        #expect(batched == sequential)
+    }
+}
