@@ -25,6 +25,15 @@ run: setup
 	swift build -c release --product tingxie
 	.build/release/tingxie $(ARGS)
 
+# Benchmark figures (docs/performance.md); needs a model and a folder of NNN.wav files.
+BENCH_MODEL ?= $(SHARED)/models/whisper-base
+BENCH_CORPUS ?= $(SHARED)/corpus/zh-tts
+
+bench: setup
+	@test -d "$(BENCH_MODEL)" -a -d "$(BENCH_CORPUS)" || { echo "make bench: set BENCH_MODEL=DIR and BENCH_CORPUS=DIR (default: ../shared)"; exit 2; }
+	swift build -c release --product tingxie
+	.build/release/tingxie bench --model-dir "$(BENCH_MODEL)" --corpus "$(BENCH_CORPUS)" $(BENCH_ARGS)
+
 $(TEST_MODELS)/.stamp: scripts/make-test-models.py
 	@PYTHONPATH=$(CURDIR)/.deps/python python3 scripts/make-test-models.py $(TEST_MODELS)
 	@touch $@

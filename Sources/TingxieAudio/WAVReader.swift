@@ -4,9 +4,9 @@ import TingxieCore
 /// Reads a RIFF/WAVE file as a stream of 16 kHz mono Float32 chunks.
 ///
 /// Handles PCM 8/16/24/32-bit and IEEE float 32/64-bit (plain or `WAVE_FORMAT_EXTENSIBLE`),
-/// any sample rate and channel count. Headers are not trusted: a data size past the end of
-/// the file is clamped to the file, and nothing is allocated in proportion to a size the
-/// header claims.
+/// any sample rate and channel count. Headers are not trusted: nothing is allocated in
+/// proportion to a size the header claims, a streaming size marker (0 or 0xFFFFFFFF) reads to
+/// the end of the file, and any other size past the end is reported as a truncated file.
 public final class WAVReader: AudioSource {
     public struct Format: Sendable, Equatable {
         public enum Encoding: Sendable, Equatable { case integer, float }
@@ -157,10 +157,14 @@ public final class WAVReader: AudioSource {
                 guard let format else {
                     throw TingxieError(.invalidAudio, "\(name): the WAV data chunk comes before its format chunk")
                 }
-                // Streamed WAVs write 0 or 0xFFFFFFFF here; trust the file's size, not the header.
-                let available = fileSize - bodyStart
-                let claimed = (size == 0 || size == 0xFFFF_FFFF) ? available : min(size, available)
-                return (format, max(0, claimed))
+                // Writers that stream write 0 or 0xFFFFFFFF here: then the data runs to the end
+                // of the file. Any other size past the end means the file was cut short.
+                let available = max(0, fileSize - bodyStart)
+                if size == 0 || size == 0xFFFF_FFFF { return (format, available) }
+                guard size <= available else {
+                    throw TingxieError(.invalidAudio, "\(name): the file is truncated: its header declares \(size) bytes of audio, the file holds \(available)")
+                }
+                return (format, size)
             default:
                 break
             }

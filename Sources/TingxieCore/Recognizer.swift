@@ -26,12 +26,17 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     public var emitsTraditional: Bool
     /// The longest piece of audio, in seconds, the model should be given in one call.
     public var maxSegmentSeconds: Double
+    /// Whether results can carry token timestamps, so that several segments recognised as one
+    /// piece can be told apart again.
+    public var givesTokenTimestamps: Bool
 
-    public init(family: String, name: String, emitsTraditional: Bool, maxSegmentSeconds: Double) {
+    public init(family: String, name: String, emitsTraditional: Bool, maxSegmentSeconds: Double,
+                givesTokenTimestamps: Bool = false) {
         self.family = family
         self.name = name
         self.emitsTraditional = emitsTraditional
         self.maxSegmentSeconds = maxSegmentSeconds
+        self.givesTokenTimestamps = givesTokenTimestamps
     }
 }
 

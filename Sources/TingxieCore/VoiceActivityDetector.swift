@@ -3,13 +3,18 @@ public struct SpeechSegment: Sendable, Equatable {
     /// Index of the first sample in the whole stream (16 kHz).
     public var startSample: Int
     public var samples: [Float]
+    /// How many of the first samples are context from before the detected speech.
+    public var leadSamples: Int
 
-    public init(startSample: Int, samples: [Float]) {
+    public init(startSample: Int, samples: [Float], leadSamples: Int = 0) {
         self.startSample = startSample
         self.samples = samples
+        self.leadSamples = leadSamples
     }
 
     public var endSample: Int { startSample + samples.count }
+    /// Where the detected speech starts.
+    public var speechStartSample: Int { startSample + leadSamples }
 }
 
 /// A streaming voice-activity detector over 16 kHz mono audio. One instance serves

@@ -21,10 +21,12 @@ public struct SegmentSplitter: Sendable {
         let samples = segment.samples
         while samples.count - start > maxSamples {
             let cut = quietestCut(samples, from: start + Int(Double(maxSamples) * searchFrom), to: start + maxSamples)
-            pieces.append(SpeechSegment(startSample: segment.startSample + start, samples: Array(samples[start..<cut])))
+            pieces.append(SpeechSegment(startSample: segment.startSample + start, samples: Array(samples[start..<cut]),
+                                        leadSamples: start == 0 ? segment.leadSamples : 0))
             start = cut
         }
-        pieces.append(SpeechSegment(startSample: segment.startSample + start, samples: Array(samples[start...])))
+        pieces.append(SpeechSegment(startSample: segment.startSample + start, samples: Array(samples[start...]),
+                                    leadSamples: start == 0 ? segment.leadSamples : 0))
         return pieces
     }
 

@@ -41,7 +41,10 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             name: directory.name,
             emitsTraditional: directory.family == .whisper,
             // Whisper sees 30 s windows; the others grow quadratically past ~30 s.
-            maxSegmentSeconds: directory.family == .whisper ? 28 : 30
+            maxSegmentSeconds: directory.family == .whisper ? 28 : 30,
+            // sherpa-onnx gives token times for Paraformer exports with CIF peaks, SenseVoice and
+            // transducers; its Whisper needs an attention output that common exports lack.
+            givesTokenTimestamps: directory.family != .whisper
         )
         var strings = CStringArena()
         defer { strings.free() }

@@ -6,6 +6,6 @@ struct Tingxie: AsyncParsableCommand {
         commandName: "tingxie",
         abstract: "Self-hosted Mandarin speech recognition.",
         version: "0.1.0",
-        subcommands: [TranscribeCommand.self]
+        subcommands: [TranscribeCommand.self, BenchCommand.self]
     )
 }

@@ -80,11 +80,17 @@ struct TranscribeCommand: AsyncParsableCommand {
             for await (index, outcome) in group {
                 progress.finish(index, failed: (try? outcome.get()) == nil)
                 outcomes[index] = outcome
-                do {
-                    try write(try outcome.get(), for: files[index], to: output)
-                } catch {
-                    Self.printError("\(files[index]): \(error)")
-                    outcomes[index] = .failure(error)
+                switch outcome {
+                case .success(let transcript):
+                    do {
+                        try write(transcript, for: files[index], to: output)
+                    } catch {
+                        Self.printError("\(files[index]): cannot write the transcript: \(error.localizedDescription)")
+                        outcomes[index] = .failure(error)
+                    }
+                case .failure(let error):
+                    // Decoding errors already name the file.
+                    Self.printError("\(error)")
                 }
                 startNext()
             }

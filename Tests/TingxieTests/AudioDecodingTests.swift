@@ -80,14 +80,24 @@ import TingxiePipeline
         #expect(measure(samples).peak < 0.01)
     }
 
-    @Test func headerClaimingMoreDataThanTheFileHoldsReadsOnlyTheFile() throws {
+    @Test func streamingSizeMarkerReadsToTheEndOfTheFile() throws {
         let tone = WAVFixture.sine(frequency: 440, seconds: 0.25, sampleRate: 16_000)
         let samples = try decode(WAVFixture.file(tone, sampleRate: 16_000, dataSizeOverride: 0xFFFF_FFFF))
         #expect(samples.count == tone.count)
-        // A 60-byte file whose header claims 4 GB of data.
+        // A 70-byte file whose header claims 4 GB of data: 12 bytes are read, nothing more is allocated.
         let tiny = WAVFixture.file(Array(tone.prefix(6)), sampleRate: 16_000, dataSizeOverride: 0xFFFF_FFFF)
         #expect(tiny.count < 80)
         #expect(try withFile(tiny) { try WAVReader(url: $0).dataBytes } == 12)
+        #expect(try decode(tiny).count == 6)
+    }
+
+    @Test func headerClaimingMoreDataThanTheFileHoldsIsTruncated() throws {
+        let tone = WAVFixture.sine(frequency: 440, seconds: 0.25, sampleRate: 16_000)
+        let error = try #require(throws: TingxieError.self) {
+            try decode(WAVFixture.file(tone, sampleRate: 16_000, dataSizeOverride: 1_000_000))
+        }
+        #expect(error.code == .invalidAudio)
+        #expect(error.message.contains("truncated"))
     }
 
     @Test func validHeaderWithoutFramesDecodesToNothing() throws {
@@ -102,6 +112,9 @@ import TingxiePipeline
         ("empty file", Data(), .invalidAudio),
         ("random bytes", Data((0..<4096).map { _ in UInt8.random(in: 0...255) }), .unsupportedFormat),
         ("text file", Data("这不是音频文件\n".utf8), .unsupportedFormat),
+        ("ELF binary", (try? Data(contentsOf: URL(fileURLWithPath: "/bin/true"))) ?? Data("\u{7F}ELF".utf8), .unsupportedFormat),
+        ("HLS playlist", Data("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n".utf8), .unsupportedFormat),
+        ("ffconcat", Data("ffconcat version 1.0\nfile '/etc/passwd'\n".utf8), .unsupportedFormat),
         ("header only", Data("RIFF\u{24}\0\0\0WAVE".utf8), .invalidAudio),
     ])
     func rejectsBadInputWithAClearError(_ name: String, _ data: Data, _ code: TingxieError.Code) throws {

@@ -57,7 +57,7 @@ enum CLI {
         #expect(result.status == 1)
         let errors = result.stderr.split(separator: "\n").filter { $0.hasPrefix("tingxie: ") }
         #expect(errors.count == 3)
-        #expect(result.stderr.contains("notes.txt: not a WAV file"))
+        #expect(result.stderr.contains("notes.txt: not an audio or video file Tingxie can read"))
         #expect(result.stderr.contains("empty.wav: the file is empty"))
         #expect(result.stderr.contains("missing.wav: no such file or not readable"))
         #expect(result.stderr.contains("1 succeeded, 3 failed"))

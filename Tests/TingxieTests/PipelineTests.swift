@@ -3,20 +3,43 @@ import Synchronization
 import Testing
 import TingxieAudio
 import TingxieCore
-import TingxiePipeline
+@testable import TingxiePipeline
 
 /// A recogniser that names each piece by its length and records what it was given.
 final class FakeRecognizer: Recognizer {
-    let info = ModelInfo(family: "fake", name: "fake", emitsTraditional: false, maxSegmentSeconds: 10)
+    let info: ModelInfo
     let calls = Mutex<[[Int]]>([])
     let delay: Duration
 
-    init(delay: Duration = .zero) { self.delay = delay }
+    /// - Parameter timestamps: whether results carry one token per burst of sound, timed at
+    ///   the burst's start, as a timestamp-giving model would; otherwise one token per piece.
+    init(delay: Duration = .zero, timestamps: Bool = false) {
+        self.delay = delay
+        info = ModelInfo(family: "fake", name: "fake", emitsTraditional: false, maxSegmentSeconds: 10,
+                         givesTokenTimestamps: timestamps)
+    }
 
     func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
         calls.withLock { $0.append(batch.map(\.count)) }
         if delay > .zero { Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18) }
-        return batch.map { RecognitionResult(text: "段\($0.count)", tokens: ["段"], timestamps: [0.25]) }
+        guard info.givesTokenTimestamps else {
+            return batch.map { RecognitionResult(text: "段\($0.count)", tokens: ["段"], timestamps: [0.25]) }
+        }
+        return batch.map { samples in
+            // Bursts are runs of non-zero samples separated by at least 0.2 s of zeros.
+            var starts: [Double] = []
+            var silent = 3200
+            for (index, sample) in samples.enumerated() {
+                if sample != 0 {
+                    if silent >= 3200 { starts.append(Double(index) / 16_000) }
+                    silent = 0
+                } else {
+                    silent += 1
+                }
+            }
+            let tokens = starts.indices.map { "词\($0)" }
+            return RecognitionResult(text: tokens.joined(), tokens: tokens, timestamps: starts)
+        }
     }
 
     var pieceLengths: [Int] { calls.withLock { $0.flatMap { $0 } } }
@@ -62,7 +85,7 @@ struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
         return WAVFixture.file(samples, sampleRate: 16_000)
     }
 
-    func transcribe(_ data: Data, recognizer: FakeRecognizer = FakeRecognizer(),
+    func transcribe(_ data: Data, recognizer: FakeRecognizer = FakeRecognizer(), leadSeconds: Double = 0, batchSize: Int = 4,
                     progress: TranscriptionPipeline.ProgressHandler? = nil) async throws -> Transcript {
         let directory = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -70,7 +93,7 @@ struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
         try data.write(to: url)
         return try await withThreadPool { pool in
             let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: FakeVAD(),
-                                                     configuration: .init(paddingSeconds: 0), threadPool: pool)
+                                                     configuration: .init(batchSize: batchSize, paddingSeconds: 0, leadSeconds: leadSeconds), threadPool: pool)
             return try await pipeline.transcribe(url, progress: progress)
         }
     }
@@ -95,6 +118,58 @@ struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
             #expect(abs((segment.timestamps?.first ?? 0) - (start + 0.25)) < 0.01)
         }
         #expect(transcript.segments.map(\.id) == [0, 1, 2])
+    }
+
+    @Test func leadInComesFromTheAudioBeforeButNotFromThePreviousSegment() async throws {
+        let recognizer = FakeRecognizer()
+        let transcript = try await transcribe(audio(seconds: 8, bursts: [(1, 2), (2.3, 3), (6, 7)]),
+                                              recognizer: recognizer, leadSeconds: 0.5)
+        // Times are the speech's own; the model sees 0.5 s more before each segment, except that
+        // the fake VAD ends the first segment 0.1 s after its speech: 0.2 s are left before the second.
+        #expect(transcript.segments.map { ($0.start * 100).rounded() / 100 } == [1, 2.3, 6])
+        #expect(recognizer.pieceLengths.map { ($0 + 800) / 1600 } == [16, 10, 16])
+    }
+
+    @Test func shortSegmentsAreMergedAndSplitBackByTimestamps() async throws {
+        // Twelve 1-second bursts 0.6 s apart, then one after a long pause.
+        var bursts: [(Double, Double)] = (0..<12).map { index -> (Double, Double) in
+            let start = 1 + 1.6 * Double(index)
+            return (start, start + 1)
+        }
+        bursts.append((25, 26))
+        let recognizer = FakeRecognizer(timestamps: true)
+        let transcript = try await transcribe(audio(seconds: 28, bursts: bursts), recognizer: recognizer, batchSize: 1)
+        #expect(transcript.segments.count == 13)
+        for (segment, burst) in zip(transcript.segments, bursts) {
+            #expect(abs(segment.start - burst.0) < 0.01)
+            #expect(abs((segment.timestamps?.first ?? -1) - burst.0) < 0.01)
+        }
+        // The fake names each burst by its place in the piece it was recognised in.
+        let expected = (0..<6).map { "词\($0)" } + (0..<6).map { "词\($0)" } + ["词0"]
+        #expect(transcript.segments.map(\.text) == expected)
+        // Up to 10 s (the fake model's limit) per call: 12 bursts in two calls, the last alone.
+        #expect(recognizer.pieceLengths.count == 3)
+        #expect(recognizer.pieceLengths.allSatisfy { $0 <= 10 * 16_000 })
+    }
+
+    @Test(arguments: [
+        (["你", "好", "世", "界"], "你好世界"),
+        (["▁hello", "▁wor", "ld", "你", "好"], "hello world你好"),
+        (["你", "▁ok", "好"], "你 ok好"),
+        (["hel@@", "lo", "world", "你", "ok"], "hello world你ok"),
+    ])
+    func tokensJoinIntoText(_ tokens: [String], _ text: String) {
+        #expect(SegmentMerging.joinTokens(tokens) == text)
+    }
+
+    @Test func historyRingKeepsOnlyTheMostRecentSamples() {
+        var history = AudioHistory(capacity: 10)
+        history.append((0..<7).map(Float.init))
+        history.append((7..<25).map(Float.init))
+        history.append((25..<28).map(Float.init))
+        #expect(history.samples(from: 18, count: 10) == (18..<28).map(Float.init))
+        #expect(history.samples(from: 17, count: 2) == nil)
+        #expect(history.samples(from: 27, count: 2) == nil)
     }
 
     @Test func longSpeechIsSplitBelowTheModelsLimit() async throws {

@@ -1,11 +1,12 @@
 import Foundation
-import TingxieAudio
 import TingxieCore
 
-/// Opens any supported audio file as a 16 kHz mono stream.
+/// Opens any supported audio file as a 16 kHz mono stream: WAV natively, everything else
+/// through a sandboxed ffmpeg.
 public enum AudioDecoder {
-    /// - Throws: `TingxieError` naming the file: `.fileNotFound`, `.invalidAudio` or `.unsupportedFormat`.
-    public static func open(_ url: URL) throws -> any AudioSource {
+    /// - Throws: `TingxieError` naming the file: `.fileNotFound`, `.invalidAudio`,
+    ///   `.unsupportedFormat` or `.decodeError`.
+    public static func open(_ url: URL, limits: SubprocessLimits = SubprocessLimits()) throws -> any AudioSource {
         let name = url.lastPathComponent
         guard let handle = FileHandle(forReadingAtPath: url.path) else {
             throw TingxieError(.fileNotFound, "\(name): no such file or not readable")
@@ -18,6 +19,6 @@ public enum AudioDecoder {
         if WAVReader.looksLikeWAV(prefix) {
             return try WAVReader(url: url)
         }
-        throw TingxieError(.unsupportedFormat, "\(name): not a WAV file; other formats need ffmpeg")
+        return try FFmpegSource(url: url, limits: limits)
     }
 }

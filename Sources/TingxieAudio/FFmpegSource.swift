@@ -1,0 +1,131 @@
+import Foundation
+import TingxieCore
+
+/// What a probe found out about a media file before any decoding.
+public struct AudioProbe: Sendable, Equatable {
+    /// Container as ffprobe names it (`mp3`, `mov,mp4,m4a,3gp,3g2,mj2`, `wav`, ...).
+    public var container: String
+    /// Codec of the first audio stream.
+    public var codec: String
+    /// Declared duration in seconds, when the container states one.
+    public var duration: Double?
+    public var sampleRate: Int?
+    public var channels: Int?
+}
+
+/// Decodes any container ffmpeg reads into 16 kHz mono Float32, through a sandboxed subprocess:
+/// no stdin, only the `file` protocol, an allow-list of demuxers (no playlists, `concat`, image
+/// sequences or network), CPU and memory limits, and a kill when it stalls.
+public final class FFmpegSource: AudioSource {
+    /// Demuxers Tingxie accepts. Playlists (`hls`, `concat`), image sequences and anything that
+    /// opens other files or URLs are not among them.
+    public static let allowedDemuxers = [
+        "wav", "w64", "mp3", "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "ogg", "flac", "matroska", "webm",
+        "aac", "amr", "amrnb", "amrwb", "asf", "caf", "aiff",
+    ]
+
+    public let probe: AudioProbe
+    public var duration: Double? { probe.duration }
+    private let name: String
+    private let process: LimitedProcess
+    private var decodedSamples = 0
+    private var leftover = Data()
+    private var finished = false
+    private static let bytesPerRead = 65_536
+
+    /// Probes `url` and starts decoding it.
+    /// - Throws: `TingxieError` `.unsupportedFormat` when ffprobe finds no allowed container with
+    ///   audio, `.decodeError` when the decoder cannot start.
+    public init(url: URL, limits: SubprocessLimits = SubprocessLimits()) throws {
+        name = url.lastPathComponent
+        probe = try Self.probe(url, limits: limits)
+        var limits = limits
+        // Decoding needs a small fraction of real time; anything far beyond that is hostile.
+        limits.cpuSeconds = min(limits.cpuSeconds, 30 + Int((probe.duration ?? 36_000) * 0.25))
+        process = try LimitedProcess(executable: "ffmpeg", arguments: [
+            "-nostdin", "-hide_banner", "-v", "error",
+            "-protocol_whitelist", "file", "-format_whitelist", Self.allowedDemuxers.joined(separator: ","),
+            "-threads", "1", "-i", "file:" + url.path,
+            "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", "\(modelSampleRate)", "-f", "f32le", "pipe:1",
+        ], limits: limits)
+    }
+
+    public func nextChunk() throws -> [Float]? {
+        guard !finished else { return nil }
+        let data = try process.read(upToCount: Self.bytesPerRead)
+        if data.isEmpty {
+            finished = true
+            try checkEnd()
+            return nil
+        }
+        var bytes = leftover + data
+        let usable = bytes.count - bytes.count % 4
+        leftover = bytes.suffix(from: bytes.startIndex + usable)
+        bytes = bytes.prefix(usable)
+        var samples = [Float](repeating: 0, count: usable / 4)
+        _ = samples.withUnsafeMutableBytes { bytes.copyBytes(to: $0) }
+        for i in samples.indices where !samples[i].isFinite { samples[i] = 0 }
+        decodedSamples += samples.count
+        return samples
+    }
+
+    public func close() {
+        process.terminate()
+    }
+
+    /// Turns how the decoder ended into an error, or none.
+    private func checkEnd() throws {
+        let status = process.wait()
+        if process.wasStalled {
+            throw TingxieError(.decodeError, "\(name): the decoder stalled and was stopped")
+        }
+        switch status {
+        case 0: break
+        case 128 + SIGXCPU, 128 + SIGKILL:
+            throw TingxieError(.decodeError, "\(name): the decoder exceeded its CPU limit")
+        default:
+            let reason = process.lastErrorLine
+            throw TingxieError(.decodeError, "\(name): the audio could not be decoded" + (reason.isEmpty ? "" : " (\(reason))"))
+        }
+        let decoded = Double(decodedSamples) / Double(modelSampleRate)
+        if let declared = probe.duration, decoded < declared * 0.95 - 0.5 {
+            throw TingxieError(.invalidAudio, String(format: "%@: the file is truncated or corrupt: %.1f s decoded of the %.1f s it declares", name, decoded, declared))
+        }
+    }
+
+    /// Runs ffprobe on `url` under the same sandbox.
+    public static func probe(_ url: URL, limits: SubprocessLimits = SubprocessLimits()) throws -> AudioProbe {
+        let name = url.lastPathComponent
+        var probeLimits = limits
+        probeLimits.cpuSeconds = min(limits.cpuSeconds, 30)
+        let process = try LimitedProcess(executable: "ffprobe", arguments: [
+            "-hide_banner", "-v", "error",
+            "-protocol_whitelist", "file", "-format_whitelist", allowedDemuxers.joined(separator: ","),
+            "-show_entries", "format=format_name,duration:stream=codec_type,codec_name,sample_rate,channels",
+            "-of", "json", "file:" + url.path,
+        ], limits: probeLimits)
+        let output = try process.readAll(limit: 1 << 20)
+        let status = process.wait()
+        struct Output: Decodable {
+            struct Format: Decodable { var format_name: String?; var duration: String? }
+            struct Stream: Decodable { var codec_type: String?; var codec_name: String?; var sample_rate: String?; var channels: Int? }
+            var format: Format?
+            var streams: [Stream]?
+        }
+        guard status == 0, let parsed = try? JSONDecoder().decode(Output.self, from: output),
+              let container = parsed.format?.format_name else {
+            let reason = process.lastErrorLine
+            throw TingxieError(.unsupportedFormat, "\(name): not an audio or video file Tingxie can read" + (reason.isEmpty ? "" : " (\(reason))"))
+        }
+        guard let audio = parsed.streams?.first(where: { $0.codec_type == "audio" }) else {
+            throw TingxieError(.unsupportedFormat, "\(name): the \(container) file has no audio stream")
+        }
+        return AudioProbe(
+            container: container,
+            codec: audio.codec_name ?? "unknown",
+            duration: parsed.format?.duration.flatMap(Double.init).flatMap { $0.isFinite && $0 > 0 ? $0 : nil },
+            sampleRate: audio.sample_rate.flatMap(Int.init),
+            channels: audio.channels
+        )
+    }
+}

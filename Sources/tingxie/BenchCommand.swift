@@ -1,0 +1,186 @@
+import ArgumentParser
+import Foundation
+import NIOPosix
+import Synchronization
+import TingxieAudio
+import TingxieCore
+import TingxiePipeline
+
+/// Prints the figures of docs/performance.md: RTF and peak memory of `tingxie transcribe` on the
+/// corpus and on 1-, 10- and 60-minute files, and the service overhead over bare model calls.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure speed and memory on a corpus of WAV files (prints figures; asserts nothing)."
+    )
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(name: .long, help: "Folder of NNN.wav files to measure on and to build long files from.")
+    var corpus: String
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Lengths of the long files, in minutes.")
+    var minutes: [Int] = [1, 10, 60]
+
+    @Option(name: .long, help: "Where the long files are written (kept for the next run).")
+    var workDir: String = ".build/bench"
+
+    @Option(name: .long, help: "Repetitions of each short measurement (the longest file runs once).")
+    var runs: Int = 3
+
+    func validate() throws {
+        guard (1...20).contains(runs) else { throw ValidationError("--runs must be between 1 and 20") }
+        guard !minutes.isEmpty, minutes.allSatisfy({ (1...600).contains($0) }) else {
+            throw ValidationError("--minutes takes lengths between 1 and 600")
+        }
+    }
+
+    func run() async throws {
+        let corpusURL = URL(fileURLWithPath: corpus)
+        let files = try FileManager.default.contentsOfDirectory(atPath: corpus)
+            .filter { $0.range(of: #"^\d+\.wav$"#, options: .regularExpression) != nil }.sorted()
+            .map { corpusURL.appendingPathComponent($0) }
+        guard !files.isEmpty else { throw ValidationError("no NNN.wav files in \(corpus)") }
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let modelDir = try model.modelDirectory().path
+        var common = ["--model-dir", modelDir, "--language", model.language, "--quiet"]
+        if let vad = model.vadModel { common += ["--vad-model", vad] }
+
+        let audioSeconds = try files.reduce(0.0) { $0 + (try WAVReader(url: $1).duration ?? 0) }
+        say("Tingxie bench: model \(modelDir), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        say(String(format: "\n## Corpus: %d files, %.1f s of audio, one `tingxie transcribe` process (model load included)", files.count, audioSeconds))
+        say("threads  wall min  wall median  RTF min  peak RSS")
+        for threads in [1, 2] {
+            let measured = try (0..<runs).map { _ in
+                try checked(MeasuredRun.run(executable, ["transcribe"] + files.map(\.path) + common + ["--threads", "\(threads)"]))
+            }
+            let walls = measured.map(\.wallSeconds).sorted()
+            say(String(format: "%7d  %7.2fs  %10.2fs  %7.4f  %5.0f MB", threads, walls[0], walls[walls.count / 2],
+                         walls[0] / audioSeconds, Double(measured.map(\.peakRSSBytes).max()!) / 1e6))
+        }
+
+        let work = URL(fileURLWithPath: workDir)
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        say("\n## Long files built from the corpus (speech with 0.5-3 s pauses), `tingxie transcribe --threads \(model.threads)`")
+        say("length  wall min   RTF     peak RSS")
+        var peaks: [Int: Int] = [:]
+        for length in minutes.sorted() {
+            let url = try longFile(minutes: length, from: files, in: work)
+            let repetitions = length == minutes.max() ? 1 : runs
+            let measured = try (0..<repetitions).map { _ in
+                try checked(MeasuredRun.run(executable, ["transcribe", url.path] + common + ["--threads", "\(model.threads)"]))
+            }
+            let wall = measured.map(\.wallSeconds).min()!
+            peaks[length] = measured.map(\.peakRSSBytes).max()!
+            say(String(format: "%4d min  %7.1fs  %.4f  %5.0f MB", length, wall, wall / Double(length * 60), Double(peaks[length]!) / 1e6))
+        }
+        if let shortest = minutes.min(), let longest = minutes.max(), shortest != longest {
+            say(String(format: "peak RSS(%d min) / peak RSS(%d min) = %.3f (goal <= 1.2)", longest, shortest,
+                         Double(peaks[longest]!) / Double(peaks[shortest]!)))
+        }
+
+        let overheadMinutes = minutes.contains(10) ? 10 : minutes.min()!
+        try await measureOverhead(try longFile(minutes: overheadMinutes, from: files, in: work), minutes: overheadMinutes)
+    }
+
+    /// End-to-end pipeline time against bare model calls on exactly the pieces the pipeline fed the model.
+    private func measureOverhead(_ url: URL, minutes: Int) async throws {
+        say("\n## Service overhead on the \(minutes)-minute file, in one process (best of 2)")
+        let recognizer = RecordingRecognizer(try model.loadRecognizer())
+        let detectors = try model.loadVAD()
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        say("batch  pipeline RTF  bare RTF  overhead ratio (goal <= 1.15)")
+        for batchSize in [1, 4] {
+            let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: detectors,
+                                                     configuration: .init(language: model.language, batchSize: batchSize),
+                                                     threadPool: pool)
+            var pipelineSeconds = Double.infinity
+            var bareSeconds = Double.infinity
+            for _ in 0..<2 {
+                recognizer.reset()
+                let transcript = try await pipeline.transcribe(url)
+                pipelineSeconds = min(pipelineSeconds, transcript.processingS)
+                let batches = recognizer.batches
+                let started = ContinuousClock.now
+                try await pool.runIfActive {
+                    for batch in batches { _ = try recognizer.base.recognize(batch: batch) }
+                }
+                bareSeconds = min(bareSeconds, (ContinuousClock.now - started).seconds)
+            }
+            let audio = Double(minutes * 60)
+            say(String(format: "%5d  %12.4f  %8.4f  %.3f", batchSize, pipelineSeconds / audio, bareSeconds / audio, pipelineSeconds / bareSeconds))
+        }
+        try await pool.shutdownGracefully()
+    }
+
+    /// Writes a line at once (print is buffered when stdout is a file), so that figures appear as measured.
+    private func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    private func checked(_ run: MeasuredRun) throws -> MeasuredRun {
+        guard run.status == 0 else { throw ValidationError("tingxie transcribe exited with status \(run.status)") }
+        return run
+    }
+
+    /// Loops the corpus utterances with seeded random pauses of 0.5-3 s into an N-minute WAV.
+    private func longFile(minutes: Int, from files: [URL], in folder: URL) throws -> URL {
+        let url = folder.appendingPathComponent("corpus-\(minutes)min.wav")
+        let targetSamples = minutes * 60 * modelSampleRate
+        if let existing = try? WAVReader(url: url), existing.dataBytes == targetSamples * 2 { return url }
+        let utterances = try files.map { file -> [Float] in
+            let reader = try WAVReader(url: file)
+            var samples: [Float] = []
+            while let chunk = try reader.nextChunk() { samples += chunk }
+            return samples
+        }
+        let writer = try WAVWriter(url: url)
+        var random = SplitMix64(seed: 20_241_124)
+        var written = 0
+        var index = 0
+        while written < targetSamples {
+            let pause = [Float](repeating: 0, count: Int((0.5 + 2.5 * random.nextUnit()) * Double(modelSampleRate)))
+            let piece = Array((pause + utterances[index % utterances.count]).prefix(targetSamples - written))
+            try writer.append(piece)
+            written += piece.count
+            index += 1
+        }
+        try writer.finish()
+        return url
+    }
+}
+
+/// Passes calls through to a recogniser and keeps the batches it was given.
+final class RecordingRecognizer: Recognizer {
+    let base: any Recognizer
+    private let recorded = Mutex<[[[Float]]]>([])
+
+    init(_ base: any Recognizer) { self.base = base }
+
+    var info: ModelInfo { base.info }
+    var batches: [[[Float]]] { recorded.withLock { $0 } }
+    func reset() { recorded.withLock { $0.removeAll() } }
+
+    func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
+        recorded.withLock { $0.append(batch) }
+        return try base.recognize(batch: batch)
+    }
+}
+
+/// A small seeded generator, so that the long files are the same on every machine.
+struct SplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform value in [0, 1).
+    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
