@@ -100,6 +100,14 @@ import TingxiePipeline
         #expect(error.message.contains("truncated"))
     }
 
+    /// Real encoder output cut in half: a clear error, never half a transcript presented as whole.
+    @Test(.enabled(if: TestData.corpus != nil, TestData.skipReason), arguments: ["mp3", "flac", "m4a"])
+    func truncatedCompressedFilesAreErrors(_ format: String) throws {
+        let original = try Data(contentsOf: try #require(TestData.corpus).appendingPathComponent("formats/003.\(format)"))
+        let error = try #require(throws: TingxieError.self) { try decode(original.prefix(original.count / 2)) }
+        #expect([.invalidAudio, .unsupportedFormat, .decodeError].contains(error.code), "\(error.message)")
+    }
+
     @Test func validHeaderWithoutFramesDecodesToNothing() throws {
         #expect(try decode(WAVFixture.file([], sampleRate: 16_000)).isEmpty)
     }
