@@ -51,7 +51,8 @@ let package = Package(
         ),
         .testTarget(
             name: "TingxieTests",
-            dependencies: ["TingxieCore", "TingxieAudio", "TingxieText", "TingxieSherpa", "TingxiePipeline"]
+            dependencies: ["TingxieCore", "TingxieAudio", "TingxieText", "TingxieSherpa", "TingxiePipeline"],
+            exclude: ["Fixtures"]
         ),
     ]
 )

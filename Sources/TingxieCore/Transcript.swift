@@ -10,15 +10,18 @@ public struct Transcript: Sendable, Equatable, Codable {
         /// Model tokens with their start times in seconds (absolute), when the model gives them.
         public var tokens: [String]?
         public var timestamps: [Double]?
+        /// Hotwords that replaced what the model heard, when any did.
+        public var hotwords: [HotwordApplication]?
 
         public init(id: Int, start: Double, end: Double, text: String,
-                    tokens: [String]? = nil, timestamps: [Double]? = nil) {
+                    tokens: [String]? = nil, timestamps: [Double]? = nil, hotwords: [HotwordApplication]? = nil) {
             self.id = id
             self.start = start
             self.end = end
             self.text = text
             self.tokens = tokens
             self.timestamps = timestamps
+            self.hotwords = hotwords
         }
     }
 
@@ -48,5 +51,23 @@ public struct Transcript: Sendable, Equatable, Codable {
         case text, language, model, segments, rtf
         case durationS = "duration_s"
         case processingS = "processing_s"
+    }
+}
+
+/// Where a hotword replaced recognised text.
+public struct HotwordApplication: Sendable, Equatable, Codable {
+    public var hotword: String
+    /// The text the model produced.
+    public var original: String
+    /// Character offset of the replacement in the segment's text.
+    public var offset: Int
+    /// How close the pronunciations were (0...1).
+    public var score: Double
+
+    public init(hotword: String, original: String, offset: Int, score: Double) {
+        self.hotword = hotword
+        self.original = original
+        self.offset = offset
+        self.score = score
     }
 }

@@ -73,15 +73,16 @@ public final class TranscriptionPipeline: Sendable {
     }
 
     /// Transcribes one file.
+    /// - Parameter hotwords: terms to favour in this transcript (see `HotwordMatcher`).
     /// - Throws: `TingxieError` naming the file and what was wrong; `.canceled` when the task is cancelled.
-    public func transcribe(_ url: URL, progress: ProgressHandler? = nil) async throws -> Transcript {
+    public func transcribe(_ url: URL, hotwords: HotwordMatcher? = nil, progress: ProgressHandler? = nil) async throws -> Transcript {
         let canceled = Atomic<Bool>(false)
         do {
             return try await withTaskCancellationHandler {
                 try await threadPool.runIfActive { [self] in
                     let source = try AudioDecoder.open(url)
                     defer { source.close() }
-                    return try run(source: source, canceled: canceled, progress: progress)
+                    return try run(source: source, hotwords: hotwords, canceled: canceled, progress: progress)
                 }
             } onCancel: {
                 canceled.store(true, ordering: .relaxed)
@@ -93,7 +94,8 @@ public final class TranscriptionPipeline: Sendable {
     }
 
     /// Transcribes an already opened audio stream on the calling thread (blocking).
-    public func run(source: any AudioSource, canceled: borrowing Atomic<Bool>, progress: ProgressHandler?) throws -> Transcript {
+    public func run(source: any AudioSource, hotwords: HotwordMatcher? = nil, canceled: borrowing Atomic<Bool>,
+                    progress: ProgressHandler?) throws -> Transcript {
         let started = ContinuousClock.now
         var detector = try detectors.makeDetector()
         let expectedSamples = source.duration.map { Int($0 * Double(modelSampleRate)) }
@@ -150,7 +152,7 @@ public final class TranscriptionPipeline: Sendable {
             }
         }
         func append(_ segment: SpeechSegment, _ result: RecognitionResult) {
-            if let assembled = assemble(segment, result, id: segments.count) { segments.append(assembled) }
+            if let assembled = assemble(segment, result, id: segments.count, hotwords: hotwords) { segments.append(assembled) }
         }
         var reported = 0.0
         func report() {
@@ -187,19 +189,33 @@ public final class TranscriptionPipeline: Sendable {
         )
     }
 
-    private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, id: Int) -> Transcript.Segment? {
-        let text = normalizer.normalize(result.text)
+    private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, id: Int, hotwords: HotwordMatcher?) -> Transcript.Segment? {
+        var text = normalizer.normalize(result.text)
         guard !text.isEmpty else { return nil }
         // Model timestamps count from the start of the padded input.
         let offset = Double(segment.startSample - padding.count) / Double(modelSampleRate)
         let hasTimestamps = !result.timestamps.isEmpty && result.timestamps.count == result.tokens.count
+        var tokens = hasTimestamps ? result.tokens.map(normalizer.normalize) : nil
+        var applications: [HotwordApplication]?
+        if let hotwords, !hotwords.isEmpty {
+            let applied = hotwords.apply(to: text)
+            if !applied.applications.isEmpty {
+                // Hotwords replace characters one for one, so character tokens keep their times.
+                if let old = tokens, old.count == text.count, old.allSatisfy({ $0.count == 1 }) {
+                    tokens = applied.text.map(String.init)
+                }
+                text = applied.text
+                applications = applied.applications
+            }
+        }
         return Transcript.Segment(
             id: id,
             start: Double(segment.speechStartSample) / Double(modelSampleRate),
             end: Double(segment.endSample) / Double(modelSampleRate),
             text: text,
-            tokens: hasTimestamps ? result.tokens.map(normalizer.normalize) : nil,
-            timestamps: hasTimestamps ? result.timestamps.map { $0 + offset } : nil
+            tokens: tokens,
+            timestamps: hasTimestamps ? result.timestamps.map { $0 + offset } : nil,
+            hotwords: applications
         )
     }
 

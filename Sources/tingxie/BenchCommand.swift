@@ -5,6 +5,7 @@ import Synchronization
 import TingxieAudio
 import TingxieCore
 import TingxiePipeline
+import TingxieText
 
 /// Prints the figures of docs/performance.md: RTF and peak memory of `tingxie transcribe` on the
 /// corpus and on 1-, 10- and 60-minute files, and the service overhead over bare model calls.
@@ -28,6 +29,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Repetitions of each short measurement (the longest file runs once).")
     var runs: Int = 3
 
+    @Option(name: .long, help: "Also time hotword matching with these hotwords over the corpus's transcripts.tsv.")
+    var hotwordsFile: String?
+
     func validate() throws {
         guard (1...20).contains(runs) else { throw ValidationError("--runs must be between 1 and 20") }
         guard !minutes.isEmpty, minutes.allSatisfy({ (1...600).contains($0) }) else {
@@ -43,11 +47,12 @@ struct BenchCommand: AsyncParsableCommand {
         guard !files.isEmpty else { throw ValidationError("no NNN.wav files in \(corpus)") }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let modelDir = try model.modelDirectory().path
-        var common = ["--model-dir", modelDir, "--language", model.language, "--quiet"]
-        if let vad = model.vadModel { common += ["--vad-model", vad] }
+        let vad = try model.loadVAD().configuration.model.path
+        let common = ["--model-dir", modelDir, "--vad-model", vad, "--language", model.language, "--quiet"]
 
         let audioSeconds = try files.reduce(0.0) { $0 + (try WAVReader(url: $1).duration ?? 0) }
         say("Tingxie bench: model \(modelDir), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        if let hotwordsFile { try measureHotwords(hotwordsFile, transcripts: corpusURL.appendingPathComponent("transcripts.tsv")) }
         say(String(format: "\n## Corpus: %d files, %.1f s of audio, one `tingxie transcribe` process (model load included)", files.count, audioSeconds))
         say("threads  wall min  wall median  RTF min  peak RSS")
         for threads in [1, 2] {
@@ -81,6 +86,23 @@ struct BenchCommand: AsyncParsableCommand {
 
         let overheadMinutes = minutes.contains(10) ? 10 : minutes.min()!
         try await measureOverhead(try longFile(minutes: overheadMinutes, from: files, in: work), minutes: overheadMinutes)
+    }
+
+    /// Time of the text-stage hotword matcher per sentence.
+    private func measureHotwords(_ file: String, transcripts: URL) throws {
+        let hotwords = try Hotword.parse(String(contentsOfFile: file, encoding: .utf8), source: file)
+        let sentences = try String(contentsOf: transcripts, encoding: .utf8).split(separator: "\n")
+            .compactMap { $0.split(separator: "\t").last.map(String.init) }
+        let loading = ContinuousClock.now
+        let matcher = HotwordMatcher(hotwords: hotwords, dictionary: try PinyinDictionary())
+        let loaded = (ContinuousClock.now - loading).seconds
+        let rounds = 200
+        let started = ContinuousClock.now
+        for _ in 0..<rounds { for sentence in sentences { _ = matcher.apply(to: sentence) } }
+        let perSentence = (ContinuousClock.now - started).seconds / Double(rounds * sentences.count)
+        say(String(format: "\n## Hotwords: %d terms, %d sentences of %.0f characters on average",
+                   hotwords.count, sentences.count, Double(sentences.map(\.count).reduce(0, +)) / Double(max(1, sentences.count))))
+        say(String(format: "dictionary load %.2f s; matching %.1f µs per sentence", loaded, perSentence * 1e6))
     }
 
     /// End-to-end pipeline time against bare model calls on exactly the pieces the pipeline fed the model.
@@ -120,7 +142,9 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     private func checked(_ run: MeasuredRun) throws -> MeasuredRun {
-        guard run.status == 0 else { throw ValidationError("tingxie transcribe exited with status \(run.status)") }
+        guard run.status == 0 else {
+            throw ValidationError("tingxie transcribe exited with status \(run.status); run it by hand with the same flags to see why")
+        }
         return run
     }
 

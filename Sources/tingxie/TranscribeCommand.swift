@@ -3,6 +3,7 @@ import Foundation
 import NIOPosix
 import TingxieCore
 import TingxiePipeline
+import TingxieText
 
 struct TranscribeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,6 +26,12 @@ struct TranscribeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Files transcribed at once.")
     var jobs: Int = 1
 
+    @Option(name: .long, help: "Hotwords to favour, comma-separated, each optionally with a weight (\"鲲鹏处理器 2,飞桨\").")
+    var hotwords: String?
+
+    @Option(name: .long, help: "File of hotwords, one per line, optionally `term weight`.")
+    var hotwordsFile: String?
+
     @Flag(name: .long, help: "Do not show progress on stderr.")
     var quiet = false
 
@@ -45,7 +52,9 @@ struct TranscribeCommand: AsyncParsableCommand {
     private func transcribeAll(on threadPool: NIOThreadPool) async -> Bool {
         let output = outputDir.map { URL(fileURLWithPath: $0) }
         let pipeline: TranscriptionPipeline
+        let matcher: HotwordMatcher?
         do {
+            matcher = try loadHotwords()
             if let output { try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true) }
             pipeline = try TranscriptionPipeline(
                 recognizer: try model.loadRecognizer(),
@@ -69,7 +78,7 @@ struct TranscribeCommand: AsyncParsableCommand {
                 group.addTask {
                     let url = URL(fileURLWithPath: files[index])
                     do {
-                        let transcript = try await pipeline.transcribe(url) { progress.update(index, fraction: $0) }
+                        let transcript = try await pipeline.transcribe(url, hotwords: matcher) { progress.update(index, fraction: $0) }
                         return (index, .success(transcript))
                     } catch {
                         return (index, .failure(error))
@@ -99,6 +108,25 @@ struct TranscribeCommand: AsyncParsableCommand {
         progress.clear()
         if files.count > 1 { printSummary(outcomes) }
         return !outcomes.contains { (try? $0.get()) == nil }
+    }
+
+    /// Hotwords from the file and the flag, merged; `nil` when none were given.
+    private func loadHotwords() throws -> HotwordMatcher? {
+        var lists: [[Hotword]] = []
+        if let hotwordsFile {
+            let text: String
+            do { text = try String(contentsOfFile: hotwordsFile, encoding: .utf8) } catch {
+                throw TingxieError(.fileNotFound, "cannot read hotwords file \(hotwordsFile): \(error.localizedDescription)")
+            }
+            lists.append(try Hotword.parse(text, source: hotwordsFile))
+        }
+        if let hotwords { lists.append(try Hotword.parse(hotwords, source: "--hotwords")) }
+        let merged = Hotword.merge(lists.flatMap { $0 })
+        guard !merged.isEmpty else { return nil }
+        guard merged.count <= Hotword.maxCount else {
+            throw TingxieError(.invalidArgument, "\(merged.count) hotwords; at most \(Hotword.maxCount) are accepted")
+        }
+        return HotwordMatcher(hotwords: merged, dictionary: try PinyinDictionary())
     }
 
     private func write(_ transcript: Transcript, for file: String, to output: URL?) throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TingxieCore
 
 /// Runs the built `tingxie` binary, as a user would.
 enum CLI {
@@ -83,5 +84,23 @@ enum CLI {
             let cues = try SubtitleParser.parseSRT(String(contentsOf: output.appendingPathComponent(name), encoding: .utf8))
             #expect(!cues.isEmpty)
         }
+    }
+
+    @Test(.enabled(if: TestData.realModelsAvailable, TestData.skipReason))
+    func hotwordsAreAppliedAndReportedInJSON() throws {
+        let root = try #require(TestData.root)
+        let model = try #require(TestData.whisperBase).path
+        let audio = root.appendingPathComponent("corpus/zh-tts-hotwords/004.wav").path
+        let result = try CLI.run(["transcribe", audio, "--model-dir", model, "--format", "json", "--hotwords", "涠洲岛,鼓浪屿 2"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let transcript = try JSONDecoder().decode(Transcript.self, from: Data(result.stdout.utf8))
+        #expect(transcript.text.contains("涠洲岛"))
+        let application = try #require(transcript.segments.first?.hotwords?.first)
+        #expect(application.hotword == "涠洲岛")
+        #expect(application.original != "涠洲岛")
+
+        let bad = try CLI.run(["transcribe", audio, "--model-dir", model, "--hotwords", "涠洲岛 99"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--hotwords: hotword \"涠洲岛 99\" has weight 99.0"))
     }
 }

@@ -1,0 +1,257 @@
+import Foundation
+import TingxieCore
+
+/// A term that should come out right, with how strongly to favour it (1 is normal).
+public struct Hotword: Sendable, Equatable, Codable {
+    public var text: String
+    public var weight: Double
+
+    public init(_ text: String, weight: Double = 1) {
+        self.text = text
+        self.weight = weight
+    }
+
+    /// Limits that keep matching cheap and requests honest.
+    public static let maxCount = 1000
+    public static let maxLength = 32
+    public static let weightRange = 0.1...10.0
+
+    /// Parses hotwords: one per line or separated by commas, each optionally followed by a weight
+    /// (`鲲鹏处理器 2`). Blank lines and `#` comments are skipped; duplicates keep the highest weight.
+    /// - Throws: `TingxieError(.invalidArgument)` naming the offending entry.
+    public static func parse(_ text: String, source: String) throws -> [Hotword] {
+        var hotwords: [Hotword] = []
+        for rawLine in text.split(whereSeparator: { $0 == "\n" || $0 == "," || $0 == "，" }) {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
+            var parts = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            var weight = 1.0
+            if parts.count > 1, let parsed = Double(parts.last!) {
+                guard weightRange.contains(parsed) else {
+                    throw TingxieError(.invalidArgument, "\(source): hotword \"\(line)\" has weight \(parsed); weights go from \(weightRange.lowerBound) to \(weightRange.upperBound)")
+                }
+                weight = parsed
+                parts.removeLast()
+            }
+            let term = parts.joined(separator: " ")
+            guard term.count <= maxLength else {
+                throw TingxieError(.invalidArgument, "\(source): hotword \"\(term.prefix(40))...\" is longer than \(maxLength) characters")
+            }
+            if let index = hotwords.firstIndex(where: { $0.text == term }) {
+                hotwords[index].weight = max(hotwords[index].weight, weight)
+            } else {
+                hotwords.append(Hotword(term, weight: weight))
+            }
+        }
+        guard hotwords.count <= maxCount else {
+            throw TingxieError(.invalidArgument, "\(source): \(hotwords.count) hotwords; at most \(maxCount) are accepted")
+        }
+        return hotwords
+    }
+
+    /// Merges lists (server-wide file, request), keeping the highest weight of a repeated term.
+    public static func merge(_ lists: [Hotword]...) -> [Hotword] {
+        var merged: [Hotword] = []
+        for hotword in lists.joined() {
+            if let index = merged.firstIndex(where: { $0.text == hotword.text }) {
+                merged[index].weight = max(merged[index].weight, hotword.weight)
+            } else {
+                merged.append(hotword)
+            }
+        }
+        return merged
+    }
+}
+
+/// Model-agnostic biasing: finds spans of recognised text whose Mandarin pronunciation is close to
+/// a hotword's and replaces them when the match is strong enough.
+///
+/// Pronunciations are compared as toneless pinyin, all readings of heteronyms considered, with the
+/// usual confusable pairs (zh/z, ch/c, sh/s, n/l, f/h, an/ang, en/eng, in/ing) counting as near
+/// misses. Latin hotwords are matched case-insensitively and fixed in case.
+public struct HotwordMatcher: Sendable {
+    private struct Entry: Sendable {
+        var hotword: Hotword
+        var characters: [Character]
+        var readings: [[Syllable]]
+        var isLatin: Bool
+    }
+
+    /// A reading split once into what the comparison needs.
+    struct Syllable: Sendable, Equatable {
+        var full: String
+        var initial: String
+        var fuzzyInitial: String
+        var fuzzyFinal: String
+
+        init(_ syllable: String) {
+            full = syllable
+            let (initial, final) = HotwordMatcher.split(syllable)
+            self.initial = initial
+            fuzzyInitial = HotwordMatcher.fuzzyInitial(initial)
+            fuzzyFinal = HotwordMatcher.fuzzyFinal(final)
+        }
+    }
+
+    private let entries: [Entry]
+    private let dictionary: PinyinDictionary
+
+    /// Scores at or above this replace a span, for a hotword of weight 1 and 3 or more characters.
+    public static let threshold = 0.8
+    /// Two-character hotwords have little evidence to go on: every syllable must match.
+    public static let shortThreshold = 0.88
+
+    public init(hotwords: [Hotword], dictionary: PinyinDictionary) {
+        self.dictionary = dictionary
+        entries = hotwords.compactMap { hotword in
+            let characters = Array(hotword.text)
+            guard !characters.isEmpty else { return nil }
+            let isLatin = characters.allSatisfy { $0.isASCII }
+            let readings = characters.map { dictionary.readings(of: $0).map(Syllable.init) }
+            // A term with characters we cannot pronounce can only be matched literally (Latin).
+            guard isLatin || readings.allSatisfy({ !$0.isEmpty }) else { return nil }
+            return Entry(hotword: hotword, characters: characters, readings: readings, isLatin: isLatin)
+        }
+    }
+
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// Returns `text` with hotwords applied, and where they were applied.
+    public func apply(to text: String) -> (text: String, applications: [HotwordApplication]) {
+        let characters = Array(text)
+        var parsed: [Character: [Syllable]] = [:]
+        let readings = characters.map { character in
+            if let known = parsed[character] { return known }
+            let syllables = dictionary.readings(of: character).map(Syllable.init)
+            parsed[character] = syllables
+            return syllables
+        }
+        var candidates: [(start: Int, length: Int, entry: Entry, score: Double)] = []
+        for entry in entries {
+            let length = entry.characters.count
+            guard length <= characters.count else { continue }
+            for start in 0...(characters.count - length) {
+                let span = characters[start..<(start + length)]
+                if entry.isLatin {
+                    if String(span).lowercased() == entry.hotword.text.lowercased(), Array(span) != entry.characters,
+                       isWordBoundary(characters, start, length) {
+                        candidates.append((start, length, entry, 1))
+                    }
+                    continue
+                }
+                guard Array(span) != entry.characters else {
+                    // Already right: claim the span so that no other hotword rewrites it.
+                    candidates.append((start, length, entry, 2))
+                    continue
+                }
+                if let score = score(entry, characters, readings, start), score >= required(entry) {
+                    candidates.append((start, length, entry, score))
+                }
+            }
+        }
+        // Best first, longer first on ties; overlapping weaker candidates are dropped.
+        candidates.sort { $0.score != $1.score ? $0.score > $1.score : $0.length > $1.length }
+        var taken = [Bool](repeating: false, count: characters.count)
+        var chosen: [(start: Int, length: Int, entry: Entry, score: Double)] = []
+        for candidate in candidates where !taken[candidate.start..<(candidate.start + candidate.length)].contains(true) {
+            for index in candidate.start..<(candidate.start + candidate.length) { taken[index] = true }
+            if candidate.score <= 1 { chosen.append(candidate) }
+        }
+        guard !chosen.isEmpty else { return (text, []) }
+        chosen.sort { $0.start < $1.start }
+        var output: [Character] = []
+        var applications: [HotwordApplication] = []
+        var position = 0
+        for candidate in chosen {
+            output += characters[position..<candidate.start]
+            applications.append(HotwordApplication(
+                hotword: candidate.entry.hotword.text,
+                original: String(characters[candidate.start..<(candidate.start + candidate.length)]),
+                offset: output.count,
+                score: (candidate.score * 1000).rounded() / 1000))
+            output += candidate.entry.characters
+            position = candidate.start + candidate.length
+        }
+        output += characters[position...]
+        return (String(output), applications)
+    }
+
+    private func required(_ entry: Entry) -> Double {
+        let base = entry.characters.count <= 2 ? Self.shortThreshold : Self.threshold
+        // Each unit of weight above 1 lowers the bar a little, never below 0.65.
+        return max(0.65, base - 0.05 * (entry.hotword.weight - 1))
+    }
+
+    /// Mean syllable similarity of a span against a hotword; `nil` when any position is hopeless.
+    private func score(_ entry: Entry, _ characters: [Character], _ readings: [[Syllable]], _ start: Int) -> Double? {
+        var total = 0.0
+        var weak = 0
+        for offset in entry.characters.indices {
+            let character = characters[start + offset]
+            let similarity: Double
+            if character == entry.characters[offset] {
+                similarity = 1
+            } else {
+                let spoken = readings[start + offset]
+                guard !spoken.isEmpty else { return nil }
+                var best = 0.0
+                for a in spoken { for b in entry.readings[offset] { best = max(best, Self.similarity(a, b)) } }
+                similarity = best
+            }
+            if similarity < 0.75 { weak += 1 }
+            // One weakly matching syllable is tolerated in longer terms, none in short ones.
+            if similarity < 0.4 || (weak > 0 && entry.characters.count <= 2) || weak > 1 { return nil }
+            total += similarity
+        }
+        return total / Double(entry.characters.count)
+    }
+
+    private func isWordBoundary(_ characters: [Character], _ start: Int, _ length: Int) -> Bool {
+        func isWordCharacter(_ index: Int) -> Bool {
+            characters.indices.contains(index) && characters[index].isASCII && (characters[index].isLetter || characters[index].isNumber)
+        }
+        return !isWordCharacter(start - 1) && !isWordCharacter(start + length)
+    }
+
+    /// Similarity of two toneless syllables: 1 equal, 0.8 equal up to confusable pairs, 0.5 the
+    /// same final, 0.4 the same initial, 0 otherwise.
+    static func similarity(_ a: Syllable, _ b: Syllable) -> Double {
+        if a.full == b.full { return 1 }
+        let sameFinal = a.fuzzyFinal == b.fuzzyFinal
+        let sameInitial = a.fuzzyInitial == b.fuzzyInitial
+        if sameInitial && sameFinal { return 0.8 }
+        if sameFinal { return 0.5 }
+        if sameInitial && !a.initial.isEmpty { return 0.4 }
+        return 0
+    }
+
+    private static let initials = ["zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h",
+                                   "j", "q", "x", "r", "z", "c", "s", "y", "w"]
+
+    static func split(_ syllable: String) -> (initial: String, final: String) {
+        for initial in initials where syllable.hasPrefix(initial) && syllable.count > initial.count {
+            return (initial, String(syllable.dropFirst(initial.count)))
+        }
+        return ("", syllable)
+    }
+
+    static func fuzzyInitial(_ initial: String) -> String {
+        switch initial {
+        case "zh": "z"
+        case "ch": "c"
+        case "sh": "s"
+        case "n": "l"
+        case "f": "h"
+        default: initial
+        }
+    }
+
+    static func fuzzyFinal(_ final: String) -> String {
+        switch final {
+        case "ang": "an"
+        case "eng": "en"
+        case "ing": "in"
+        default: final
+        }
+    }
+}
