@@ -21,7 +21,7 @@ final class FakeRecognizer: Recognizer {
 
     func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
         calls.withLock { $0.append(batch.map(\.count)) }
-        if delay > .zero { Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18) }
+        if delay > .zero { Thread.sleep(forTimeInterval: delay.seconds) }
         guard info.givesTokenTimestamps else {
             return batch.map { RecognitionResult(text: "段\($0.count)", tokens: ["段"], timestamps: [0.25]) }
         }
