@@ -7,7 +7,8 @@ public struct SileroVADConfiguration: Sendable {
     /// Path to `silero_vad.onnx`.
     public var model: URL
     public var threshold: Float
-    /// Silence that ends a segment, in seconds.
+    /// Silence that ends a segment, in seconds. Clause pauses in read speech reach 0.5 s: at 0.5
+    /// the corpus meeting lost 8 of 96 utterance boundaries to mid-sentence cuts, at 0.6 none.
     public var minSilence: Float
     /// Speech shorter than this is dropped, in seconds.
     public var minSpeech: Float
@@ -15,7 +16,7 @@ public struct SileroVADConfiguration: Sendable {
     /// a quiet point below the model's limit, so this only bounds memory.
     public var maxSpeech: Float
 
-    public init(model: URL, threshold: Float = 0.5, minSilence: Float = 0.5, minSpeech: Float = 0.25,
+    public init(model: URL, threshold: Float = 0.5, minSilence: Float = 0.6, minSpeech: Float = 0.25,
                 maxSpeech: Float = 120) {
         self.model = model
         self.threshold = threshold
