@@ -13,3 +13,12 @@ public protocol AudioSource: AnyObject {
     /// Releases the file or subprocess behind the stream; safe to call more than once.
     func close()
 }
+
+extension AudioSource {
+    /// Reads the rest of the stream into memory: for short files only (tests, corpus sentences).
+    public func readAll() throws -> [Float] {
+        var samples: [Float] = []
+        while let chunk = try nextChunk() { samples += chunk }
+        return samples
+    }
+}

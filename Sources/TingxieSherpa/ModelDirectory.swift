@@ -2,7 +2,8 @@ import Foundation
 import TingxieCore
 
 /// A model folder laid out as sherpa-onnx's releases lay them out, with its family detected
-/// from the file names and the ONNX metadata.
+/// from the file names and the ONNX metadata. Values come only from `detect`, which validates
+/// the metadata, so every `ModelDirectory` is safe to hand to sherpa-onnx.
 public struct ModelDirectory: Sendable, Equatable {
     public enum Family: String, Sendable, CaseIterable {
         case paraformer

@@ -29,11 +29,10 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     public let info: ModelInfo
     private let handle: OpaquePointer
 
-    /// Loads the model. Metadata is validated first, so a bad model throws instead of
-    /// letting sherpa-onnx end the process.
-    /// - Throws: `TingxieError` with `.invalidModel` or `.modelError`.
+    /// Loads the model. Its metadata was validated when the directory was detected, so a bad
+    /// model has already thrown instead of letting sherpa-onnx end the process.
+    /// - Throws: `TingxieError(.modelError)` when sherpa-onnx cannot load it.
     public init(directory: ModelDirectory, configuration: Configuration = Configuration()) throws {
-        try directory.validate()
         self.directory = directory
         self.configuration = configuration
         info = ModelInfo(

@@ -153,12 +153,7 @@ struct BenchCommand: AsyncParsableCommand {
         let url = folder.appendingPathComponent("corpus-\(minutes)min.wav")
         let targetSamples = minutes * 60 * modelSampleRate
         if let existing = try? WAVReader(url: url), existing.dataBytes == targetSamples * 2 { return url }
-        let utterances = try files.map { file -> [Float] in
-            let reader = try WAVReader(url: file)
-            var samples: [Float] = []
-            while let chunk = try reader.nextChunk() { samples += chunk }
-            return samples
-        }
+        let utterances = try files.map { try WAVReader(url: $0).readAll() }
         let writer = try WAVWriter(url: url)
         var random = SplitMix64(seed: 20_241_124)
         var written = 0

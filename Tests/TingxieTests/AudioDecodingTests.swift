@@ -18,9 +18,7 @@ import TingxiePipeline
         try withFile(data) { url in
             let source = try AudioDecoder.open(url)
             defer { source.close() }
-            var samples: [Float] = []
-            while let chunk = try source.nextChunk() { samples += chunk }
-            return samples
+            return try source.readAll()
         }
     }
 

@@ -40,10 +40,7 @@ enum TestData {
 
     /// Reads a whole file as 16 kHz mono samples.
     static func samples(_ url: URL) throws -> [Float] {
-        let reader = try WAVReader(url: url)
-        var all: [Float] = []
-        while let chunk = try reader.nextChunk() { all += chunk }
-        return all
+        try WAVReader(url: url).readAll()
     }
 
     /// A fresh temporary directory, removed by the caller.
