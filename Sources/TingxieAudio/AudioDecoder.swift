@@ -7,6 +7,25 @@ public enum AudioDecoder {
     /// - Throws: `TingxieError` naming the file: `.fileNotFound`, `.invalidAudio`,
     ///   `.unsupportedFormat` or `.decodeError`.
     public static func open(_ url: URL, limits: SubprocessLimits = SubprocessLimits()) throws -> any AudioSource {
+        if try isWAV(url) {
+            return try WAVReader(url: url)
+        }
+        return try FFmpegSource(url: url, limits: limits)
+    }
+
+    /// The duration in seconds of a file, read from its header without decoding it; `nil` when
+    /// the container does not say.
+    /// - Throws: as `open`.
+    public static func duration(of url: URL, limits: SubprocessLimits = SubprocessLimits()) throws -> Double? {
+        if try isWAV(url) {
+            let reader = try WAVReader(url: url)
+            defer { reader.close() }
+            return reader.duration
+        }
+        return try FFmpegSource.probe(url, limits: limits).duration
+    }
+
+    private static func isWAV(_ url: URL) throws -> Bool {
         let name = url.lastPathComponent
         guard let handle = FileHandle(forReadingAtPath: url.path) else {
             throw TingxieError(.fileNotFound, "\(name): no such file or not readable")
@@ -16,9 +35,6 @@ public enum AudioDecoder {
         if prefix.isEmpty {
             throw TingxieError(.invalidAudio, "\(name): the file is empty")
         }
-        if WAVReader.looksLikeWAV(prefix) {
-            return try WAVReader(url: url)
-        }
-        return try FFmpegSource(url: url, limits: limits)
+        return WAVReader.looksLikeWAV(prefix)
     }
 }

@@ -14,6 +14,14 @@ public struct TingxieError: Error, Sendable, Equatable, CustomStringConvertible 
         case timeout
         case canceled
         case invalidArgument = "invalid_argument"
+        case notFound = "not_found"
+        case tooLarge = "too_large"
+        case queueFull = "queue_full"
+        case unauthorized
+        case jobNotFinished = "job_not_finished"
+        case jobFinished = "job_finished"
+        case notReady = "not_ready"
+        case internalError = "internal_error"
     }
 
     public let code: Code

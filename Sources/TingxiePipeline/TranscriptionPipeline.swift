@@ -227,11 +227,3 @@ public final class TranscriptionPipeline: Sendable {
         ["zh", "ja", "yue", "ko"].contains { language == $0 || language.hasPrefix($0 + "-") }
     }
 }
-
-extension Duration {
-    /// The duration in seconds as a `Double`.
-    public var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
-    }
-}

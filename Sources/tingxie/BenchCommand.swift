@@ -66,14 +66,14 @@ struct BenchCommand: AsyncParsableCommand {
 
         let work = URL(fileURLWithPath: workDir)
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        say("\n## Long files built from the corpus (speech with 0.5-3 s pauses), `tingxie transcribe --threads \(model.threads)`")
+        say("\n## Long files built from the corpus (speech with 0.5-3 s pauses), `tingxie transcribe --threads \(model.threadCount)`")
         say("length  wall min   RTF     peak RSS")
         var peaks: [Int: Int] = [:]
         for length in minutes.sorted() {
             let url = try longFile(minutes: length, from: files, in: work)
             let repetitions = length == minutes.max() ? 1 : runs
             let measured = try (0..<repetitions).map { _ in
-                try checked(MeasuredRun.run(executable, ["transcribe", url.path] + common + ["--threads", "\(model.threads)"]))
+                try checked(MeasuredRun.run(executable, ["transcribe", url.path] + common + ["--threads", "\(model.threadCount)"]))
             }
             let wall = measured.map(\.wallSeconds).min()!
             peaks[length] = measured.map(\.peakRSSBytes).max()!

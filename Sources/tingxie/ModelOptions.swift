@@ -11,14 +11,14 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "silero VAD model (env TINGXIE_VAD_MODEL; default: vad/silero_vad.onnx in TINGXIE_MODELS_DIR).")
     var vadModel: String?
 
-    @Option(name: .long, help: "ONNX Runtime threads per model call.")
-    var threads: Int = 2
+    @Option(name: .long, help: "ONNX Runtime threads per model call (default 2; for serve, env TINGXIE_THREADS, default 1 per worker).")
+    var threads: Int?
 
     @Option(name: .long, help: "Language of the audio (zh, en, ...).")
     var language: String = "zh"
 
     func validate() throws {
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+        guard threads.map({ (1...256).contains($0) }) ?? true else { throw ValidationError("--threads must be between 1 and 256") }
         guard !language.isEmpty, language.count <= 16 else { throw ValidationError("--language must be a language code such as zh") }
     }
 
@@ -31,9 +31,12 @@ struct ModelOptions: ParsableArguments {
         throw TingxieError(.modelNotFound, "no model given: pass --model-dir DIR or set TINGXIE_MODEL_DIR")
     }
 
-    func loadRecognizer() throws -> SherpaRecognizer {
+    /// Threads per model call for the command-line tools.
+    var threadCount: Int { threads ?? 2 }
+
+    func loadRecognizer(threads: Int? = nil) throws -> SherpaRecognizer {
         let directory = try ModelDirectory.detect(try modelDirectory())
-        return try SherpaRecognizer(directory: directory, configuration: .init(threads: threads, language: language))
+        return try SherpaRecognizer(directory: directory, configuration: .init(threads: threads ?? threadCount, language: language))
     }
 
     func loadVAD() throws -> SileroVADFactory {

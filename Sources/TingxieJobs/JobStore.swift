@@ -1,0 +1,45 @@
+import Foundation
+import TingxieCore
+
+/// Durable storage of jobs and their results.
+///
+/// Jobs run at least once; results are written exactly once: `complete` writes the transcript in
+/// the same transaction that marks the job succeeded, and only while the caller still holds the
+/// job's lease.
+public protocol JobStore: Sendable {
+    /// The exact queue, for admission control; kept current by every write.
+    var gauge: QueueGauge { get }
+
+    /// Adds jobs as queued, all or none, settling the reservation their upload held.
+    func enqueue(_ jobs: [Job], settling reservation: QueueGauge.Reservation?) async throws
+    func job(id: String) async throws -> Job?
+    /// The jobs of a batch, oldest first (empty when there is no such batch).
+    func jobs(batchID: String) async throws -> [Job]
+    /// Jobs newest first, `limit` at most, older than `cursor` when given.
+    func list(status: Job.Status?, limit: Int, cursor: Int64?) async throws -> (jobs: [Job], nextCursor: Int64?)
+
+    /// Claims the oldest queued job that is due, leasing it to `owner` for `lease`.
+    func claim(owner: String, lease: Duration) async throws -> Job?
+    /// Extends the lease and records progress. `false` when the job is no longer `owner`'s
+    /// (canceled, or its lease expired and it was requeued).
+    func heartbeat(id: String, owner: String, progress: Double, lease: Duration) async throws -> Bool
+    /// Stores the result and marks the job succeeded, if `owner` still holds it.
+    func complete(id: String, owner: String, transcript: Transcript) async throws -> Bool
+    /// Marks the job failed, or queues it again at `retryAt` when given, if `owner` still holds it.
+    func fail(id: String, owner: String, error: TingxieError, retryAt: Date?) async throws -> Bool
+    /// Gives a running job back to the queue without counting the attempt (graceful shutdown).
+    func release(id: String, owner: String) async throws
+    /// Cancels a queued or running job. Returns the job as it is afterwards, `nil` when unknown.
+    func cancel(id: String) async throws -> Job?
+
+    /// Queues again the running jobs whose lease expired; fails those out of attempts.
+    /// Returns the jobs changed.
+    func recoverExpiredLeases() async throws -> [Job]
+    /// Queues again every running job: at start-up, when this process holds the store alone,
+    /// whatever was running belonged to a process that died.
+    func recoverAllRunning() async throws -> [Job]
+
+    func transcript(id: String) async throws -> Transcript?
+    /// Checks that the store answers.
+    func ping() async throws
+}

@@ -1,0 +1,302 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TingxieCore
+
+/// Turns a job's audio into a transcript.
+public protocol JobProcessor: Sendable {
+    /// - Parameter progress: called with the fraction (0...1) done.
+    /// - Throws: `TingxieError`; stops soon after the task is cancelled.
+    func process(_ job: Job, audio: URL, progress: @escaping @Sendable (Double) -> Void) async throws -> Transcript
+}
+
+/// A fixed number of workers that claim jobs from the store, one job each at a time.
+///
+/// Each running job holds a lease that a heartbeat renews; a sweep requeues jobs whose lease
+/// ran out (their worker is gone). Results are stored fenced by a per-claim owner token, so a
+/// job that was taken over can never store a second result. Invalid audio fails at once;
+/// other failures are retried with exponential backoff. Each job has a timeout scaled to its
+/// audio. On graceful shutdown no new job is claimed, running ones get a grace period, and
+/// whatever is still running then is given back to the queue.
+public final class WorkerPool: Service {
+    public struct Configuration: Sendable {
+        /// Jobs run at once; 0 runs no jobs (the server only accepts them).
+        public var workers: Int
+        public var lease: Duration
+        public var heartbeat: Duration
+        /// How often expired leases are looked for, and idle workers look for due jobs.
+        public var sweepInterval: Duration
+        /// First retry delay; doubled for each further attempt.
+        public var retryBackoff: Duration
+        /// A job may run for `minimumTimeout` plus this many seconds per second of audio.
+        public var timeoutPerAudioSecond: Double
+        public var minimumTimeout: Duration
+        /// How long running jobs may go on after shutdown begins before they are requeued.
+        public var shutdownGrace: Duration
+
+        public init(workers: Int = 1, lease: Duration = .seconds(30), heartbeat: Duration = .seconds(5),
+                    sweepInterval: Duration = .seconds(2), retryBackoff: Duration = .seconds(5),
+                    timeoutPerAudioSecond: Double = 1, minimumTimeout: Duration = .seconds(300),
+                    shutdownGrace: Duration = .seconds(30)) {
+            self.workers = max(0, workers)
+            self.lease = lease
+            self.heartbeat = heartbeat
+            self.sweepInterval = sweepInterval
+            self.retryBackoff = retryBackoff
+            self.timeoutPerAudioSecond = timeoutPerAudioSecond
+            self.minimumTimeout = minimumTimeout
+            self.shutdownGrace = shutdownGrace
+        }
+
+        /// The longest `job` may run.
+        public func timeout(for job: Job) -> Duration {
+            minimumTimeout + .seconds(job.durationS * timeoutPerAudioSecond)
+        }
+    }
+
+    private enum Event: Sendable { case wake, finished, stop }
+    /// Why a running job was stopped before it finished.
+    private enum StopReason: Sendable { case canceled, leaseLost, timeout, shutdown }
+    private struct LeaseLost: Error {}
+    private struct TimedOut: Error {}
+
+    /// A job being worked on: how far it got, how to stop it and why it was stopped.
+    private final class Running: Sendable {
+        let progress = Mutex(0.0)
+        let reason = Mutex<StopReason?>(nil)
+        let task = Mutex<Task<Void, Never>?>(nil)
+
+        func stop(_ why: StopReason) {
+            reason.withLock { if $0 == nil { $0 = why } }
+            task.withLock { $0 }?.cancel()
+        }
+    }
+
+    public let configuration: Configuration
+    private let store: any JobStore
+    private let processor: any JobProcessor
+    private let audio: AudioStore
+    private let logger: Logger
+    private let events: AsyncStream<Event>
+    private let eventSink: AsyncStream<Event>.Continuation
+    private let running = Mutex<[String: Running]>([:])
+    private let stopping = Atomic<Bool>(false)
+    private let claims = Atomic<Int>(0)
+    private let poolID = Job.newID().prefix(8)
+
+    public init(store: any JobStore, processor: any JobProcessor, audio: AudioStore,
+                configuration: Configuration, logger: Logger) {
+        self.store = store
+        self.processor = processor
+        self.audio = audio
+        self.configuration = configuration
+        self.logger = logger
+        (events, eventSink) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    /// Tells idle workers that a job was queued.
+    public func wake() {
+        eventSink.yield(.wake)
+    }
+
+    /// Stops a running job that was canceled in the store. Returns whether it was running here.
+    @discardableResult
+    public func stopCanceled(id: String) -> Bool {
+        guard let job = running.withLock({ $0[id] }) else { return false }
+        job.stop(.canceled)
+        return true
+    }
+
+    /// Jobs running in this pool now.
+    public var runningCount: Int { running.withLock { $0.count } }
+
+    public func run() async throws {
+        for job in try await store.recoverAllRunning() {
+            logger.warning("job requeued after restart", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
+            if job.status.isTerminal { audio.remove(job.id) }
+        }
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.tick() }
+                var busy = 0
+                for await event in events {
+                    switch event {
+                    case .finished: busy -= 1
+                    case .stop:
+                        let grace = configuration.shutdownGrace
+                        group.addTask {
+                            try? await Task.sleep(for: grace)
+                            self.stopAll(.shutdown)
+                        }
+                    case .wake: break
+                    }
+                    if stopping.load(ordering: .relaxed) {
+                        if busy == 0 { break }
+                        continue
+                    }
+                    while busy < configuration.workers, let (job, owner) = await claimNext() {
+                        busy += 1
+                        startJob(job, owner: owner, in: &group)
+                    }
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+            self.eventSink.yield(.stop)
+        }
+        stopAll(.shutdown)
+    }
+
+    private func startJob(_ job: Job, owner: String, in group: inout TaskGroup<Void>) {
+        let handle = Running()
+        running.withLock { $0[job.id] = handle }
+        group.addTask {
+            let task = Task {
+                await self.execute(job, owner: owner, handle: handle)
+            }
+            handle.task.withLock { $0 = task }
+            // A stop that came before the task existed still applies.
+            if handle.reason.withLock({ $0 }) != nil { task.cancel() }
+            await withTaskCancellationHandler {
+                await task.value
+            } onCancel: {
+                handle.stop(.shutdown)
+            }
+            self.running.withLock { _ = $0.removeValue(forKey: job.id) }
+            self.eventSink.yield(.finished)
+        }
+    }
+
+    /// Claims the next due job under a new owner token (one per claim, so a job taken over and
+    /// claimed again by this same pool is still told apart from its earlier run).
+    private func claimNext() async -> (Job, String)? {
+        let owner = "\(poolID)-\(claims.add(1, ordering: .relaxed).newValue)"
+        do {
+            return try await store.claim(owner: owner, lease: configuration.lease).map { ($0, owner) }
+        } catch {
+            logger.error("cannot claim a job: \(error)")
+            return nil
+        }
+    }
+
+    /// Wakes the dispatcher now and then (for retries coming due) and sweeps expired leases.
+    private func tick() async {
+        var sinceSweep = Duration.zero
+        let interval = configuration.sweepInterval
+        while (try? await Task.sleep(for: interval)) != nil {
+            sinceSweep += interval
+            do {
+                for job in try await store.recoverExpiredLeases() {
+                    logger.warning("job's lease expired", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
+                    if job.status.isTerminal { audio.remove(job.id) }
+                }
+            } catch {
+                logger.error("lease sweep failed: \(error)")
+            }
+            eventSink.yield(.wake)
+        }
+    }
+
+    private func stopAll(_ reason: StopReason) {
+        for job in running.withLock({ Array($0.values) }) { job.stop(reason) }
+    }
+
+    // MARK: One job
+
+    private func execute(_ claimed: Job, owner: String, handle: Running) async {
+        var log = logger
+        log[metadataKey: "job"] = "\(claimed.id)"
+        log.info("job started", metadata: ["attempt": "\(claimed.attempts)", "duration_s": "\(claimed.durationS)"])
+        let timeout = configuration.timeout(for: claimed)
+        let outcome: Result<Transcript, any Error> = await withTaskGroup(of: Result<Transcript, any Error>?.self) { group in
+            group.addTask {
+                do {
+                    let url = self.audio.url(for: claimed.id)
+                    return .success(try await self.processor.process(claimed, audio: url) { value in
+                        handle.progress.withLock { $0 = max($0, value) }
+                    })
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                while (try? await Task.sleep(for: self.configuration.heartbeat)) != nil {
+                    let fraction = handle.progress.withLock { $0 }
+                    let held = (try? await self.store.heartbeat(id: claimed.id, owner: owner, progress: fraction,
+                                                                lease: self.configuration.lease)) ?? true
+                    if !held {
+                        handle.stop(.leaseLost)
+                        return .failure(LeaseLost())
+                    }
+                }
+                return nil
+            }
+            group.addTask {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return nil }
+                handle.stop(.timeout)
+                return .failure(TimedOut())
+            }
+            var first: Result<Transcript, any Error>?
+            while first == nil, let next = await group.next() {
+                first = next
+            }
+            group.cancelAll()
+            // The decode's own answer wins unless the job was stopped for a reason of ours.
+            while let next = await group.next() {
+                if case .some(.success) = next { first = next }
+            }
+            return first ?? .failure(CancellationError())
+        }
+        await settle(claimed, owner: owner, outcome: outcome, reason: handle.reason.withLock { $0 }, timeout: timeout, log: log)
+    }
+
+    private func settle(_ job: Job, owner: String, outcome: Result<Transcript, any Error>, reason: StopReason?,
+                        timeout: Duration, log: Logger) async {
+        do {
+            switch (outcome, reason) {
+            case (.success(let transcript), _) where reason != .canceled && reason != .leaseLost:
+                if try await store.complete(id: job.id, owner: owner, transcript: transcript) {
+                    log.info("job succeeded", metadata: ["rtf": "\(transcript.rtf)"])
+                    audio.remove(job.id)
+                } else {
+                    log.warning("job no longer held by this worker; result discarded")
+                }
+            case (_, .canceled?):
+                log.info("job canceled")
+                audio.remove(job.id)
+            case (_, .leaseLost?):
+                log.warning("job's lease was lost; another worker owns it now")
+            case (_, .shutdown?):
+                try await store.release(id: job.id, owner: owner)
+                log.info("job requeued at shutdown")
+            case (_, .timeout?):
+                let error = TingxieError(.timeout, String(format: "the job took longer than its limit of %.0f s for %.0f s of audio", timeout.seconds, job.durationS))
+                _ = try await store.fail(id: job.id, owner: owner, error: error, retryAt: nil)
+                log.error("job timed out")
+                audio.remove(job.id)
+            case (.failure(let error), nil):
+                try await fail(job, owner: owner, error: error, log: log)
+            case (.success, _):
+                break
+            }
+        } catch {
+            log.error("cannot record the job's outcome: \(error)")
+        }
+    }
+
+    private func fail(_ job: Job, owner: String, error: any Error, log: Logger) async throws {
+        let tingxieError = error as? TingxieError ?? TingxieError(.internalError, "\(error)")
+        let permanent: Set<TingxieError.Code> = [.invalidAudio, .unsupportedFormat, .decodeError, .fileNotFound, .invalidArgument]
+        if !permanent.contains(tingxieError.code), job.attempts < job.maxAttempts {
+            let delay = configuration.retryBackoff * (1 << min(job.attempts - 1, 10))
+            _ = try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: Date().addingTimeInterval(delay.seconds))
+            log.warning("job failed; will retry", metadata: ["error": "\(tingxieError.message)", "retry_in_s": "\(delay.seconds)"])
+        } else {
+            _ = try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: nil)
+            log.error("job failed", metadata: ["code": "\(tingxieError.code.rawValue)", "error": "\(tingxieError.message)"])
+            audio.remove(job.id)
+        }
+    }
+}

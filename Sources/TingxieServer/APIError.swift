@@ -1,0 +1,103 @@
+import Foundation
+import Hummingbird
+import Logging
+import TingxieCore
+
+/// The one error shape of the API: `{"error": {"code": "...", "message": "..."}}`, with the
+/// HTTP status that belongs to the code. The OpenAI-compatible route adds OpenAI's `type` and
+/// `param` fields to the same object.
+struct APIError: Error, Sendable {
+    enum Style: Sendable { case tingxie, openAI }
+
+    var code: String
+    var message: String
+    var status: HTTPResponse.Status
+    var retryAfter: Int?
+
+    init(_ status: HTTPResponse.Status, code: String, _ message: String, retryAfter: Int? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    init(_ error: TingxieError, retryAfter: Int? = nil) {
+        let status: HTTPResponse.Status = switch error.code {
+        case .invalidArgument, .modelNotFound, .invalidModel: .badRequest
+        case .unauthorized: .unauthorized
+        case .notFound, .fileNotFound: .notFound
+        case .jobNotFinished, .jobFinished, .canceled: .conflict
+        case .tooLarge: .contentTooLarge
+        case .unsupportedFormat: .unsupportedMediaType
+        case .invalidAudio, .decodeError: .unprocessableContent
+        case .queueFull, .notReady: .serviceUnavailable
+        case .timeout: .gatewayTimeout
+        case .modelError, .ioError, .internalError: .internalServerError
+        }
+        self.init(status, code: error.code.rawValue, error.message,
+                  retryAfter: error.code == .queueFull || error.code == .notReady ? retryAfter ?? 5 : nil)
+    }
+
+    func response(style: Style) -> Response {
+        var fields: [String: String?] = ["code": code, "message": message]
+        if style == .openAI {
+            fields["type"] = status.code >= 500 ? "server_error" : "invalid_request_error"
+            fields["param"] = .some(nil)
+        }
+        var response = JSONResponse.make(["error": fields], status: status)
+        if let retryAfter {
+            response.headers[.retryAfter] = String(retryAfter)
+        }
+        return response
+    }
+}
+
+/// Turns every error a route throws into the API's error shape; unexpected errors are logged
+/// and answered with a 500 that does not leak internals.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    var style: APIError.Style = .tingxie
+    /// Seconds a client refused for a full queue should wait.
+    var retryAfter: @Sendable () -> Int
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response(style: style)
+        } catch let error as TingxieError {
+            return APIError(error, retryAfter: error.code == .queueFull ? retryAfter() : nil).response(style: style)
+        } catch let error as HTTPError {
+            let code = switch error.status {
+            case .notFound: "not_found"
+            case .methodNotAllowed: "method_not_allowed"
+            case .contentTooLarge: "too_large"
+            case .badRequest: "invalid_argument"
+            default: error.status.code >= 500 ? "internal_error" : "http_\(error.status.code)"
+            }
+            let message = error.body ?? (error.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            return APIError(error.status, code: code, message).response(style: style)
+        } catch {
+            context.logger.error("unexpected error", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return APIError(.internalServerError, code: "internal_error", "the server failed to handle the request; see its log").response(style: style)
+        }
+    }
+}
+
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
+
+    /// A JSON response; encoding the API's plain DTOs cannot fail.
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return text(String(decoding: data, as: UTF8.self) + "\n", contentType: "application/json", status: status)
+    }
+
+    static func text(_ body: String, contentType: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOPosix
+import TingxieCore
+import TingxieJobs
+
+/// The server's composition root, shared by `tingxie serve` and the tests: opens the job
+/// store in the data folder, starts the workers and builds the routes.
+/// - Parameter onListening: called with the bound port once the server listens.
+/// - Throws: `TingxieError(.ioError)` when the data folder cannot be used.
+public func buildApplication(configuration: ServerConfiguration, engine: TranscriptionEngine, logger: Logger,
+                             onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+    let store = try SQLiteJobStore(path: configuration.dataDirectory.appendingPathComponent("jobs.sqlite"),
+                                   limits: configuration.queue)
+    let audio = try AudioStore(directory: configuration.dataDirectory)
+    let pool = WorkerPool(store: store, processor: engine, audio: audio, configuration: configuration.workers,
+                          logger: logger)
+    let service = JobService(
+        configuration: configuration, store: store, pool: pool,
+        uploads: UploadReceiver(audio: audio, gauge: store.gauge, configuration: configuration, threadPool: .singleton),
+        engine: engine
+    )
+    let router = buildRouter(service: service)
+    return Application(
+        router: router,
+        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tingxie"),
+        services: [pool],
+        onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
+        logger: logger
+    )
+}
+
+func buildRouter(service: JobService) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    let configuration = service.configuration
+    if !configuration.corsOrigins.isEmpty {
+        router.add(middleware: OriginMiddleware(origins: Set(configuration.corsOrigins)))
+    }
+    router.add(middleware: ErrorMiddleware(retryAfter: service.retryAfter))
+    if !configuration.apiKeys.isEmpty {
+        router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
+    }
+    SystemController(service: service).addRoutes(to: router)
+    JobsController(service: service).addRoutes(to: router)
+    OpenAIController(service: service).addRoutes(to: router)
+    return router
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Hummingbird
+import TingxieCore
+import TingxieJobs
+
+/// What the controllers share: the store, the workers, uploads and the loaded model.
+struct JobService: Sendable {
+    let configuration: ServerConfiguration
+    let store: any JobStore
+    let pool: WorkerPool
+    let uploads: UploadReceiver
+    let engine: TranscriptionEngine
+
+    /// Which request fields carry the job's options.
+    struct FieldNames: Sendable {
+        var hotwords = "hotwords"
+        var language = "language"
+        var model = "model"
+    }
+
+    /// Admits, receives, validates and queues the files of one request.
+    /// - Throws: `queue_full` before the body is read when the queue is full; 413 when the body
+    ///   says or turns out to be too large; 400/415/422 for bad input. Nothing is queued then.
+    /// - Parameter validate: further checks of the received files and fields before queueing.
+    func submit(_ request: Request, maxFiles: Int, batchID: String? = nil, fieldNames: FieldNames = FieldNames(),
+                validate: (ReceivedUpload) throws -> Void = { _ in }) async throws -> (jobs: [Job], fields: [String: String]) {
+        try uploads.checkDeclaredLength(request)
+        let reservation = try store.gauge.reserve()
+        defer { store.gauge.release(reservation) }
+        let upload = try await uploads.receive(request, reservation: reservation, maxFiles: maxFiles)
+        do {
+            try validate(upload)
+            let hotwords = upload.fields[fieldNames.hotwords]
+            _ = try engine.matcher(for: hotwords)
+            let language = try checkLanguage(upload.fields[fieldNames.language])
+            let now = Date()
+            let jobs = upload.files.map { file in
+                Job(id: file.id, batchID: batchID, filename: file.filename, bytes: file.bytes, durationS: file.durationS,
+                    language: language, hotwords: hotwords, model: upload.fields[fieldNames.model],
+                    maxAttempts: configuration.maxAttempts, createdAt: now)
+            }
+            try await store.enqueue(jobs, settling: reservation)
+            pool.wake()
+            return (jobs, upload.fields)
+        } catch {
+            for file in upload.files { uploads.audio.remove(file.id) }
+            throw error
+        }
+    }
+
+    /// The server transcribes one language (its model's); a request may name it or a variant.
+    func checkLanguage(_ requested: String?) throws -> String {
+        let language = configuration.language
+        guard let requested = requested?.trimmingCharacters(in: .whitespaces), !requested.isEmpty else { return language }
+        let normalized = requested.lowercased()
+        guard normalized == language || normalized.hasPrefix(language + "-") || normalized.hasPrefix(language + "_") else {
+            throw TingxieError(.invalidArgument, "this server transcribes \"\(language)\" with the model \(engine.model.name); language \"\(requested.prefix(20))\" is not available")
+        }
+        return language
+    }
+
+    /// The job with `id`, or a 404.
+    func job(_ id: String) async throws -> Job {
+        guard Job.isValidID(id), let job = try await store.job(id: id) else {
+            throw TingxieError(.notFound, "no job with id \"\(id.prefix(64))\"")
+        }
+        return job
+    }
+
+    /// Cancels a job and stops it if it is running here.
+    func cancel(_ id: String) async throws -> Job {
+        let before = try await job(id)
+        guard !before.status.isTerminal else {
+            throw TingxieError(.jobFinished, "job \(id) has already \(before.status.rawValue); there is nothing to cancel")
+        }
+        guard let after = try await store.cancel(id: id) else { throw TingxieError(.notFound, "no job with id \"\(id)\"") }
+        if !pool.stopCanceled(id: id) {
+            uploads.audio.remove(id)
+        }
+        return after
+    }
+
+    /// Waits until the job is finished, checking every 50 ms, for at most `timeout`.
+    func waitForResult(_ id: String, timeout: Duration) async throws -> Job {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let current = try await job(id)
+            if current.status.isTerminal { return current }
+            guard ContinuousClock.now < deadline else {
+                throw TingxieError(.timeout, "job \(id) did not finish within \(Int(timeout.seconds)) s; it goes on: GET /v1/jobs/\(id)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// The transcript of a finished job, or why there is none.
+    func transcript(of job: Job) async throws -> Transcript {
+        switch job.status {
+        case .succeeded:
+            guard let transcript = try await store.transcript(id: job.id) else {
+                throw TingxieError(.internalError, "job \(job.id) succeeded but its transcript is missing")
+            }
+            return transcript
+        case .queued, .running:
+            throw TingxieError(.jobNotFinished, String(format: "job %@ is %@ (%.0f%% done); ask again later", job.id, job.status.rawValue, job.progress * 100))
+        case .failed:
+            throw APIError(.conflict, code: "job_failed", "job \(job.id) failed: \(job.error?.message ?? "unknown error")")
+        case .canceled:
+            throw APIError(.conflict, code: "job_canceled", "job \(job.id) was canceled")
+        }
+    }
+
+    /// Seconds a client refused for a full queue should wait: about the time the workers need
+    /// to get through a tenth of the queued audio, between 1 and 300.
+    func retryAfter() -> Int {
+        let stats = store.gauge.stats
+        let workers = max(1, configuration.workers.workers)
+        let estimate = stats.queuedSeconds * 0.15 / Double(workers) / 10
+        return Int(min(300, max(1, estimate.rounded(.up))))
+    }
+}

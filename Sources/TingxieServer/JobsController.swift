@@ -1,0 +1,152 @@
+import Foundation
+import Hummingbird
+import TingxieCore
+import TingxieJobs
+
+/// `/v1/jobs` and `/v1/batches`: durable transcription jobs.
+struct JobsController<Context: RequestContext> {
+    let service: JobService
+
+    func addRoutes(to router: Router<Context>) {
+        router.post("/v1/jobs", use: create)
+        router.get("/v1/jobs", use: list)
+        router.get("/v1/jobs/:id", use: show)
+        router.delete("/v1/jobs/:id", use: cancel)
+        router.get("/v1/jobs/:id/transcript", use: transcript)
+        router.post("/v1/batches", use: createBatch)
+        router.get("/v1/batches/:id", use: showBatch)
+    }
+
+    @Sendable func create(request: Request, context: Context) async throws -> Response {
+        let (jobs, _) = try await service.submit(request, maxFiles: 1)
+        return JSONResponse.make(JobDTO(jobs[0]), status: .accepted)
+    }
+
+    @Sendable func show(request: Request, context: Context) async throws -> Response {
+        JSONResponse.make(JobDTO(try await service.job(context.parameters.require("id"))))
+    }
+
+    @Sendable func cancel(request: Request, context: Context) async throws -> Response {
+        JSONResponse.make(JobDTO(try await service.cancel(context.parameters.require("id"))))
+    }
+
+    @Sendable func transcript(request: Request, context: Context) async throws -> Response {
+        let name = request.uri.queryParameters["format"].map(String.init) ?? "json"
+        guard let format = OutputFormat(rawValue: name) else {
+            throw TingxieError(.invalidArgument, "unknown format \"\(name.prefix(20))\"; use json, txt, srt or vtt")
+        }
+        let job = try await service.job(context.parameters.require("id"))
+        let transcript = try await service.transcript(of: job)
+        return JSONResponse.text(format.render(transcript), contentType: format.contentType)
+    }
+
+    @Sendable func list(request: Request, context: Context) async throws -> Response {
+        let query = request.uri.queryParameters
+        let status = try query["status"].map { value in
+            guard let status = Job.Status(rawValue: String(value)) else {
+                throw TingxieError(.invalidArgument, "unknown status \"\(value.prefix(20))\"; use one of \(Job.Status.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return status
+        }
+        let limit = try query["limit"].map { value in
+            guard let limit = Int(value), (1...500).contains(limit) else {
+                throw TingxieError(.invalidArgument, "limit must be a number from 1 to 500")
+            }
+            return limit
+        } ?? 50
+        let cursor = try query["cursor"].map { value in
+            guard let cursor = Int64(value) else { throw TingxieError(.invalidArgument, "cursor must be a value from next_cursor") }
+            return cursor
+        }
+        let page = try await service.store.list(status: status, limit: limit, cursor: cursor)
+        return JSONResponse.make(ListDTO(jobs: page.jobs.map(JobDTO.init), nextCursor: page.nextCursor.map(String.init)))
+    }
+
+    @Sendable func createBatch(request: Request, context: Context) async throws -> Response {
+        let batchID = Job.newID()
+        let (jobs, _) = try await service.submit(request, maxFiles: service.configuration.maxBatchFiles, batchID: batchID)
+        return JSONResponse.make(BatchDTO(id: batchID, jobs: jobs), status: .accepted)
+    }
+
+    @Sendable func showBatch(request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let jobs = Job.isValidID(id) ? try await service.store.jobs(batchID: id) : []
+        guard !jobs.isEmpty else { throw TingxieError(.notFound, "no batch with id \"\(id.prefix(64))\"") }
+        return JSONResponse.make(BatchDTO(id: id, jobs: jobs))
+    }
+}
+
+/// A job as the API shows it.
+struct JobDTO: Encodable {
+    var job: Job
+
+    init(_ job: Job) { self.job = job }
+
+    enum CodingKeys: String, CodingKey {
+        case id, status, progress, attempts, error, filename
+        case durationS = "duration_s", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+        case batchID = "batch_id"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(job.id, forKey: .id)
+        try container.encode(job.status.rawValue, forKey: .status)
+        try container.encode((job.progress * 1000).rounded() / 1000, forKey: .progress)
+        try container.encode(job.durationS, forKey: .durationS)
+        try container.encode(job.createdAt, forKey: .createdAt)
+        try container.encode(job.startedAt, forKey: .startedAt)
+        try container.encode(job.finishedAt, forKey: .finishedAt)
+        try container.encode(job.attempts, forKey: .attempts)
+        try container.encode(job.filename, forKey: .filename)
+        try container.encodeIfPresent(job.batchID, forKey: .batchID)
+        if let error = job.error, job.status != .succeeded {
+            try container.encode(["code": error.code.rawValue, "message": error.message], forKey: .error)
+        }
+    }
+}
+
+struct ListDTO: Encodable {
+    var jobs: [JobDTO]
+    var nextCursor: String?
+
+    enum CodingKeys: String, CodingKey {
+        case jobs
+        case nextCursor = "next_cursor"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(jobs, forKey: .jobs)
+        try container.encode(nextCursor, forKey: .nextCursor)
+    }
+}
+
+/// A batch: its jobs and their aggregate.
+struct BatchDTO: Encodable {
+    var id: String
+    var jobs: [Job]
+
+    enum CodingKeys: String, CodingKey { case id, status, progress, counts, jobs }
+
+    /// `queued` while nothing started, `running` while anything is unfinished, then
+    /// `succeeded` or `failed` when all ended so, else `completed`.
+    var status: String {
+        let statuses = Set(jobs.map(\.status))
+        if statuses == [.queued] { return "queued" }
+        if statuses.contains(where: { !$0.isTerminal }) { return "running" }
+        if statuses.count == 1, let only = statuses.first { return only.rawValue }
+        return "completed"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(status, forKey: .status)
+        let total = jobs.reduce(0) { $0 + max($1.durationS, 0.001) }
+        let done = jobs.reduce(0) { $0 + max($1.durationS, 0.001) * ($1.status.isTerminal ? 1 : $1.progress) }
+        try container.encode((done / total * 1000).rounded() / 1000, forKey: .progress)
+        try container.encode(Dictionary(grouping: jobs, by: \.status.rawValue).mapValues(\.count), forKey: .counts)
+        try container.encode(jobs.map(JobDTO.init), forKey: .jobs)
+    }
+}

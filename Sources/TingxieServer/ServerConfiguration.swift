@@ -1,0 +1,59 @@
+import Foundation
+import TingxieJobs
+
+/// Everything `tingxie serve` can be told; the command line and `TINGXIE_*` variables map onto it.
+public struct ServerConfiguration: Sendable {
+    /// Address to listen on; loopback unless told otherwise.
+    public var host: String
+    public var port: Int
+    /// Holds the job store (`jobs.sqlite`) and uploaded audio.
+    public var dataDirectory: URL
+    public var workers: WorkerPool.Configuration
+    /// ONNX Runtime threads per model call (reported by `/v1/system`).
+    public var threadsPerWorker: Int
+    /// Largest request body accepted.
+    public var maxUploadBytes: Int
+    /// Longest audio accepted, in seconds.
+    public var maxDurationSeconds: Double
+    /// Longest audio `POST /v1/audio/transcriptions` transcribes while the client waits.
+    public var maxSyncDurationSeconds: Double
+    public var queue: QueueGauge.Limits
+    /// Files in one `POST /v1/batches`.
+    public var maxBatchFiles: Int
+    /// Largest text field of a multipart form.
+    public var maxFieldBytes: Int
+    /// Bearer keys; empty means no authentication.
+    public var apiKeys: [String]
+    /// Origins allowed to call the API from a browser.
+    public var corsOrigins: [String]
+    /// Language the server transcribes (the model's).
+    public var language: String
+    /// Attempts a job gets before it is failed.
+    public var maxAttempts: Int
+    /// A connection idle this long is closed (slow clients).
+    public var idleTimeoutSeconds: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: URL,
+                workers: WorkerPool.Configuration = WorkerPool.Configuration(), threadsPerWorker: Int = 1,
+                maxUploadBytes: Int = 2048 << 20, maxDurationSeconds: Double = 6 * 3600,
+                maxSyncDurationSeconds: Double = 600, queue: QueueGauge.Limits = QueueGauge.Limits(),
+                maxBatchFiles: Int = 100, maxFieldBytes: Int = 64 << 10, apiKeys: [String] = [],
+                corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60) {
+        self.host = host
+        self.port = port
+        self.dataDirectory = dataDirectory
+        self.workers = workers
+        self.threadsPerWorker = threadsPerWorker
+        self.maxUploadBytes = maxUploadBytes
+        self.maxDurationSeconds = maxDurationSeconds
+        self.maxSyncDurationSeconds = maxSyncDurationSeconds
+        self.queue = queue
+        self.maxBatchFiles = maxBatchFiles
+        self.maxFieldBytes = maxFieldBytes
+        self.apiKeys = apiKeys
+        self.corsOrigins = corsOrigins
+        self.language = language
+        self.maxAttempts = maxAttempts
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+    }
+}
