@@ -58,18 +58,48 @@ public final class WorkerPool: Service {
     private enum Event: Sendable { case wake, finished, stop }
     /// Why a running job was stopped before it finished.
     private enum StopReason: Sendable { case canceled, leaseLost, timeout, shutdown }
-    private struct LeaseLost: Error {}
-    private struct TimedOut: Error {}
+    /// The job was stopped for the reason in its `Running`.
+    private struct Stopped: Error {}
 
-    /// A job being worked on: how far it got, how to stop it and why it was stopped.
+    /// A job being worked on: how far it got, whether it was asked to stop and why.
     private final class Running: Sendable {
-        let progress = Mutex(0.0)
-        let reason = Mutex<StopReason?>(nil)
-        let task = Mutex<Task<Void, Never>?>(nil)
+        private struct Stop {
+            var reason: StopReason?
+            var waiter: CheckedContinuation<Void, Never>?
+        }
 
+        let progress = Mutex(0.0)
+        private let state = Mutex(Stop())
+
+        var reason: StopReason? { state.withLock { $0.reason } }
+
+        /// Asks the job to stop; the first reason given is kept.
         func stop(_ why: StopReason) {
-            reason.withLock { if $0 == nil { $0 = why } }
-            task.withLock { $0 }?.cancel()
+            let waiter = state.withLock { state in
+                if state.reason == nil { state.reason = why }
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+
+        /// Returns once `stop` is called, or when the calling task is cancelled.
+        func waitForStop() async {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let now = state.withLock { state in
+                        if state.reason != nil || Task.isCancelled { return true }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if now { continuation.resume() }
+                }
+            } onCancel: {
+                state.withLock { state in
+                    defer { state.waiter = nil }
+                    return state.waiter
+                }?.resume()
+            }
         }
     }
 
@@ -116,6 +146,8 @@ public final class WorkerPool: Service {
             logger.warning("job requeued after restart", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
             if job.status.isTerminal { audio.remove(job.id) }
         }
+        // Jobs already queued start without waiting for the first tick.
+        eventSink.yield(.wake)
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.tick() }
@@ -153,17 +185,7 @@ public final class WorkerPool: Service {
         let handle = Running()
         running.withLock { $0[job.id] = handle }
         group.addTask {
-            let task = Task {
-                await self.execute(job, owner: owner, handle: handle)
-            }
-            handle.task.withLock { $0 = task }
-            // A stop that came before the task existed still applies.
-            if handle.reason.withLock({ $0 }) != nil { task.cancel() }
-            await withTaskCancellationHandler {
-                await task.value
-            } onCancel: {
-                handle.stop(.shutdown)
-            }
+            await self.execute(job, owner: owner, handle: handle)
             self.running.withLock { _ = $0.removeValue(forKey: job.id) }
             self.eventSink.yield(.finished)
         }
@@ -228,7 +250,7 @@ public final class WorkerPool: Service {
                                                                 lease: self.configuration.lease)) ?? true
                     if !held {
                         handle.stop(.leaseLost)
-                        return .failure(LeaseLost())
+                        return nil
                     }
                 }
                 return nil
@@ -236,7 +258,13 @@ public final class WorkerPool: Service {
             group.addTask {
                 guard (try? await Task.sleep(for: timeout)) != nil else { return nil }
                 handle.stop(.timeout)
-                return .failure(TimedOut())
+                return nil
+            }
+            // Stops (cancel, timeout, lost lease, shutdown) end the wait for the decode; the
+            // decode is then cancelled with the rest of the group.
+            group.addTask {
+                await handle.waitForStop()
+                return handle.reason == nil ? nil : .failure(Stopped())
             }
             var first: Result<Transcript, any Error>?
             while first == nil, let next = await group.next() {
@@ -249,7 +277,7 @@ public final class WorkerPool: Service {
             }
             return first ?? .failure(CancellationError())
         }
-        await settle(claimed, owner: owner, outcome: outcome, reason: handle.reason.withLock { $0 }, timeout: timeout, log: log)
+        await settle(claimed, owner: owner, outcome: outcome, reason: handle.reason, timeout: timeout, log: log)
     }
 
     private func settle(_ job: Job, owner: String, outcome: Result<Transcript, any Error>, reason: StopReason?,
@@ -272,7 +300,7 @@ public final class WorkerPool: Service {
                 try await store.release(id: job.id, owner: owner)
                 log.info("job requeued at shutdown")
             case (_, .timeout?):
-                let error = TingxieError(.timeout, String(format: "the job took longer than its limit of %.0f s for %.0f s of audio", timeout.seconds, job.durationS))
+                let error = TingxieError(.timeout, String(format: "the job took longer than its limit of %.1f s for %.1f s of audio", timeout.seconds, job.durationS))
                 _ = try await store.fail(id: job.id, owner: owner, error: error, retryAt: nil)
                 log.error("job timed out")
                 audio.remove(job.id)

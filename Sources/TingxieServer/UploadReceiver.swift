@@ -141,7 +141,9 @@ struct UploadReceiver: Sendable {
     }
 
     private func tooLarge() -> TingxieError {
-        TingxieError(.tooLarge, "the upload is larger than this server's limit of \(configuration.maxUploadBytes >> 20) MB")
+        let limit = configuration.maxUploadBytes
+        let shown = limit >= 1 << 20 ? "\(limit >> 20) MB" : "\(limit) bytes"
+        return TingxieError(.tooLarge, "the upload is larger than this server's limit of \(shown)")
     }
 
     /// The client's file name, for display only: its last path component, without control

@@ -1,0 +1,276 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+import TingxieCore
+import TingxieJobs
+
+/// A processor whose behaviour per attempt the test decides.
+final class ScriptedProcessor: JobProcessor {
+    enum Step: Sendable {
+        case succeed(after: Duration)
+        case fail(TingxieError)
+        /// Runs until cancelled.
+        case hang
+    }
+
+    let steps: @Sendable (Job) -> Step
+    let started = Mutex<[String]>([])
+    let sawCancel = Mutex(0)
+
+    init(_ steps: @escaping @Sendable (Job) -> Step) {
+        self.steps = steps
+    }
+
+    func process(_ job: Job, audio: URL, progress: @escaping @Sendable (Double) -> Void) async throws -> Transcript {
+        started.withLock { $0.append(job.id) }
+        switch steps(job) {
+        case .succeed(let duration):
+            progress(0.5)
+            try await sleepNoticingCancel(duration)
+            return Transcript(text: "第\(job.attempts)次", durationS: job.durationS, language: "zh", model: "scripted",
+                              segments: [], processingS: duration.seconds)
+        case .fail(let error):
+            throw error
+        case .hang:
+            try await sleepNoticingCancel(.seconds(3600))
+            throw TingxieError(.internalError, "unreachable")
+        }
+    }
+
+    private func sleepNoticingCancel(_ duration: Duration) async throws {
+        do {
+            try await Task.sleep(for: duration)
+        } catch {
+            sawCancel.withLock { $0 += 1 }
+            throw TingxieError(.canceled, "transcription canceled")
+        }
+    }
+
+    var startCount: Int { started.withLock { $0.count } }
+}
+
+/// A store and an audio folder in a temporary directory, and a pool to run over them.
+struct QueueFixture {
+    let root: URL
+    let store: SQLiteJobStore
+    let audio: AudioStore
+
+    init() throws {
+        root = try TestData.temporaryDirectory()
+        store = try SQLiteJobStore(path: root.appendingPathComponent("jobs.sqlite"))
+        audio = try AudioStore(directory: root)
+    }
+
+    /// Queues a job with an (empty) audio file.
+    func add(durationS: Double = 10, maxAttempts: Int = 3) async throws -> Job {
+        let job = Job(id: Job.newID(), filename: "x.wav", bytes: 1, durationS: durationS, maxAttempts: maxAttempts)
+        FileManager.default.createFile(atPath: audio.url(for: job.id).path, contents: Data([0]))
+        try await store.enqueue([job], settling: nil)
+        return job
+    }
+
+    /// Runs a pool until `until` holds (checked every 20 ms, at most `limit`), then shuts it
+    /// down gracefully and waits for it.
+    func run(_ processor: any JobProcessor, _ configuration: WorkerPool.Configuration, limit: Duration = .seconds(20),
+             until: @escaping @Sendable () async throws -> Bool) async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let pool = WorkerPool(store: store, processor: processor, audio: audio, configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [pool], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let deadline = ContinuousClock.now + limit
+            while try await !until(), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    func status(_ id: String) async throws -> Job.Status? {
+        try await store.job(id: id)?.status
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(at: root)
+    }
+}
+
+@Suite struct JobQueueTests {
+    @Test func onlyTheLeaseHolderCanStoreAResult() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let job = try await fixture.add()
+        let claimed = try #require(try await fixture.store.claim(owner: "first", lease: .milliseconds(50)))
+        #expect(claimed.id == job.id && claimed.attempts == 1)
+        try await Task.sleep(for: .milliseconds(80))
+        #expect(try await fixture.store.recoverExpiredLeases().map(\.id) == [job.id])
+        #expect(try await fixture.store.claim(owner: "second", lease: .seconds(30))?.attempts == 2)
+
+        let transcript = Transcript(text: "好", durationS: 1, language: "zh", model: "m", segments: [], processingS: 0.1)
+        #expect(try await fixture.store.complete(id: job.id, owner: "first", transcript: transcript) == false)
+        #expect(try await fixture.store.heartbeat(id: job.id, owner: "first", progress: 0.5, lease: .seconds(30)) == false)
+        #expect(try await fixture.store.complete(id: job.id, owner: "second", transcript: transcript))
+        #expect(try await fixture.store.complete(id: job.id, owner: "second", transcript: transcript) == false)
+        #expect(try await fixture.store.transcript(id: job.id)?.text == "好")
+        #expect(try await fixture.status(job.id) == .succeeded)
+    }
+
+    @Test func aJobLeftRunningByADeadProcessIsRunAgainAndSucceedsOnce() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let job = try await fixture.add()
+        // A process claimed the job and was killed before the pool started.
+        _ = try await fixture.store.claim(owner: "dead-process", lease: .seconds(3600))
+        let processor = ScriptedProcessor { _ in .succeed(after: .milliseconds(10)) }
+        try await fixture.run(processor, .init(workers: 1, heartbeat: .milliseconds(100), sweepInterval: .milliseconds(100))) {
+            try await fixture.status(job.id) == .succeeded
+        }
+        let done = try #require(try await fixture.store.job(id: job.id))
+        #expect(done.status == .succeeded)
+        #expect(done.attempts == 2)
+        #expect(try await fixture.store.transcript(id: job.id)?.text == "第2次")
+        #expect(!FileManager.default.fileExists(atPath: fixture.audio.url(for: job.id).path))
+    }
+
+    @Test func anExpiredLeaseIsSweptBackIntoTheQueue() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let job = try await fixture.add()
+        let claimedAt = Mutex<ContinuousClock.Instant?>(nil)
+        let sweptAfter = Mutex<Duration?>(nil)
+        // A pool without workers only sweeps. Once it runs (its start-up recovery is over), a
+        // worker elsewhere claims the job and dies.
+        try await fixture.run(ScriptedProcessor { _ in .hang }, .init(workers: 0, sweepInterval: .milliseconds(50))) {
+            guard let claimed = claimedAt.withLock({ $0 }) else {
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await fixture.store.claim(owner: "dead-worker", lease: .milliseconds(300))?.id == job.id)
+                claimedAt.withLock { $0 = .now }
+                return false
+            }
+            guard try await fixture.status(job.id) == .queued else { return false }
+            sweptAfter.withLock { $0 = .now - claimed }
+            return true
+        }
+        let after = try #require(sweptAfter.withLock { $0 })
+        #expect(after >= .milliseconds(300), "requeued before the lease ran out")
+        let requeued = try #require(try await fixture.store.job(id: job.id))
+        #expect(requeued.status == .queued && requeued.leaseOwner == nil && requeued.attempts == 1)
+    }
+
+    @Test func aLiveLongJobKeepsItsLease() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let job = try await fixture.add()
+        let processor = ScriptedProcessor { _ in .succeed(after: .milliseconds(1500)) }
+        // The job runs five times longer than its lease; heartbeats must keep it.
+        try await fixture.run(processor, .init(workers: 1, lease: .milliseconds(300), heartbeat: .milliseconds(60),
+                                               sweepInterval: .milliseconds(50))) {
+            try await fixture.status(job.id) == .succeeded
+        }
+        #expect(try await fixture.store.job(id: job.id)?.attempts == 1)
+        #expect(processor.startCount == 1)
+    }
+
+    @Test func transientFailuresAreRetriedAndBadAudioIsNot() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let flaky = try await fixture.add()
+        let bad = try await fixture.add()
+        let hopeless = try await fixture.add(maxAttempts: 2)
+        let processor = ScriptedProcessor { job in
+            if job.id == bad.id { return .fail(TingxieError(.invalidAudio, "x.wav: not audio")) }
+            if job.id == hopeless.id { return .fail(TingxieError(.ioError, "disk trouble")) }
+            return job.attempts == 1 ? .fail(TingxieError(.ioError, "disk trouble")) : .succeed(after: .zero)
+        }
+        try await fixture.run(processor, .init(workers: 2, sweepInterval: .milliseconds(50), retryBackoff: .milliseconds(100))) {
+            for id in [flaky.id, bad.id, hopeless.id] where try await fixture.status(id)?.isTerminal != true {
+                return false
+            }
+            return true
+        }
+        #expect(try await fixture.store.job(id: flaky.id)?.status == .succeeded)
+        #expect(try await fixture.store.job(id: flaky.id)?.attempts == 2)
+        let badJob = try #require(try await fixture.store.job(id: bad.id))
+        #expect(badJob.status == .failed && badJob.attempts == 1 && badJob.error?.code == .invalidAudio)
+        let hopelessJob = try #require(try await fixture.store.job(id: hopeless.id))
+        #expect(hopelessJob.status == .failed && hopelessJob.attempts == 2 && hopelessJob.error?.message == "disk trouble")
+    }
+
+    @Test func aJobOverItsTimeLimitFails() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let job = try await fixture.add(durationS: 1)
+        let processor = ScriptedProcessor { _ in .hang }
+        try await fixture.run(processor, .init(workers: 1, timeoutPerAudioSecond: 0.2, minimumTimeout: .milliseconds(200))) {
+            try await fixture.status(job.id) == .failed
+        }
+        let failed = try #require(try await fixture.store.job(id: job.id))
+        #expect(failed.error?.code == .timeout)
+        #expect(failed.error?.message.contains("limit of 0.4 s for 1.0 s of audio") == true)
+        #expect(processor.sawCancel.withLock { $0 } == 1)
+    }
+
+    @Test func shutdownRequeuesWhatIsStillRunningAfterTheGracePeriod() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let quick = try await fixture.add()
+        let slow = try await fixture.add()
+        let processor = ScriptedProcessor { job in job.id == quick.id ? .succeed(after: .milliseconds(300)) : .hang }
+        try await fixture.run(processor, .init(workers: 2, shutdownGrace: .seconds(1))) {
+            processor.startCount == 2
+        }
+        // Shutdown began with both running: the quick one finished within the grace period,
+        // the slow one was stopped and given back without using up an attempt.
+        #expect(try await fixture.status(quick.id) == .succeeded)
+        let requeued = try #require(try await fixture.store.job(id: slow.id))
+        #expect(requeued.status == .queued)
+        #expect(requeued.attempts == 0)
+        #expect(FileManager.default.fileExists(atPath: fixture.audio.url(for: slow.id).path))
+    }
+
+    @Test func jobsFoundRunningAtStartAreRequeuedAndPoisonJobsGiveUp() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let orphan = try await fixture.add()
+        _ = try await fixture.store.claim(owner: "previous-process", lease: .seconds(3600))
+        #expect(try await fixture.store.recoverAllRunning().map(\.status) == [.queued])
+
+        let poison = try await fixture.add(maxAttempts: 1)
+        _ = try await fixture.store.claim(owner: "a", lease: .seconds(3600))
+        _ = try await fixture.store.claim(owner: "b", lease: .seconds(3600))
+        let recovered = try await fixture.store.recoverAllRunning()
+        #expect(recovered.first { $0.id == poison.id }?.status == .failed)
+        #expect(recovered.first { $0.id == orphan.id }?.status == .queued)
+        #expect(try await fixture.store.job(id: poison.id)?.error?.message.contains("gave up after 1 attempts") == true)
+    }
+
+    @Test func admissionIsExact() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        let gauge = QueueGauge(limits: .init(maxQueuedJobs: 5, maxQueuedSeconds: 100))
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<12 {
+                group.addTask { (try? gauge.reserve()) != nil }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 5)
+
+        let store = fixture.store
+        let first = try store.gauge.reserve()
+        try store.gauge.add(seconds: 60, to: first)
+        try await store.enqueue([Job(id: Job.newID(), filename: nil, bytes: 1, durationS: 60)], settling: first)
+        #expect(store.gauge.stats.queuedJobs == 1)
+        #expect(store.gauge.stats.queuedSeconds == 60)
+        // The settled reservation no longer counts: exactly the store's queue does.
+        let second = try store.gauge.reserve()
+        #expect(throws: TingxieError.self) { try store.gauge.add(seconds: 100 * 3600, to: second) }
+        store.gauge.release(second)
+        store.gauge.release(second)
+        #expect(throws: Never.self) { _ = try store.gauge.reserve(jobs: 999) }
+    }
+}
