@@ -15,6 +15,20 @@ enum TestData {
     static let generatedModels: URL? = ProcessInfo.processInfo.environment["TINGXIE_TEST_MODELS"]
         .flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
 
+    /// The checkout this test was built from.
+    static let projectRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Python packages the tests use (`scripts/setup --test` installs them here).
+    static var pythonTools: URL { projectRoot.appendingPathComponent(".deps/python") }
+
+    /// The generated random-weight Paraformer: loads fast, transcribes nonsense.
+    static let tinyModel = generatedModels?.appendingPathComponent("paraformer-tiny")
+    static let tinyModelAvailable = tinyModel != nil && vadModel != nil
+    static let tinyModelReason: Comment = "needs the generated test models and the VAD model; run `make test`"
+
+    static let openAISDKAvailable = realModelsAvailable
+        && FileManager.default.fileExists(atPath: pythonTools.appendingPathComponent("openai").path)
+
     static var whisperBase: URL? { root?.appendingPathComponent("models/whisper-base") }
     static var corpus: URL? { root?.appendingPathComponent("corpus/zh-tts") }
 

@@ -1,0 +1,158 @@
+import Foundation
+import Synchronization
+import Testing
+import TingxieText
+
+/// The real server binary on loopback: crashes, overload and hostile input.
+@Suite(.serialized) struct ServerProcessTests {
+    @Test(.enabled(if: TestData.tinyModelAvailable, TestData.tinyModelReason))
+    func backPressureRefusesExactlyTheExcess() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let queueLimit = 5, excess = 3
+        let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.tinyModel),
+                                             arguments: ["--workers", "0", "--max-queued-jobs", "\(queueLimit)"])
+        let audio = Upload.wav(seconds: 2)
+        let base = server.baseURL
+        let replies = try await withThrowingTaskGroup(of: (LiveHTTP.Reply, Duration).self) { group in
+            for index in 0..<(queueLimit + excess) {
+                group.addTask {
+                    let start = ContinuousClock.now
+                    let reply = try await LiveHTTP.submit(base, audio, filename: "\(index).wav")
+                    return (reply, .now - start)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let refused = replies.filter { $0.0.status == 503 }
+        #expect(replies.filter { $0.0.status == 202 }.count == queueLimit)
+        #expect(refused.count == excess)
+        #expect(refused.allSatisfy { $0.0.json["error"] != nil && Int($0.0.headers.first(name: "Retry-After") ?? "") != nil })
+        let slowest = refused.map(\.1).max() ?? .zero
+        print("back-pressure: \(refused.count) of \(replies.count) refused; slowest refusal \(slowest)")
+
+        // A body that declares more than the limit is refused from its headers alone.
+        let declared = try LiveHTTP.rawStatusLine(port: server.port, head: "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 100000000000\r\n\r\n", body: Data("RIFF".utf8))
+        #expect(declared.hasPrefix("HTTP/1.1 413"), "\(declared)")
+        #expect(try await LiveHTTP.request(server.baseURL + "/healthz").status == 200)
+    }
+
+    @Test(.enabled(if: TestData.tinyModelAvailable, TestData.tinyModelReason))
+    func hostileUploadsGet4xxAndTheServerKeepsServing() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.tinyModel),
+                                             arguments: ["--max-upload-mb", "1", "--max-duration", "30"])
+        var lying = WAVFixture.file(Array(repeating: 0.2, count: 8), sampleRate: 16_000, dataSizeOverride: 0xFFFF_FFFF)
+        lying = lying.prefix(60)
+        let elf = try Data(contentsOf: URL(fileURLWithPath: "/bin/ls")).prefix(200_000)
+        let cases: [(String, Data, ClosedRange<Int>)] = [
+            ("random.mp3", Data((0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }), 415...422),
+            ("ls.wav", elf, 415...422),
+            ("archive.zip", Data([0x50, 0x4B, 0x03, 0x04]) + Data(repeating: 7, count: 1000), 415...422),
+            ("list.m3u8", Data("#EXTM3U\n#EXTINF:10,\nfile:///etc/passwd\n".utf8), 415...415),
+            ("concat.txt", Data("ffconcat version 1.0\nfile /etc/passwd\n".utf8), 415...415),
+            ("empty.wav", Data(), 422...422),
+            ("truncated.wav", WAVFixture.file(Array(repeating: 0.1, count: 16_000), sampleRate: 16_000).prefix(30), 422...422),
+            ("huge.wav", Upload.wav(seconds: 40), 413...413),
+            ("long.wav", WAVFixture.file(Array(repeating: 0.1, count: 8000 * 40), sampleRate: 8000, bits: 8), 413...413),
+        ]
+        for (name, data, expected) in cases {
+            let reply = try await LiveHTTP.submit(server.baseURL, data, filename: name)
+            #expect(expected.contains(reply.status), "\(name): \(reply.status) \(reply.body)")
+            #expect(reply.json["error"] != nil, "\(name): \(reply.body)")
+        }
+        // The lying header is read for what the file holds: a job that ends, one way or the other.
+        let lyingReply = try await LiveHTTP.submit(server.baseURL, lying, filename: "lying.wav")
+        #expect([202, 422].contains(lyingReply.status), "\(lyingReply.body)")
+        let good = try await LiveHTTP.submit(server.baseURL, Upload.wav(seconds: 2))
+        #expect(good.status == 202)
+        let ids = [good.json["id"], lyingReply.json["id"]].compactMap { $0 as? String }
+        let jobs = try await LiveHTTP.waitForJobs(server.baseURL, ids, limit: .seconds(60))
+        #expect(jobs[ids[0]]?["status"] as? String == "succeeded")
+        #expect(jobs.values.allSatisfy { ["succeeded", "failed"].contains($0["status"] as? String ?? "") })
+        #expect(try await LiveHTTP.request(server.baseURL + "/healthz").status == 200)
+        #expect(server.process.isRunning)
+        let stray = try FileManager.default.subpathsOfDirectory(atPath: root.appendingPathComponent("data/uploads").path)
+        #expect(stray.isEmpty, "partial uploads left: \(stray)")
+    }
+
+    @Test(.enabled(if: TestData.realModelsAvailable, TestData.skipReason))
+    func killNineLosesNoAcceptedJob() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = root.appendingPathComponent("data")
+        let model = try #require(TestData.whisperBase)
+        let corpus = try #require(TestData.corpus)
+        var server = try await ServerProcess(dataDirectory: data, model: model, arguments: ["--workers", "2"])
+        var ids: [String] = []
+        for index in 1...8 {
+            let file = corpus.appendingPathComponent(String(format: "%03d.wav", index))
+            let reply = try await LiveHTTP.submit(server.baseURL, try Data(contentsOf: file), filename: file.lastPathComponent)
+            #expect(reply.status == 202)
+            ids.append(try #require(reply.json["id"] as? String))
+        }
+        var kills = 0
+        var killedWhileRunning = Set<String>()
+        for _ in 0..<2 {
+            // Kill as soon as jobs are running.
+            for _ in 0..<300 {
+                let running = try await LiveHTTP.request(server.baseURL + "/v1/jobs?status=running").json["jobs"] as? [[String: Any]] ?? []
+                if !running.isEmpty {
+                    killedWhileRunning.formUnion(running.compactMap { $0["id"] as? String })
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            server.stop(signal: SIGKILL)
+            kills += 1
+            server = try await ServerProcess(dataDirectory: data, model: model, arguments: ["--workers", "2"])
+        }
+        let restarted = ContinuousClock.now
+        let jobs = try await LiveHTTP.waitForJobs(server.baseURL, ids, limit: .seconds(180))
+        let recovery = ContinuousClock.now - restarted
+        let succeeded = ids.filter { jobs[$0]?["status"] as? String == "succeeded" }
+        #expect(succeeded.count == ids.count, "lost jobs: \(ids.filter { !succeeded.contains($0) }.map { jobs[$0] ?? [:] })")
+        #expect(!killedWhileRunning.isEmpty, "no job was running when the server was killed")
+        var results = 0
+        for id in ids {
+            let transcript = try await LiveHTTP.request(server.baseURL + "/v1/jobs/\(id)/transcript?format=txt")
+            #expect(transcript.status == 200 && !transcript.body.isEmpty)
+            results += transcript.status == 200 ? 1 : 0
+        }
+        let reexecuted = ids.filter { (jobs[$0]?["attempts"] as? Int ?? 0) > 1 }
+        #expect(Set(reexecuted).isSubset(of: killedWhileRunning), "only jobs that were running when killed ran again")
+        print("kill -9: jobs \(ids.count), kills \(kills), lost \(ids.count - succeeded.count), results \(results), re-executed \(reexecuted.count), all done \(recovery) after the last restart")
+    }
+
+    @Test(.enabled(if: TestData.openAISDKAvailable, "needs the real models and the openai package from scripts/setup --test; run `make test`"))
+    func theOfficialOpenAISDKTranscribes() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.whisperBase),
+                                             arguments: ["--api-key", "sdk-test-key"])
+        let corpus = try #require(TestData.corpus)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", TestData.projectRoot.appendingPathComponent("Tests/TingxieTests/Fixtures/openai_client.py").path,
+                             server.baseURL + "/v1", "sdk-test-key", corpus.appendingPathComponent("002.wav").path]
+        process.environment = ProcessInfo.processInfo.environment.merging(["PYTHONPATH": TestData.pythonTools.path]) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(server.logText.suffix(2000))")
+        let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let expected = try #require(try TestData.transcripts(corpus).first { $0.id == "002" }?.text)
+        let text = try #require(results["json"] as? String)
+        #expect(ErrorRate.characterErrorRate([(text, expected)]) < 0.25, "\(text)")
+        #expect(results["text"] as? String == text)
+        #expect((results["srt"] as? String)?.contains(" --> ") == true)
+        #expect((results["vtt"] as? String)?.hasPrefix("WEBVTT") == true)
+        let verbose = try #require(results["verbose_json"] as? [String: Any])
+        #expect(abs((verbose["duration"] as? Double ?? 0) - 4.149) < 0.05)
+        #expect((verbose["segments"] as? Int ?? 0) >= 1)
+        #expect(results["unauthorized"] as? Int == 401)
+    }
+}
