@@ -32,6 +32,13 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Also time hotword matching with these hotwords over the corpus's transcripts.tsv.")
     var hotwordsFile: String?
 
+    enum Section: String, CaseIterable, ExpressibleByArgument {
+        case corpus, long, overhead, server
+    }
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all).")
+    var sections: [Section] = Section.allCases
+
     func validate() throws {
         guard (1...20).contains(runs) else { throw ValidationError("--runs must be between 1 and 20") }
         guard !minutes.isEmpty, minutes.allSatisfy({ (1...600).contains($0) }) else {
@@ -53,6 +60,36 @@ struct BenchCommand: AsyncParsableCommand {
         let audioSeconds = try files.reduce(0.0) { $0 + (try WAVReader(url: $1).duration ?? 0) }
         say("Tingxie bench: model \(modelDir), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         if let hotwordsFile { try measureHotwords(hotwordsFile, transcripts: corpusURL.appendingPathComponent("transcripts.tsv")) }
+        let work = URL(fileURLWithPath: workDir)
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        if sections.contains(.corpus) {
+            try measureCorpus(files, audioSeconds: audioSeconds, executable: executable, common: common)
+        }
+        if sections.contains(.long) {
+            try measureLongFiles(files, work: work, executable: executable, common: common)
+        }
+        if sections.contains(.overhead) {
+            let overheadMinutes = minutes.contains(10) ? 10 : minutes.min()!
+            try await measureOverhead(try longFile(minutes: overheadMinutes, from: files, in: work), minutes: overheadMinutes)
+        }
+        if sections.contains(.server) {
+            let recognizer = try model.loadRecognizer(threads: 1)
+            let pool = NIOThreadPool(numberOfThreads: 2)
+            pool.start()
+            let bench = ServerBench(engine: { _ in try model.serverEngine(recognizer: recognizer, threadPool: pool, dictionary: nil) },
+                                    files: files, audioSeconds: audioSeconds, runs: runs, work: work)
+            do {
+                try await bench.run()
+            } catch {
+                try? await pool.shutdownGracefully()
+                throw error
+            }
+            try await pool.shutdownGracefully()
+        }
+    }
+
+    /// One `tingxie transcribe` process over the whole corpus, with 1 and 2 threads.
+    private func measureCorpus(_ files: [URL], audioSeconds: Double, executable: String, common: [String]) throws {
         say(String(format: "\n## Corpus: %d files, %.1f s of audio, one `tingxie transcribe` process (model load included)", files.count, audioSeconds))
         say("threads  wall min  wall median  RTF min  peak RSS")
         for threads in [1, 2] {
@@ -63,9 +100,10 @@ struct BenchCommand: AsyncParsableCommand {
             say(String(format: "%7d  %7.2fs  %10.2fs  %7.4f  %5.0f MB", threads, walls[0], walls[walls.count / 2],
                          walls[0] / audioSeconds, Double(measured.map(\.peakRSSBytes).max()!) / 1e6))
         }
+    }
 
-        let work = URL(fileURLWithPath: workDir)
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+    /// RTF and peak memory on long files, and how memory grows with length.
+    private func measureLongFiles(_ files: [URL], work: URL, executable: String, common: [String]) throws {
         say("\n## Long files built from the corpus (speech with 0.5-3 s pauses), `tingxie transcribe --threads \(model.threadCount)`")
         say("length  wall min   RTF     peak RSS")
         var peaks: [Int: Int] = [:]
@@ -83,9 +121,6 @@ struct BenchCommand: AsyncParsableCommand {
             say(String(format: "peak RSS(%d min) / peak RSS(%d min) = %.3f (goal <= 1.2)", longest, shortest,
                          Double(peaks[longest]!) / Double(peaks[shortest]!)))
         }
-
-        let overheadMinutes = minutes.contains(10) ? 10 : minutes.min()!
-        try await measureOverhead(try longFile(minutes: overheadMinutes, from: files, in: work), minutes: overheadMinutes)
     }
 
     /// Time of the text-stage hotword matcher per sentence.

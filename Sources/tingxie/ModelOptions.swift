@@ -1,7 +1,11 @@
 import ArgumentParser
 import Foundation
+import NIOPosix
 import TingxieCore
+import TingxiePipeline
+import TingxieServer
 import TingxieSherpa
+import TingxieText
 
 /// Flags shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
@@ -37,6 +41,13 @@ struct ModelOptions: ParsableArguments {
     func loadRecognizer(threads: Int? = nil) throws -> SherpaRecognizer {
         let directory = try ModelDirectory.detect(try modelDirectory())
         return try SherpaRecognizer(directory: directory, configuration: .init(threads: threads ?? threadCount, language: language))
+    }
+
+    /// What the server runs jobs with: the pipeline over `recognizer` and this VAD.
+    func serverEngine(recognizer: any Recognizer, threadPool: NIOThreadPool, dictionary: PinyinDictionary?) throws -> TranscriptionEngine {
+        let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: try loadVAD(),
+                                                 configuration: .init(language: language), threadPool: threadPool)
+        return TranscriptionEngine(pipeline: pipeline, dictionary: dictionary)
     }
 
     func loadVAD() throws -> SileroVADFactory {

@@ -5,7 +5,6 @@ import Logging
 import NIOPosix
 import TingxieCore
 import TingxieJobs
-import TingxiePipeline
 import TingxieServer
 import TingxieText
 
@@ -52,8 +51,6 @@ struct ServeCommand: AsyncParsableCommand {
         let recognizer = try model.loadRecognizer(threads: threads)
         let threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.workers.workers))
         threadPool.start()
-        let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: try model.loadVAD(),
-                                                 configuration: .init(language: configuration.language), threadPool: threadPool)
         let dictionary: PinyinDictionary?
         do {
             dictionary = try PinyinDictionary()
@@ -63,7 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let app = try buildApplication(
             configuration: configuration,
-            engine: TranscriptionEngine(pipeline: pipeline, dictionary: dictionary),
+            engine: try model.serverEngine(recognizer: recognizer, threadPool: threadPool, dictionary: dictionary),
             logger: logger
         ) { port in
             logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "workers": "\(configuration.workers.workers)",
@@ -82,7 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
     func serverConfiguration() throws -> ServerConfiguration {
         let threads = try model.threads ?? setting(nil, "THREADS").map { try number($0, "TINGXIE_THREADS") } ?? 1
         let workerCount = try workers ?? setting(nil, "WORKERS").map { try number($0, "TINGXIE_WORKERS") }
-            ?? Self.defaultWorkers(threadsPerWorker: threads)
+            ?? Self.defaultWorkers(threadsPerWorker: threads, modelBytes: Self.modelBytes(try model.modelDirectory()))
         var pool = WorkerPool.Configuration(workers: workerCount)
         if let grace = try shutdownGrace ?? setting(nil, "SHUTDOWN_GRACE").map({ try number($0, "TINGXIE_SHUTDOWN_GRACE") }) {
             pool.shutdownGrace = .seconds(grace)
@@ -118,11 +115,20 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// One worker per `threadsPerWorker` cores (two jobs of one thread beat one job of two by
-    /// ~8% on 2 cores), and no more than the available memory holds at ~512 MB a job.
-    static func defaultWorkers(threadsPerWorker: Int) -> Int {
+    /// ~8% on 2 cores), and no more than the available memory holds once the model (shared by
+    /// all workers) is loaded, at ~512 MB a job (Whisper base peaked at 435 MB in all).
+    static func defaultWorkers(threadsPerWorker: Int, modelBytes: Int) -> Int {
         let byCores = max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, threadsPerWorker))
         guard let available = MemoryReading.now().availableBytes else { return byCores }
-        return max(1, min(byCores, Int(Double(available) * 0.8) / (512 << 20)))
+        return max(1, min(byCores, (Int(Double(available) * 0.8) - modelBytes) / (512 << 20)))
+    }
+
+    /// Bytes of the model's files (what loading it adds to memory, roughly).
+    static func modelBytes(_ directory: URL) -> Int {
+        let files = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.fileSizeKey])
+        return (files?.allObjects as? [URL] ?? []).reduce(0) { total, url in
+            total + ((try? url.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0)
+        }
     }
 
     private func setting(_ flag: String?, _ name: String) -> String? {

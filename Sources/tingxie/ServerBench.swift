@@ -1,0 +1,172 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import TingxieAudio
+import TingxieCore
+import TingxieJobs
+import TingxieServer
+
+/// Server figures: throughput of the job queue with 1 and 2 workers, and the latency of a
+/// short synchronous request while the workers are busy. The server runs in this process
+/// (the same composition root as `tingxie serve`) and is driven over loopback HTTP.
+struct ServerBench: Sendable {
+    let engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine
+    let files: [URL]
+    let audioSeconds: Double
+    let runs: Int
+    let work: URL
+
+    func run() async throws {
+        say("\n## Server: all \(files.count) corpus files submitted at once to POST /v1/jobs, 1 thread per worker")
+        say("workers  wall min  wall median  throughput (audio s / wall s)")
+        var throughput: [Int: Double] = [:]
+        for workers in [1, 2] {
+            var walls: [Double] = []
+            for _ in 0..<runs {
+                walls.append(try await withServer(workers: workers) { base in
+                    let started = ContinuousClock.now
+                    let ids = try await withThrowingTaskGroup(of: String.self) { group in
+                        for file in files { group.addTask { try await submit(base, file) } }
+                        return try await group.reduce(into: []) { $0.append($1) }
+                    }
+                    for id in ids { try await waitUntilDone(base, id) }
+                    return (ContinuousClock.now - started).seconds
+                })
+            }
+            walls.sort()
+            throughput[workers] = audioSeconds / walls[0]
+            say(String(format: "%7d  %7.2fs  %10.2fs  %.2f", workers, walls[0], walls[walls.count / 2], audioSeconds / walls[0]))
+        }
+        say(String(format: "throughput(2 workers) / throughput(1 worker) = %.3f (goal >= 1.8)", throughput[2]! / throughput[1]!))
+        try await measureLatency()
+    }
+
+    /// Latency of `POST /v1/audio/transcriptions` with the corpus file closest to 5 s, one
+    /// request at a time, while two clients keep submitting corpus files to `/v1/jobs` and
+    /// waiting for them (the 2 workers stay busy; the queue stays short).
+    private func measureLatency() async throws {
+        let durations = try files.map { ($0, try WAVReader(url: $0).duration ?? 0) }
+        let (probe, probeSeconds) = durations.min { abs($0.1 - 5) < abs($1.1 - 5) }!
+        let requests = 40
+        let latencies = try await withServer(workers: 2) { base in
+            try await withThrowingTaskGroup(of: [Double].self) { group in
+                for client in 0..<2 {
+                    group.addTask {
+                        var index = client
+                        while !Task.isCancelled {
+                            let id = try await submit(base, files[index % files.count])
+                            try await waitUntilDone(base, id)
+                            index += 2
+                        }
+                        return []
+                    }
+                }
+                group.addTask {
+                    var measured: [Double] = []
+                    for _ in 0..<requests {
+                        let started = ContinuousClock.now
+                        let reply = try await post(base + "/v1/audio/transcriptions", file: probe, fields: ["model": "bench"])
+                        guard reply.status == .ok else { throw TingxieError(.internalError, "sync request answered \(reply.status)") }
+                        measured.append((ContinuousClock.now - started).seconds)
+                    }
+                    return measured
+                }
+                let measured = try await group.next()!
+                group.cancelAll()
+                return measured
+            }
+        }
+        let sorted = latencies.sorted()
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)] }
+        say(String(format: "\n## Latency of a %.1f s file via POST /v1/audio/transcriptions under load (2 workers busy with corpus jobs), %d requests",
+                   probeSeconds, sorted.count))
+        say(String(format: "p50 %.3f s  p99 %.3f s  min %.3f s  max %.3f s", percentile(0.5), percentile(0.99), sorted.first!, sorted.last!))
+    }
+
+    private func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    // MARK: Server and client
+
+    /// Runs a fresh server (new data folder) with `workers` workers while `body` runs.
+    private func withServer<T: Sendable>(workers: Int, _ body: @Sendable @escaping (String) async throws -> T) async throws -> T {
+        let data = work.appendingPathComponent("server-data")
+        try? FileManager.default.removeItem(at: data)
+        let configuration = ServerConfiguration(port: 0, dataDirectory: data, workers: .init(workers: workers), threadsPerWorker: 1)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+        let app = try buildApplication(configuration: configuration, engine: try engine(configuration), logger: logger) { port in
+            portSink.yield(port)
+        }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        return try await withThrowingTaskGroup(of: T?.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return nil
+            }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw TingxieError(.internalError, "the server did not start") }
+            let result = try await body("http://127.0.0.1:\(port)")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        }
+    }
+
+    private func submit(_ base: String, _ file: URL) async throws -> String {
+        let reply = try await post(base + "/v1/jobs", file: file)
+        guard reply.status == .accepted, let id = reply.json["id"] as? String else {
+            throw TingxieError(.internalError, "upload answered \(reply.status): \(reply.body)")
+        }
+        return id
+    }
+
+    /// Polls every 20 ms (at most 10 minutes) until the job succeeded.
+    private func waitUntilDone(_ base: String, _ id: String) async throws {
+        for _ in 0..<30_000 {
+            let status = try await get(base + "/v1/jobs/\(id)").json["status"] as? String
+            if status == "succeeded" { return }
+            if status == "failed" || status == "canceled" { throw TingxieError(.internalError, "job \(id) \(status!)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TingxieError(.timeout, "job \(id) did not finish in 10 minutes")
+    }
+
+    private struct Reply {
+        var status: HTTPResponseStatus
+        var body: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    private func get(_ url: String) async throws -> Reply {
+        try await send(HTTPClientRequest(url: url))
+    }
+
+    private func post(_ url: String, file: URL, fields: [String: String] = [:]) async throws -> Reply {
+        let boundary = "tingxie-bench-\(UUID().uuidString)"
+        var body = Data()
+        for (name, value) in fields {
+            body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8))
+        }
+        body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(file.lastPathComponent)\"\r\nContent-Type: audio/wav\r\n\r\n".utf8))
+        body.append(try Data(contentsOf: file))
+        body.append(Data("\r\n--\(boundary)--\r\n".utf8))
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        return try await send(request)
+    }
+
+    private func send(_ request: HTTPClientRequest) async throws -> Reply {
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        return Reply(status: response.status, body: String(buffer: body))
+    }
+}
