@@ -165,9 +165,10 @@ struct QueueFixture {
         let fixture = try QueueFixture()
         defer { fixture.remove() }
         let job = try await fixture.add()
-        let processor = ScriptedProcessor { _ in .succeed(after: .milliseconds(1500)) }
-        // The job runs five times longer than its lease; heartbeats must keep it.
-        try await fixture.run(processor, .init(workers: 1, lease: .milliseconds(300), heartbeat: .milliseconds(60),
+        let processor = ScriptedProcessor { _ in .succeed(after: .seconds(7)) }
+        // The job runs over twice as long as its lease; heartbeats must keep it. (The margins
+        // are wide because the whole suite shares 2 cores while this runs.)
+        try await fixture.run(processor, .init(workers: 1, lease: .seconds(3), heartbeat: .milliseconds(250),
                                                sweepInterval: .milliseconds(50))) {
             try await fixture.status(job.id) == .succeeded
         }
@@ -220,7 +221,7 @@ struct QueueFixture {
         let quick = try await fixture.add()
         let slow = try await fixture.add()
         let processor = ScriptedProcessor { job in job.id == quick.id ? .succeed(after: .milliseconds(300)) : .hang }
-        try await fixture.run(processor, .init(workers: 2, shutdownGrace: .seconds(1))) {
+        try await fixture.run(processor, .init(workers: 2, shutdownGrace: .seconds(5))) {
             processor.startCount == 2
         }
         // Shutdown began with both running: the quick one finished within the grace period,
