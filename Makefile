@@ -45,6 +45,7 @@ $(TEST_MODELS)/.stamp: scripts/make-test-models.py
 test:
 	@scripts/setup --test
 	@$(MAKE) --no-print-directory $(TEST_MODELS)/.stamp
+	promtool check rules deploy/prometheus/tingxie-rules.yml
 	swift build --build-tests
 	TINGXIE_TEST_MODELS=$(TEST_MODELS) swift test --skip-build
 

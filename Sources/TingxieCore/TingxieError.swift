@@ -2,7 +2,7 @@
 /// was wrong and what to do about it. The HTTP mapping lives at the edge.
 public struct TingxieError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Stable, snake_case error codes; clients and tests rely on the raw values.
-    public enum Code: String, Sendable, Codable {
+    public enum Code: String, Sendable, Codable, CaseIterable {
         case modelNotFound = "model_not_found"
         case invalidModel = "invalid_model"
         case modelError = "model_error"

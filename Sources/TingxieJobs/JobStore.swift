@@ -42,4 +42,15 @@ public protocol JobStore: Sendable {
     func transcript(id: String) async throws -> Transcript?
     /// Checks that the store answers.
     func ping() async throws
+
+    /// When the oldest job still queued was created; `nil` when none is.
+    func oldestQueuedAt() async throws -> Date?
+    /// Jobs that ended since `date`: how many, and how many of them failed.
+    func finished(since date: Date) async throws -> (total: Int, failed: Int)
+
+    /// Records an alert as an open incident; returns its id.
+    func openAlert(cause: Incident.Cause, message: String) async throws -> Int64
+    func resolveAlert(id: Int64) async throws
+    /// Incidents newest first (failed jobs are recorded by `fail` and the lease sweeps).
+    func incidents(since date: Date?, limit: Int) async throws -> [Incident]
 }

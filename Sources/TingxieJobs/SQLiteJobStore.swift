@@ -82,6 +82,22 @@ public final class SQLiteJobStore: JobStore {
                 );
                 """)
         }
+        migrator.registerMigration("v2-incidents") { db in
+            try db.execute(sql: """
+                CREATE TABLE incidents (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL,
+                    cause TEXT NOT NULL,
+                    message TEXT NOT NULL,
+                    job_id TEXT,
+                    filename TEXT,
+                    opened_at REAL NOT NULL,
+                    resolved_at REAL
+                );
+                CREATE INDEX incidents_by_time ON incidents (opened_at);
+                CREATE INDEX jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+                """)
+        }
         return migrator
     }
 
@@ -147,11 +163,15 @@ public final class SQLiteJobStore: JobStore {
                     WHERE id = ? AND status = 'running' AND lease_owner = ?
                     """, arguments: [retryAt.timeIntervalSince1970, error.code.rawValue, error.message, id, owner])
             } else {
+                let now = Date().timeIntervalSince1970
                 try db.execute(sql: """
                     UPDATE jobs SET status = 'failed', finished_at = ?, error_code = ?, error_message = ?,
                                     lease_owner = NULL, lease_expires_at = NULL
                     WHERE id = ? AND status = 'running' AND lease_owner = ?
-                    """, arguments: [Date().timeIntervalSince1970, error.code.rawValue, error.message, id, owner])
+                    """, arguments: [now, error.code.rawValue, error.message, id, owner])
+                guard db.changesCount == 1 else { return false }
+                try Self.recordFailure(db, jobID: id, cause: Incident.Cause(error), message: error.message, at: now)
+                return true
             }
             return db.changesCount == 1
         }
@@ -198,6 +218,9 @@ public final class SQLiteJobStore: JobStore {
                 WHERE \(condition) AND attempts >= max_attempts
                 RETURNING *
                 """, arguments: [now, reason] + arguments)
+            for row in failed {
+                try Self.recordFailure(db, jobID: row["id"], cause: .workerLost, message: row["error_message"], at: now)
+            }
             let requeued = try Row.fetchAll(db, sql: """
                 UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
                 WHERE \(condition)
@@ -215,6 +238,14 @@ public final class SQLiteJobStore: JobStore {
             self.gauge.observe(try Self.stats(db), settling: reservation)
             return value
         }
+    }
+
+    /// A failed job's incident, written in the transaction that fails it.
+    private static func recordFailure(_ db: Database, jobID: String, cause: Incident.Cause, message: String, at time: Double) throws {
+        try db.execute(sql: """
+            INSERT INTO incidents (kind, cause, message, job_id, filename, opened_at, resolved_at)
+            SELECT 'job', ?, ?, id, filename, ?, ? FROM jobs WHERE id = ?
+            """, arguments: [cause.rawValue, message, time, time, jobID])
     }
 
     private static func stats(_ db: Database) throws -> QueueStats {
@@ -269,6 +300,73 @@ public final class SQLiteJobStore: JobStore {
 
     public func ping() async throws {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    public func oldestQueuedAt() async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT min(created_at) FROM jobs WHERE status = 'queued'")
+                .map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
+    public func finished(since date: Date) async throws -> (total: Int, failed: Int) {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT count(*), total(status = 'failed') FROM jobs WHERE finished_at >= ?
+                """, arguments: [date.timeIntervalSince1970])!
+            return (row[0], Int(row[1] as Double))
+        }
+    }
+
+    public func openAlert(cause: Incident.Cause, message: String) async throws -> Int64 {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO incidents (kind, cause, message, opened_at) VALUES ('alert', ?, ?, ?)",
+                           arguments: [cause.rawValue, message, Date().timeIntervalSince1970])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func resolveAlert(id: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE incidents SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL",
+                           arguments: [Date().timeIntervalSince1970, id])
+        }
+    }
+
+    public func incidents(since date: Date?, limit: Int) async throws -> [Incident] {
+        try await pool.read { db in try Self.fetchIncidents(db, since: date, limit: limit) }
+    }
+
+    /// Reads the incidents of the store at `path` without taking it over, for `tingxie incidents`
+    /// while a server runs.
+    public static func incidents(atPath path: URL, since date: Date?, limit: Int) throws -> [Incident] {
+        guard FileManager.default.fileExists(atPath: path.path) else {
+            throw TingxieError(.fileNotFound, "no job store at \(path.path); pass the server's --data-dir")
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        do {
+            let queue = try DatabaseQueue(path: path.path, configuration: configuration)
+            return try queue.read { db in
+                guard try db.tableExists("incidents") else { return [] }
+                return try fetchIncidents(db, since: date, limit: limit)
+            }
+        } catch {
+            throw TingxieError(.ioError, "cannot read \(path.path): \(error)")
+        }
+    }
+
+    private static func fetchIncidents(_ db: Database, since date: Date?, limit: Int) throws -> [Incident] {
+        try Row.fetchAll(db, sql: """
+            SELECT * FROM incidents WHERE opened_at >= ? ORDER BY opened_at DESC, id DESC LIMIT ?
+            """, arguments: [date?.timeIntervalSince1970 ?? 0, limit]).map { row in
+            Incident(id: row["id"], kind: Incident.Kind(rawValue: row["kind"]) ?? .job,
+                     cause: Incident.Cause(rawValue: row["cause"]) ?? .internalError, message: row["message"],
+                     jobID: row["job_id"], filename: row["filename"],
+                     openedAt: Date(timeIntervalSince1970: row["opened_at"]),
+                     resolvedAt: (row["resolved_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+        }
     }
 
     private static func fetchJob(_ db: Database, id: String) throws -> Job? {

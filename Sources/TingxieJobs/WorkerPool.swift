@@ -55,7 +55,15 @@ public final class WorkerPool: Service {
         }
     }
 
-    private enum Event: Sendable { case wake, finished, stop }
+    /// What the pool reports to its observer (metrics).
+    public enum Event: Sendable {
+        /// A worker took the job from the queue.
+        case started(Job)
+        /// The job ended: succeeded (with its transcript), failed or canceled, after `running` of work.
+        case finished(Job, Job.Status, Transcript?, running: Duration)
+    }
+
+    private enum Signal: Sendable { case wake, finished, stop }
     /// Why a running job was stopped before it finished.
     private enum StopReason: Sendable { case canceled, leaseLost, timeout, shutdown }
     /// The job was stopped for the reason in its `Running`.
@@ -108,22 +116,34 @@ public final class WorkerPool: Service {
     private let processor: any JobProcessor
     private let audio: AudioStore
     private let logger: Logger
-    private let events: AsyncStream<Event>
-    private let eventSink: AsyncStream<Event>.Continuation
+    private let observer: @Sendable (Event) -> Void
+    private let events: AsyncStream<Signal>
+    private let eventSink: AsyncStream<Signal>.Continuation
+    private let throttled = Atomic<Bool>(false)
     private let running = Mutex<[String: Running]>([:])
     private let stopping = Atomic<Bool>(false)
     private let claims = Atomic<Int>(0)
     private let poolID = Job.newID().prefix(8)
 
     public init(store: any JobStore, processor: any JobProcessor, audio: AudioStore,
-                configuration: Configuration, logger: Logger) {
+                configuration: Configuration, logger: Logger, observer: @escaping @Sendable (Event) -> Void = { _ in }) {
         self.store = store
         self.processor = processor
         self.audio = audio
         self.configuration = configuration
         self.logger = logger
-        (events, eventSink) = AsyncStream.makeStream(of: Event.self)
+        self.observer = observer
+        (events, eventSink) = AsyncStream.makeStream(of: Signal.self)
     }
+
+    /// While throttled, workers finish what they run but claim nothing new (memory pressure).
+    public func setThrottled(_ value: Bool) {
+        guard throttled.exchange(value, ordering: .relaxed) != value else { return }
+        logger.warning(value ? "workers throttled: no new jobs are claimed" : "workers no longer throttled")
+        if !value { eventSink.yield(.wake) }
+    }
+
+    public var isThrottled: Bool { throttled.load(ordering: .relaxed) }
 
     /// Tells idle workers that a job was queued.
     public func wake() {
@@ -144,7 +164,7 @@ public final class WorkerPool: Service {
     public func run() async throws {
         for job in try await store.recoverAllRunning() {
             logger.warning("job requeued after restart", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
-            if job.status.isTerminal { audio.remove(job.id) }
+            recovered(job)
         }
         // Jobs already queued start without waiting for the first tick.
         eventSink.yield(.wake)
@@ -167,7 +187,7 @@ public final class WorkerPool: Service {
                         if busy == 0 { break }
                         continue
                     }
-                    while busy < configuration.workers, let (job, owner) = await claimNext() {
+                    while busy < configuration.workers, !isThrottled, let (job, owner) = await claimNext() {
                         busy += 1
                         startJob(job, owner: owner, in: &group)
                     }
@@ -184,6 +204,7 @@ public final class WorkerPool: Service {
     private func startJob(_ job: Job, owner: String, in group: inout TaskGroup<Void>) {
         let handle = Running()
         running.withLock { $0[job.id] = handle }
+        observer(.started(job))
         group.addTask {
             await self.execute(job, owner: owner, handle: handle)
             self.running.withLock { _ = $0.removeValue(forKey: job.id) }
@@ -212,13 +233,20 @@ public final class WorkerPool: Service {
             do {
                 for job in try await store.recoverExpiredLeases() {
                     logger.warning("job's lease expired", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
-                    if job.status.isTerminal { audio.remove(job.id) }
+                    recovered(job)
                 }
             } catch {
                 logger.error("lease sweep failed: \(error)")
             }
             eventSink.yield(.wake)
         }
+    }
+
+    /// A job taken back from a dead worker: requeued, or failed when out of attempts.
+    private func recovered(_ job: Job) {
+        guard job.status.isTerminal else { return }
+        audio.remove(job.id)
+        observer(.finished(job, job.status, nil, running: .zero))
     }
 
     private func stopAll(_ reason: StopReason) {
@@ -230,7 +258,9 @@ public final class WorkerPool: Service {
     private func execute(_ claimed: Job, owner: String, handle: Running) async {
         var log = logger
         log[metadataKey: "job"] = "\(claimed.id)"
+        if let filename = claimed.filename { log[metadataKey: "filename"] = "\(filename)" }
         log.info("job started", metadata: ["attempt": "\(claimed.attempts)", "duration_s": "\(claimed.durationS)"])
+        let started = ContinuousClock.now
         let timeout = configuration.timeout(for: claimed)
         let outcome: Result<Transcript, any Error> = await withTaskGroup(of: Result<Transcript, any Error>?.self) { group in
             group.addTask {
@@ -277,23 +307,29 @@ public final class WorkerPool: Service {
             }
             return first ?? .failure(CancellationError())
         }
-        await settle(claimed, owner: owner, outcome: outcome, reason: handle.reason, timeout: timeout, log: log)
+        if let ended = await settle(claimed, owner: owner, outcome: outcome, reason: handle.reason, timeout: timeout, log: log) {
+            observer(.finished(claimed, ended, try? outcome.get(), running: .now - started))
+        }
     }
 
+    /// Records how the job ended. Returns its final status, or `nil` when it goes on (requeued,
+    /// retried, or taken over by another worker).
     private func settle(_ job: Job, owner: String, outcome: Result<Transcript, any Error>, reason: StopReason?,
-                        timeout: Duration, log: Logger) async {
+                        timeout: Duration, log: Logger) async -> Job.Status? {
         do {
             switch (outcome, reason) {
             case (.success(let transcript), _) where reason != .canceled && reason != .leaseLost:
-                if try await store.complete(id: job.id, owner: owner, transcript: transcript) {
-                    log.info("job succeeded", metadata: ["rtf": "\(transcript.rtf)"])
-                    audio.remove(job.id)
-                } else {
+                guard try await store.complete(id: job.id, owner: owner, transcript: transcript) else {
                     log.warning("job no longer held by this worker; result discarded")
+                    return nil
                 }
+                log.info("job succeeded", metadata: ["rtf": "\(transcript.rtf)"])
+                audio.remove(job.id)
+                return .succeeded
             case (_, .canceled?):
                 log.info("job canceled")
                 audio.remove(job.id)
+                return .canceled
             case (_, .leaseLost?):
                 log.warning("job's lease was lost; another worker owns it now")
             case (_, .shutdown?):
@@ -302,29 +338,32 @@ public final class WorkerPool: Service {
             case (_, .timeout?):
                 let error = TingxieError(.timeout, String(format: "the job took longer than its limit of %.1f s for %.1f s of audio", timeout.seconds, job.durationS))
                 _ = try await store.fail(id: job.id, owner: owner, error: error, retryAt: nil)
-                log.error("job timed out")
+                log.error("job timed out", metadata: ["code": "timeout"])
                 audio.remove(job.id)
+                return .failed
             case (.failure(let error), nil):
-                try await fail(job, owner: owner, error: error, log: log)
+                return try await fail(job, owner: owner, error: error, log: log)
             case (.success, _):
                 break
             }
         } catch {
             log.error("cannot record the job's outcome: \(error)")
         }
+        return nil
     }
 
-    private func fail(_ job: Job, owner: String, error: any Error, log: Logger) async throws {
+    private func fail(_ job: Job, owner: String, error: any Error, log: Logger) async throws -> Job.Status? {
         let tingxieError = error as? TingxieError ?? TingxieError(.internalError, "\(error)")
         let permanent: Set<TingxieError.Code> = [.invalidAudio, .unsupportedFormat, .decodeError, .fileNotFound, .invalidArgument]
         if !permanent.contains(tingxieError.code), job.attempts < job.maxAttempts {
             let delay = configuration.retryBackoff * (1 << min(job.attempts - 1, 10))
             _ = try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: Date().addingTimeInterval(delay.seconds))
             log.warning("job failed; will retry", metadata: ["error": "\(tingxieError.message)", "retry_in_s": "\(delay.seconds)"])
-        } else {
-            _ = try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: nil)
-            log.error("job failed", metadata: ["code": "\(tingxieError.code.rawValue)", "error": "\(tingxieError.message)"])
-            audio.remove(job.id)
+            return nil
         }
+        _ = try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: nil)
+        log.error("job failed", metadata: ["code": "\(tingxieError.code.rawValue)", "error": "\(tingxieError.message)"])
+        audio.remove(job.id)
+        return .failed
     }
 }

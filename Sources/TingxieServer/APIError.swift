@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import TingxieCore
@@ -45,6 +46,7 @@ struct APIError: Error, Sendable {
             fields["param"] = .some(nil)
         }
         var response = JSONResponse.make(["error": fields], status: status)
+        response.headers[.tingxieError] = code
         if let retryAfter {
             response.headers[.retryAfter] = String(retryAfter)
         }
@@ -100,4 +102,9 @@ enum JSONResponse {
     static func text(_ body: String, contentType: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
+}
+
+extension HTTPField.Name {
+    /// Error responses name their code here too, for metrics and for clients that only read headers.
+    static var tingxieError: Self { Self("X-Tingxie-Error")! }
 }

@@ -7,26 +7,32 @@ import TingxieJobs
 
 /// The server's composition root, shared by `tingxie serve` and the tests: opens the job
 /// store in the data folder, starts the workers and builds the routes.
-/// - Parameter onListening: called with the bound port once the server listens.
+/// - Parameters:
+///   - resources: where memory readings come from (tests pass their own).
+///   - onListening: called with the bound port once the server listens.
 /// - Throws: `TingxieError(.ioError)` when the data folder cannot be used.
 public func buildApplication(configuration: ServerConfiguration, engine: TranscriptionEngine, logger: Logger,
+                             resources: any ResourceSource = SystemResources(),
                              onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
     let store = try SQLiteJobStore(path: configuration.dataDirectory.appendingPathComponent("jobs.sqlite"),
                                    limits: configuration.queue)
     let audio = try AudioStore(directory: configuration.dataDirectory)
+    let metrics = ServerMetrics()
     let pool = WorkerPool(store: store, processor: engine, audio: audio, configuration: configuration.workers,
-                          logger: logger)
+                          logger: logger, observer: metrics.observe)
+    let monitor = ResourceMonitor(store: store, pool: pool, source: resources, thresholds: configuration.alerts,
+                                  webhook: configuration.alertWebhook, logger: logger)
     let service = JobService(
         configuration: configuration, store: store, pool: pool,
         uploads: UploadReceiver(audio: audio, gauge: store.gauge, configuration: configuration, threadPool: .singleton),
-        engine: engine
+        engine: engine, metrics: metrics, monitor: monitor
     )
     let router = buildRouter(service: service)
     return Application(
         router: router,
         server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tingxie"),
-        services: [pool],
+        services: [pool, monitor],
         onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
@@ -35,6 +41,7 @@ public func buildApplication(configuration: ServerConfiguration, engine: Transcr
 func buildRouter(service: JobService) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     let configuration = service.configuration
+    router.add(middleware: MetricsMiddleware(metrics: service.metrics))
     if !configuration.corsOrigins.isEmpty {
         router.add(middleware: OriginMiddleware(origins: Set(configuration.corsOrigins)))
     }

@@ -10,6 +10,8 @@ struct JobService: Sendable {
     let pool: WorkerPool
     let uploads: UploadReceiver
     let engine: TranscriptionEngine
+    let metrics: ServerMetrics
+    let monitor: ResourceMonitor
 
     /// Which request fields carry the job's options.
     struct FieldNames: Sendable {

@@ -32,13 +32,18 @@ public struct ServerConfiguration: Sendable {
     public var maxAttempts: Int
     /// A connection idle this long is closed (slow clients).
     public var idleTimeoutSeconds: Int
+    /// When the resource monitor opens alerts, and how often it looks.
+    public var alerts: ResourceMonitor.Thresholds
+    /// Where alerts are POSTed as JSON, if anywhere.
+    public var alertWebhook: URL?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: URL,
                 workers: WorkerPool.Configuration = WorkerPool.Configuration(), threadsPerWorker: Int = 1,
                 maxUploadBytes: Int = 2048 << 20, maxDurationSeconds: Double = 6 * 3600,
                 maxSyncDurationSeconds: Double = 600, queue: QueueGauge.Limits = QueueGauge.Limits(),
                 maxBatchFiles: Int = 100, maxFieldBytes: Int = 64 << 10, apiKeys: [String] = [],
-                corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60) {
+                corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60,
+                alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
@@ -55,5 +60,7 @@ public struct ServerConfiguration: Sendable {
         self.language = language
         self.maxAttempts = maxAttempts
         self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.alerts = alerts
+        self.alertWebhook = alertWebhook
     }
 }

@@ -12,6 +12,34 @@ struct SystemController<Context: RequestContext> {
         router.get("/readyz", use: ready)
         router.get("/v1/models", use: models)
         router.get("/v1/system", use: system)
+        router.get("/v1/incidents", use: incidents)
+        router.get("/metrics", use: metrics)
+    }
+
+    @Sendable func metrics(request: Request, context: Context) async throws -> Response {
+        let levels = ServerMetrics.Levels(
+            queue: service.store.gauge.stats, running: service.pool.runningCount,
+            workers: service.configuration.workers.workers, throttled: service.pool.isThrottled,
+            oldestQueuedAge: service.monitor.oldestQueuedAge, resources: await service.monitor.current(), alerts: service.monitor.alerts)
+        return JSONResponse.text(service.metrics.render(levels), contentType: "text/plain; version=0.0.4; charset=utf-8")
+    }
+
+    @Sendable func incidents(request: Request, context: Context) async throws -> Response {
+        let query = request.uri.queryParameters
+        let since = try query["since"].map { value in
+            guard let duration = Duration(parsing: String(value)) else {
+                throw TingxieError(.invalidArgument, "since must be a duration such as 30m, 24h or 7d")
+            }
+            return Date().addingTimeInterval(-duration.seconds)
+        }
+        let limit = try query["limit"].map { value in
+            guard let limit = Int(value), (1...1000).contains(limit) else {
+                throw TingxieError(.invalidArgument, "limit must be a number from 1 to 1000")
+            }
+            return limit
+        } ?? 100
+        let incidents = try await service.store.incidents(since: since, limit: limit)
+        return JSONResponse.text(IncidentReport.json(incidents), contentType: "application/json")
     }
 
     @Sendable func health(request: Request, context: Context) async throws -> Response {
@@ -35,7 +63,7 @@ struct SystemController<Context: RequestContext> {
     @Sendable func system(request: Request, context: Context) async throws -> Response {
         let configuration = service.configuration
         let stats = service.store.gauge.stats
-        let memory = MemoryReading.now()
+        let resources = await service.monitor.current()
         return JSONResponse.make(SystemDTO(
             version: tingxieVersion,
             model: .init(service.engine.model),
@@ -43,8 +71,10 @@ struct SystemController<Context: RequestContext> {
             workers: configuration.workers.workers,
             threadsPerWorker: configuration.threadsPerWorker,
             queue: .init(queued: stats.queuedJobs, queuedAudioS: stats.queuedSeconds, running: service.pool.runningCount),
-            memory: .init(rssBytes: memory.residentBytes, availableBytes: memory.availableBytes),
-            gpu: nil,
+            memory: .init(rssBytes: resources.processResidentBytes, availableBytes: resources.systemAvailableBytes,
+                          totalBytes: resources.systemTotalBytes, cgroupLimitBytes: resources.cgroupLimitBytes),
+            gpu: resources.gpus.isEmpty ? nil : resources.gpus.map { .init(index: $0.index, usedBytes: $0.usedBytes, totalBytes: $0.totalBytes) },
+            throttled: service.pool.isThrottled,
             limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxDurationS: configuration.maxDurationSeconds,
                           maxSyncDurationS: configuration.maxSyncDurationSeconds, maxQueuedJobs: configuration.queue.maxQueuedJobs,
                           maxQueuedAudioS: configuration.queue.maxQueuedSeconds, maxBatchFiles: configuration.maxBatchFiles)
@@ -98,7 +128,19 @@ struct SystemDTO: Encodable {
     struct Memory: Encodable {
         var rssBytes: Int?
         var availableBytes: Int?
-        enum CodingKeys: String, CodingKey { case rssBytes = "rss_bytes", availableBytes = "available_bytes" }
+        var totalBytes: Int?
+        var cgroupLimitBytes: Int?
+        enum CodingKeys: String, CodingKey {
+            case rssBytes = "rss_bytes", availableBytes = "available_bytes", totalBytes = "total_bytes"
+            case cgroupLimitBytes = "cgroup_limit_bytes"
+        }
+    }
+
+    struct GPU: Encodable {
+        var index: Int
+        var usedBytes: Int
+        var totalBytes: Int
+        enum CodingKeys: String, CodingKey { case index, usedBytes = "used_bytes", totalBytes = "total_bytes" }
     }
 
     struct Limits: Encodable {
@@ -121,12 +163,14 @@ struct SystemDTO: Encodable {
     var threadsPerWorker: Int
     var queue: Queue
     var memory: Memory
-    /// Always `null`: Tingxie runs on the CPU.
-    var gpu: String?
+    /// `null` without an NVIDIA GPU.
+    var gpu: [GPU]?
+    /// Whether workers have stopped claiming jobs because memory is short.
+    var throttled: Bool
     var limits: Limits
 
     enum CodingKeys: String, CodingKey {
-        case version, model, language, workers, queue, memory, gpu, limits
+        case version, model, language, workers, queue, memory, gpu, throttled, limits
         case threadsPerWorker = "threads_per_worker"
     }
 
@@ -140,23 +184,7 @@ struct SystemDTO: Encodable {
         try container.encode(queue, forKey: .queue)
         try container.encode(memory, forKey: .memory)
         try container.encode(gpu, forKey: .gpu)
+        try container.encode(throttled, forKey: .throttled)
         try container.encode(limits, forKey: .limits)
-    }
-}
-
-/// The process's resident memory and the machine's available memory, from `/proc`.
-public struct MemoryReading: Sendable {
-    public var residentBytes: Int?
-    public var availableBytes: Int?
-
-    public static func now() -> MemoryReading {
-        MemoryReading(residentBytes: kilobytes("VmRSS:", in: "/proc/self/status").map { $0 * 1024 },
-                      availableBytes: kilobytes("MemAvailable:", in: "/proc/meminfo").map { $0 * 1024 })
-    }
-
-    private static func kilobytes(_ key: String, in path: String) -> Int? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
-        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
     }
 }

@@ -31,6 +31,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds running jobs may finish in after SIGTERM before they are requeued (default 30).") var shutdownGrace: Double?
     @Option(help: "Lease of a running job in seconds; a job whose worker stops renewing it is requeued (default 30).") var leaseSeconds: Double?
     @Option(help: "Log format: text or json.") var logFormat: String?
+    @Option(help: "POST alerts as JSON to this URL.") var alertWebhook: String?
+    @Option(help: "Memory use (0-1) that opens the memory alert and stops workers claiming jobs (default 0.9).") var alertMemory: Double?
+    @Option(help: "GPU memory use (0-1) that opens the GPU alert (default 0.9).") var alertGpuMemory: Double?
+    @Option(help: "Seconds the oldest queued job may wait before an alert (default 600).") var alertQueueWait: Double?
+    @Option(help: "Share (0-1) of failed jobs over 15 minutes that opens an alert (default 0.2).") var alertFailureRate: Double?
 
     func validate() throws {
         if let format = setting(logFormat, "LOG_FORMAT"), format != "text", format != "json" {
@@ -44,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
             format == "json" ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
         }
         let logger = Logger(label: "tingxie")
-        let configuration = try serverConfiguration()
+        let configuration = try await serverConfiguration()
         let threads = configuration.threadsPerWorker
         let modelDirectory = try model.modelDirectory()
         logger.info("loading model", metadata: ["model_dir": "\(modelDirectory.path)", "threads": "\(threads)"])
@@ -76,11 +81,13 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Flags, else `TINGXIE_*` variables, else defaults sized to this machine.
-    func serverConfiguration() throws -> ServerConfiguration {
+    func serverConfiguration() async throws -> ServerConfiguration {
         let threads = try model.threads ?? setting(nil, "THREADS").map { try number($0, "TINGXIE_THREADS") } ?? 1
-        let workerCount = try workers ?? setting(nil, "WORKERS").map { try number($0, "TINGXIE_WORKERS") }
-            ?? Self.defaultWorkers(threadsPerWorker: threads, modelBytes: Self.modelBytes(try model.modelDirectory()))
-        var pool = WorkerPool.Configuration(workers: workerCount)
+        var workerCount: Int? = try workers ?? setting(nil, "WORKERS").map { try number($0, "TINGXIE_WORKERS") }
+        if workerCount == nil {
+            workerCount = await Self.defaultWorkers(threadsPerWorker: threads, modelBytes: Self.modelBytes(try model.modelDirectory()))
+        }
+        var pool = WorkerPool.Configuration(workers: workerCount ?? 1)
         if let grace = try shutdownGrace ?? setting(nil, "SHUTDOWN_GRACE").map({ try number($0, "TINGXIE_SHUTDOWN_GRACE") }) {
             pool.shutdownGrace = .seconds(grace)
         }
@@ -91,6 +98,19 @@ struct ServeCommand: AsyncParsableCommand {
             pool.sweepInterval = .seconds(min(2, lease / 6))
         }
         let defaults = ServerConfiguration(dataDirectory: URL(fileURLWithPath: "/"))
+        var alerts = defaults.alerts
+        if let value = try alertMemory ?? setting(nil, "ALERT_MEMORY").map({ try number($0, "TINGXIE_ALERT_MEMORY") }) { alerts.memory = value }
+        if let value = try alertGpuMemory ?? setting(nil, "ALERT_GPU_MEMORY").map({ try number($0, "TINGXIE_ALERT_GPU_MEMORY") }) { alerts.gpuMemory = value }
+        if let value: Double = try alertQueueWait ?? setting(nil, "ALERT_QUEUE_WAIT").map({ try number($0, "TINGXIE_ALERT_QUEUE_WAIT") }) {
+            alerts.queueWait = .seconds(value)
+        }
+        if let value = try alertFailureRate ?? setting(nil, "ALERT_FAILURE_RATE").map({ try number($0, "TINGXIE_ALERT_FAILURE_RATE") }) { alerts.failureRate = value }
+        let webhook = try setting(alertWebhook, "ALERT_WEBHOOK").map { text in
+            guard let url = URL(string: text), ["http", "https"].contains(url.scheme ?? "") else {
+                throw ValidationError("--alert-webhook must be an http(s) URL")
+            }
+            return url
+        }
         let dataDirectory = setting(dataDir, "DATA_DIR").map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share/tingxie/data")
         let uploadMB: Int? = try maxUploadMb ?? setting(nil, "MAX_UPLOAD_MB").map { try number($0, "TINGXIE_MAX_UPLOAD_MB") }
@@ -110,16 +130,18 @@ struct ServeCommand: AsyncParsableCommand {
             ),
             apiKeys: list(apiKey, "API_KEY"),
             corsOrigins: list(corsOrigin, "CORS_ORIGIN"),
-            language: model.language
+            language: model.language,
+            alerts: alerts,
+            alertWebhook: webhook
         )
     }
 
     /// One worker per `threadsPerWorker` cores (two jobs of one thread beat one job of two by
     /// ~8% on 2 cores), and no more than the available memory holds once the model (shared by
     /// all workers) is loaded, at ~512 MB a job (Whisper base peaked at 435 MB in all).
-    static func defaultWorkers(threadsPerWorker: Int, modelBytes: Int) -> Int {
+    static func defaultWorkers(threadsPerWorker: Int, modelBytes: Int) async -> Int {
         let byCores = max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, threadsPerWorker))
-        guard let available = MemoryReading.now().availableBytes else { return byCores }
+        guard let available = await SystemResources().sample().systemAvailableBytes else { return byCores }
         return max(1, min(byCores, (Int(Double(available) * 0.8) - modelBytes) / (512 << 20)))
     }
 

@@ -10,11 +10,15 @@ final class FakeRecognizer: Recognizer {
     let info: ModelInfo
     let calls = Mutex<[[Int]]>([])
     let delay: Duration
+    let failure: TingxieError?
 
-    /// - Parameter timestamps: whether results carry one token per burst of sound, timed at
-    ///   the burst's start, as a timestamp-giving model would; otherwise one token per piece.
-    init(delay: Duration = .zero, timestamps: Bool = false) {
+    /// - Parameters:
+    ///   - timestamps: whether results carry one token per burst of sound, timed at the burst's
+    ///     start, as a timestamp-giving model would; otherwise one token per piece.
+    ///   - failure: thrown by every call, when given.
+    init(delay: Duration = .zero, timestamps: Bool = false, failure: TingxieError? = nil) {
         self.delay = delay
+        self.failure = failure
         info = ModelInfo(family: "fake", name: "fake", emitsTraditional: false, maxSegmentSeconds: 10,
                          givesTokenTimestamps: timestamps)
     }
@@ -22,6 +26,7 @@ final class FakeRecognizer: Recognizer {
     func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
         calls.withLock { $0.append(batch.map(\.count)) }
         if delay > .zero { Thread.sleep(forTimeInterval: delay.seconds) }
+        if let failure { throw failure }
         guard info.givesTokenTimestamps else {
             return batch.map { RecognitionResult(text: "段\($0.count)", tokens: ["段"], timestamps: [0.25]) }
         }

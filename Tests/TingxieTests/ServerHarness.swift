@@ -4,6 +4,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 import TingxieCore
 import TingxieJobs
@@ -14,6 +15,7 @@ import TingxieServer
 /// fake recogniser and VAD, and hands the test a client.
 func withTestServer(
     recognizer: FakeRecognizer = FakeRecognizer(),
+    resources: FakeResources = FakeResources(),
     setup: (inout ServerConfiguration) -> Void = { _ in },
     _ test: @Sendable (any TestClientProtocol, ServerConfiguration) async throws -> Void
 ) async throws {
@@ -28,8 +30,22 @@ func withTestServer(
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let app = try buildApplication(configuration: configured,
-                                       engine: TranscriptionEngine(pipeline: pipeline, dictionary: nil), logger: logger)
+                                       engine: TranscriptionEngine(pipeline: pipeline, dictionary: nil), logger: logger,
+                                       resources: resources)
         try await app.test(.router) { client in try await test(client, configured) }
+    }
+}
+
+/// Memory readings the test sets: 16 GB of memory, `memoryFraction` of it in use, an 8 GB
+/// cgroup limit half used, one GPU.
+final class FakeResources: ResourceSource {
+    let memoryFraction = Mutex(0.5)
+
+    func sample() async -> ResourceSample {
+        let total = 16 << 30
+        let used = Int(Double(total) * memoryFraction.withLock { $0 })
+        return ResourceSample(processResidentBytes: 300 << 20, systemTotalBytes: total, systemAvailableBytes: total - used,
+                              cgroupLimitBytes: 8 << 30, cgroupUsageBytes: 4 << 30, gpus: [.init(index: 0, usedBytes: 1 << 30, totalBytes: 8 << 30)])
     }
 }
 

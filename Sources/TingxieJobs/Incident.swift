@@ -1,0 +1,105 @@
+import Foundation
+import TingxieCore
+
+/// A classified failure: a job that failed, or an alert the resource monitor opened.
+public struct Incident: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable { case job, alert }
+
+    /// What went wrong, in classes an operator can act on.
+    public enum Cause: String, Sendable, Codable, CaseIterable {
+        case decodeError = "decode_error"
+        case unsupportedFormat = "unsupported_format"
+        case invalidAudio = "invalid_audio"
+        case tooLong = "too_long"
+        case timeout
+        case outOfMemory = "out_of_memory"
+        case modelError = "model_error"
+        case workerLost = "worker_lost"
+        case ioError = "io_error"
+        case overload
+        case memoryPressure = "memory_pressure"
+        case gpuMemoryPressure = "gpu_memory_pressure"
+        case queueWait = "queue_wait"
+        case failureRate = "failure_rate"
+        case connectionReset = "connection_reset"
+        case internalError = "internal_error"
+
+        /// The class of a job's failure.
+        public init(_ error: TingxieError) {
+            let message = error.message.lowercased()
+            if message.contains("out of memory") || message.contains("bad_alloc") || message.contains("cannot allocate memory") {
+                self = .outOfMemory
+                return
+            }
+            self = switch error.code {
+            case .decodeError: .decodeError
+            case .unsupportedFormat: .unsupportedFormat
+            case .invalidAudio, .fileNotFound: .invalidAudio
+            case .tooLarge: .tooLong
+            case .timeout: .timeout
+            case .modelError, .modelNotFound, .invalidModel: .modelError
+            case .ioError: .ioError
+            case .queueFull, .notReady: .overload
+            default: .internalError
+            }
+        }
+
+        /// The setting or practice that prevents this class, for reports.
+        public var remedy: String {
+            switch self {
+            case .decodeError, .invalidAudio: "Tingxie probes every upload and answers 422 before queueing; re-encode the file (ffmpeg -i in.x -ar 16000 -ac 1 out.wav)"
+            case .unsupportedFormat: "uploads are probed against an allow-list of containers and refused with 415 before queueing"
+            case .tooLong: "--max-duration refuses long audio with 413 before queueing; Tingxie cuts any length into bounded VAD segments, so memory does not grow with duration"
+            case .timeout: "per-job timeouts scale with the audio (5 min + its duration); a job over it fails alone and frees its worker"
+            case .outOfMemory: "segments are bounded (<= 30 s) so memory is flat; --workers caps jobs at once and workers stop claiming above 90% memory"
+            case .modelError: "`tingxie models verify DIR` checks a model before serving it; the model's metadata is validated at load"
+            case .workerLost: "jobs hold leases: a dead worker's job is requeued (at once after a restart) and failed after 3 attempts"
+            case .ioError: "check free disk space and the permissions of --data-dir"
+            case .overload: "--max-queued-jobs / --max-queued-audio-hours answer 503 with Retry-After before reading the body; add workers or machines"
+            case .memoryPressure, .gpuMemoryPressure: "workers stop claiming new jobs while memory is above the alert threshold; lower --workers or add memory"
+            case .queueWait: "add workers or machines; clients can watch Retry-After and /v1/system"
+            case .failureRate: "look at GET /v1/incidents for the classes behind the failures"
+            case .connectionReset: "uploads are durable jobs: a client that drops its connection can fetch the result later by job id"
+            case .internalError: "see the server log around the incident's time"
+            }
+        }
+    }
+
+    public var id: Int64
+    public var kind: Kind
+    public var cause: Cause
+    public var message: String
+    public var jobID: String?
+    public var filename: String?
+    public var openedAt: Date
+    /// When the condition ended (alerts); `nil` while open. Failed jobs are resolved when recorded.
+    public var resolvedAt: Date?
+
+    public init(id: Int64 = 0, kind: Kind, cause: Cause, message: String, jobID: String? = nil, filename: String? = nil,
+                openedAt: Date = Date(), resolvedAt: Date? = nil) {
+        self.id = id
+        self.kind = kind
+        self.cause = cause
+        self.message = message
+        self.jobID = jobID
+        self.filename = filename
+        self.openedAt = openedAt
+        self.resolvedAt = resolvedAt
+    }
+}
+
+/// Counts per cause and the mean time to resolve, over a list of incidents.
+public struct IncidentSummary: Sendable, Equatable {
+    public var counts: [Incident.Cause: Int]
+    public var openAlerts: Int
+    /// Mean seconds from opening to resolving, over the resolved alerts; `nil` when there are none.
+    public var meanTimeToResolve: Double?
+
+    public init(_ incidents: [Incident]) {
+        counts = Dictionary(grouping: incidents, by: \.cause).mapValues(\.count)
+        let alerts = incidents.filter { $0.kind == .alert }
+        openAlerts = alerts.filter { $0.resolvedAt == nil }.count
+        let durations = alerts.compactMap { alert in alert.resolvedAt.map { $0.timeIntervalSince(alert.openedAt) } }
+        meanTimeToResolve = durations.isEmpty ? nil : durations.reduce(0, +) / Double(durations.count)
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+
+/// Memory of the process, the machine, its cgroup and its GPUs at one moment.
+public struct ResourceSample: Sendable, Equatable {
+    public struct GPU: Sendable, Equatable {
+        public var index: Int
+        public var usedBytes: Int
+        public var totalBytes: Int
+
+        public init(index: Int, usedBytes: Int, totalBytes: Int) {
+            self.index = index
+            self.usedBytes = usedBytes
+            self.totalBytes = totalBytes
+        }
+    }
+
+    public var processResidentBytes: Int?
+    public var systemTotalBytes: Int?
+    public var systemAvailableBytes: Int?
+    /// The cgroup's memory limit, when there is one.
+    public var cgroupLimitBytes: Int?
+    public var cgroupUsageBytes: Int?
+    public var gpus: [GPU]
+
+    public init(processResidentBytes: Int? = nil, systemTotalBytes: Int? = nil, systemAvailableBytes: Int? = nil,
+                cgroupLimitBytes: Int? = nil, cgroupUsageBytes: Int? = nil, gpus: [GPU] = []) {
+        self.processResidentBytes = processResidentBytes
+        self.systemTotalBytes = systemTotalBytes
+        self.systemAvailableBytes = systemAvailableBytes
+        self.cgroupLimitBytes = cgroupLimitBytes
+        self.cgroupUsageBytes = cgroupUsageBytes
+        self.gpus = gpus
+    }
+
+    /// The fuller of the machine's and the cgroup's memory, 0...1.
+    public var memoryFraction: Double? {
+        var fractions: [Double] = []
+        if let total = systemTotalBytes, let available = systemAvailableBytes, total > 0 {
+            fractions.append(1 - Double(available) / Double(total))
+        }
+        if let limit = cgroupLimitBytes, let usage = cgroupUsageBytes, limit > 0 {
+            fractions.append(Double(usage) / Double(limit))
+        }
+        return fractions.max()
+    }
+
+    /// The fullest GPU's memory, 0...1; `nil` without a GPU.
+    public var gpuMemoryFraction: Double? {
+        gpus.filter { $0.totalBytes > 0 }.map { Double($0.usedBytes) / Double($0.totalBytes) }.max()
+    }
+}
+
+/// Where resource samples come from; tests substitute their own.
+public protocol ResourceSource: Sendable {
+    func sample() async -> ResourceSample
+}
+
+/// Reads `/proc`, the cgroup (v2, else v1) and, when `nvidia-smi` is on the PATH, the GPUs.
+public struct SystemResources: ResourceSource {
+    private let nvidiaSMI: String?
+
+    public init() {
+        nvidiaSMI = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+            .map { "\($0)/nvidia-smi" }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    public func sample() async -> ResourceSample {
+        var sample = ResourceSample(
+            processResidentBytes: Self.kilobytes("VmRSS:", in: "/proc/self/status").map { $0 * 1024 },
+            systemTotalBytes: Self.kilobytes("MemTotal:", in: "/proc/meminfo").map { $0 * 1024 },
+            systemAvailableBytes: Self.kilobytes("MemAvailable:", in: "/proc/meminfo").map { $0 * 1024 }
+        )
+        if let limit = Self.number(at: "/sys/fs/cgroup/memory.max") {
+            sample.cgroupLimitBytes = limit
+            sample.cgroupUsageBytes = Self.number(at: "/sys/fs/cgroup/memory.current")
+        } else if let limit = Self.number(at: "/sys/fs/cgroup/memory/memory.limit_in_bytes"), limit < 1 << 60 {
+            sample.cgroupLimitBytes = limit
+            sample.cgroupUsageBytes = Self.number(at: "/sys/fs/cgroup/memory/memory.usage_in_bytes")
+        }
+        if let nvidiaSMI {
+            sample.gpus = await Self.gpus(nvidiaSMI)
+        }
+        return sample
+    }
+
+    /// `nvidia-smi --query-gpu`, at most 5 s; no GPUs when it fails.
+    private static func gpus(_ executable: String) async -> [ResourceSample.GPU] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["--query-gpu=index,memory.used,memory.total", "--format=csv,noheader,nounits"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return [] }
+        for _ in 0..<100 where process.isRunning {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if process.isRunning {
+            process.terminate()
+            return []
+        }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count == 3, let index = Int(fields[0]), let used = Int(fields[1]), let total = Int(fields[2]) else { return nil }
+            return ResourceSample.GPU(index: index, usedBytes: used << 20, totalBytes: total << 20)
+        }
+    }
+
+    private static func kilobytes(_ key: String, in path: String) -> Int? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
+        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+    }
+
+    /// A file holding one number (`max` and anything else reads as none).
+    private static func number(at path: String) -> Int? {
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+}
