@@ -48,6 +48,8 @@ public final class TranscriptionPipeline: Sendable {
 
     /// Reports the fraction (0...1) of the audio processed so far.
     public typealias ProgressHandler = @Sendable (Double) -> Void
+    /// Receives each segment of the transcript as soon as it is recognised.
+    public typealias SegmentHandler = (Transcript.Segment) -> Void
 
     public let recognizer: any Recognizer
     public let detectors: any VoiceActivityDetectorFactory
@@ -93,9 +95,15 @@ public final class TranscriptionPipeline: Sendable {
         }
     }
 
+    /// The same model and VAD with another configuration (e.g. no merging, for live audio).
+    public func with(configuration: Configuration) throws -> TranscriptionPipeline {
+        try TranscriptionPipeline(recognizer: recognizer, detectors: detectors, configuration: configuration, threadPool: threadPool)
+    }
+
     /// Transcribes an already opened audio stream on the calling thread (blocking).
+    /// - Parameter onSegment: called with each segment as soon as it is recognised (live audio).
     public func run(source: any AudioSource, hotwords: HotwordMatcher? = nil, canceled: borrowing Atomic<Bool>,
-                    progress: ProgressHandler?) throws -> Transcript {
+                    progress: ProgressHandler?, onSegment: SegmentHandler? = nil) throws -> Transcript {
         let started = ContinuousClock.now
         var detector = try detectors.makeDetector()
         let expectedSamples = source.duration.map { Int($0 * Double(modelSampleRate)) }
@@ -152,7 +160,9 @@ public final class TranscriptionPipeline: Sendable {
             }
         }
         func append(_ segment: SpeechSegment, _ result: RecognitionResult) {
-            if let assembled = assemble(segment, result, id: segments.count, hotwords: hotwords) { segments.append(assembled) }
+            guard let assembled = assemble(segment, result, id: segments.count, hotwords: hotwords) else { return }
+            segments.append(assembled)
+            onSegment?(assembled)
         }
         var reported = 0.0
         func report() {

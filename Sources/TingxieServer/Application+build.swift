@@ -1,6 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
+import ServiceLifecycle
 import NIOPosix
 import TingxieCore
 import TingxieJobs
@@ -28,11 +30,20 @@ public func buildApplication(configuration: ServerConfiguration, engine: Transcr
         engine: engine, metrics: metrics, monitor: monitor
     )
     let router = buildRouter(service: service)
+    let streamPool = NIOThreadPool(numberOfThreads: configuration.maxStreams)
+    streamPool.start()
+    let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+    StreamController(service: service, threadPool: streamPool, active: .init(limit: configuration.maxStreams))
+        .addRoutes(to: webSocketRouter)
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: webSocketRouter,
+            configuration: .init(http1: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
+                                 ws: .init(maxFrameSize: 1 << 20))
+        ),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tingxie"),
-        services: [pool, monitor],
+        services: [pool, monitor, ThreadPoolService(pool: streamPool)],
         onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
@@ -46,6 +57,9 @@ func buildRouter(service: JobService) -> Router<BasicRequestContext> {
         router.add(middleware: OriginMiddleware(origins: Set(configuration.corsOrigins)))
     }
     router.add(middleware: ErrorMiddleware(retryAfter: service.retryAfter))
+    if let web = Bundle.module.url(forResource: "Web", withExtension: nil) {
+        router.add(middleware: FileMiddleware(web.path, cacheControl: .init([(MediaType(type: .any), [.noCache])]), searchForIndexHtml: true))
+    }
     if !configuration.apiKeys.isEmpty {
         router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
     }
@@ -53,4 +67,14 @@ func buildRouter(service: JobService) -> Router<BasicRequestContext> {
     JobsController(service: service).addRoutes(to: router)
     OpenAIController(service: service).addRoutes(to: router)
     return router
+}
+
+/// Keeps a thread pool for the server's lifetime and shuts it down after it.
+struct ThreadPoolService: Service {
+    let pool: NIOThreadPool
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await pool.shutdownGracefully()
+    }
 }

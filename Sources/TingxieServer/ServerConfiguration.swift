@@ -36,6 +36,8 @@ public struct ServerConfiguration: Sendable {
     public var alerts: ResourceMonitor.Thresholds
     /// Where alerts are POSTed as JSON, if anywhere.
     public var alertWebhook: URL?
+    /// Live WebSocket streams served at once (each holds a thread while it runs).
+    public var maxStreams: Int
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: URL,
                 workers: WorkerPool.Configuration = WorkerPool.Configuration(), threadsPerWorker: Int = 1,
@@ -43,7 +45,8 @@ public struct ServerConfiguration: Sendable {
                 maxSyncDurationSeconds: Double = 600, queue: QueueGauge.Limits = QueueGauge.Limits(),
                 maxBatchFiles: Int = 100, maxFieldBytes: Int = 64 << 10, apiKeys: [String] = [],
                 corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60,
-                alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil) {
+                alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil,
+                maxStreams: Int = 4) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
@@ -62,5 +65,6 @@ public struct ServerConfiguration: Sendable {
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.alerts = alerts
         self.alertWebhook = alertWebhook
+        self.maxStreams = max(1, maxStreams)
     }
 }

@@ -16,6 +16,7 @@ import TingxieServer
 func withTestServer(
     recognizer: FakeRecognizer = FakeRecognizer(),
     resources: FakeResources = FakeResources(),
+    testing: TestingSetup = .router,
     setup: (inout ServerConfiguration) -> Void = { _ in },
     _ test: @Sendable (any TestClientProtocol, ServerConfiguration) async throws -> Void
 ) async throws {
@@ -32,7 +33,7 @@ func withTestServer(
         let app = try buildApplication(configuration: configured,
                                        engine: TranscriptionEngine(pipeline: pipeline, dictionary: nil), logger: logger,
                                        resources: resources)
-        try await app.test(.router) { client in try await test(client, configured) }
+        try await app.test(testing) { client in try await test(client, configured) }
     }
 }
 

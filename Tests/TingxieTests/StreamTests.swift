@@ -1,0 +1,123 @@
+import Foundation
+import HummingbirdTesting
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+import TingxieServer
+
+/// Text messages received so far.
+final class Inbox: Sendable {
+    let texts = Mutex<[String]>([])
+    var count: Int { texts.withLock { $0.count } }
+}
+
+/// A FunASR-protocol client for the tests: sends a config, audio and the end flag, and
+/// collects what the server says.
+struct StreamClient {
+    let port: Int
+
+    /// 16-bit PCM of `bursts` (start, end seconds) of a 300 Hz tone in `seconds` of silence.
+    static func pcm(seconds: Double, bursts: [(Double, Double)], rate: Int = 16_000) -> Data {
+        var data = Data()
+        for index in 0..<Int(seconds * Double(rate)) {
+            let t = Double(index) / Double(rate)
+            let loud = bursts.contains { t >= $0.0 && t < $0.1 }
+            let value = loud ? Int16(0.3 * 32767 * sin(2 * .pi * 300 * t)) : 0
+            withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) }
+        }
+        return data
+    }
+
+    /// Runs one conversation. `beforeEnd` is awaited after the audio and before the end flag.
+    func converse(first: WebSocketOutboundWriter.OutboundFrame, audio: Data = Data(), chunkBytes: Int = 3200,
+                  beforeEnd: @escaping @Sendable (Inbox) async throws -> Void = { _ in }) async throws -> [[String: Any]] {
+        let received = Inbox()
+        var logger = Logger(label: "ws-test")
+        logger.logLevel = .error
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/stream", logger: logger) { inbound, outbound, _ in
+            try await outbound.write(first)
+            var offset = 0
+            while offset < audio.count {
+                let end = min(offset + chunkBytes, audio.count)
+                try await outbound.write(.binary(ByteBuffer(bytes: audio[offset..<end])))
+                offset = end
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await message in inbound.messages(maxSize: 1 << 20) {
+                        if case .text(let text) = message { received.texts.withLock { $0.append(text) } }
+                        if let last = received.texts.withLock({ $0.last }), last.contains("\"is_final\":true") { break }
+                    }
+                }
+                try await beforeEnd(received)
+                try? await outbound.write(.text(#"{"is_speaking": false}"#))
+                try await group.waitForAll()
+            }
+        }
+        return received.texts.withLock { $0 }.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+@Suite struct StreamTests {
+    @Test func offlineModeAnswersOnceWithTimestampsAndSentences() async throws {
+        try await withTestServer(testing: .live) { client, _ in
+            let audio = StreamClient.pcm(seconds: 3, bursts: [(0.3, 1.0), (1.6, 2.4)])
+            let messages = try await StreamClient(port: client.port!).converse(
+                first: .text(#"{"mode": "offline", "wav_name": "meeting", "wav_format": "pcm", "audio_fs": 16000, "is_speaking": true}"#),
+                audio: audio)
+            #expect(messages.count == 1)
+            let message = try #require(messages.first)
+            #expect(message["mode"] as? String == "offline")
+            #expect(message["wav_name"] as? String == "meeting")
+            #expect(message["is_final"] as? Bool == false)
+            #expect((message["text"] as? String)?.hasPrefix("段") == true)
+            let spans = try JSONSerialization.jsonObject(with: Data((message["timestamp"] as? String ?? "").utf8)) as? [[Int]]
+            #expect(spans?.count == 2)
+            let sentences = try #require(message["stamp_sents"] as? [[String: Any]])
+            #expect(sentences.count == 2)
+            #expect((sentences[1]["start"] as? Int ?? 0) >= 1500)
+        }
+    }
+
+    @Test func twoPassModeSendsEachSentenceAsItEnds() async throws {
+        try await withTestServer(testing: .live) { client, _ in
+            // 8 kHz PCM, resampled by the server; three sentences.
+            let audio = StreamClient.pcm(seconds: 4, bursts: [(0.2, 0.8), (1.4, 2.0), (2.6, 3.2)], rate: 8000)
+            let messages = try await StreamClient(port: client.port!).converse(
+                first: .text(#"{"mode": "2pass", "wav_name": "mic", "audio_fs": 8000, "chunk_size": [5, 10, 5], "is_speaking": true}"#),
+                audio: audio, chunkBytes: 1600) { received in
+                    // Sentences arrive while the client is still speaking.
+                    for _ in 0..<250 where received.count < 3 {
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    #expect(received.count == 3, "sentences did not arrive before the end flag")
+                }
+            #expect(messages.count == 4)
+            let sentences = messages.dropLast()
+            #expect(sentences.allSatisfy { $0["mode"] as? String == "2pass-offline" && $0["is_final"] as? Bool == false })
+            let starts = sentences.compactMap { $0["start_time"] as? Int }
+            #expect(starts.count == 3 && starts == starts.sorted() && starts[2] >= 2400)
+            let final = try #require(messages.last)
+            #expect(final["is_final"] as? Bool == true)
+            #expect(final["text"] as? String == sentences.compactMap { $0["text"] as? String }.joined())
+        }
+    }
+
+    @Test func aMalformedConfigGetsAnErrorAndTheServerStaysUp() async throws {
+        try await withTestServer(testing: .live) { client, _ in
+            let stream = StreamClient(port: client.port!)
+            for first in [WebSocketOutboundWriter.OutboundFrame.text("not json"), .text(#"{"mode": "3pass"}"#),
+                          .binary(ByteBuffer(bytes: [1, 2, 3, 4])), .text(#"{"mode": "2pass", "audio_fs": 1}"#)] {
+                let messages = try await stream.converse(first: first)
+                let error = messages.first?["error"] as? [String: Any]
+                #expect(error?["code"] as? String == "invalid_argument", "\(messages)")
+                #expect(messages.count == 1)
+            }
+            #expect(try await client.get("/healthz").status == .ok)
+            let good = try await stream.converse(first: .text(#"{"mode": "offline"}"#), audio: StreamClient.pcm(seconds: 1, bursts: [(0.2, 0.8)]))
+            #expect((good.first?["text"] as? String)?.isEmpty == false)
+        }
+    }
+}
