@@ -1,0 +1,111 @@
+"""Drives Tingxie's web UI in headless Chromium and reports what a user would see.
+
+usage: webui_test.py BASE_URL CORPUS_DIR LONG_WAV MICROPHONE_WAV SCREENSHOT_DIR
+MICROPHONE_WAV is what Chromium's fake microphone plays, in a loop.
+Prints one JSON object; the Swift test makes the assertions. Every wait is bounded.
+"""
+import json
+import os
+import sys
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+base, corpus, long_wav, microphone, shots = sys.argv[1:6]
+long_wav, microphone = os.path.abspath(long_wav), os.path.abspath(microphone)
+os.makedirs(shots, exist_ok=True)
+speech = [os.path.abspath(os.path.join(corpus, name)) for name in ("001.wav", "002.wav", "003.wav")]
+
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
+             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             "--use-file-for-fake-audio-capture=" + microphone, "--autoplay-policy=no-user-gesture-required"]:
+    options.add_argument(flag)
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+results = {}
+
+
+def wait(seconds, condition):
+    return WebDriverWait(driver, seconds, poll_frequency=0.25).until(lambda _: condition())
+
+
+def choose(input_id, paths):
+    field = driver.find_element(By.ID, input_id)
+    driver.execute_script("arguments[0].style.display = 'block'", field)
+    field.send_keys("\n".join(paths))
+
+
+def tab(name):
+    driver.find_element(By.CSS_SELECTOR, f'nav button[data-tab="{name}"]').click()
+
+
+def job_count():
+    with urllib.request.urlopen(base + "/v1/jobs?limit=500") as response:
+        return len(json.load(response)["jobs"])
+
+
+try:
+    driver.get(base + "/")
+    results["title"] = driver.title
+    results["tabs"] = [button.text for button in driver.find_elements(By.CSS_SELECTOR, "nav button")]
+
+    # Single file: upload, progress, timed segments.
+    wait(15, lambda: driver.find_element(By.ID, "single-limits").text != "")
+    choose("single-file", [speech[1]])
+    driver.find_element(By.ID, "single-start").click()
+    wait(90, lambda: driver.find_elements(By.CSS_SELECTOR, "#single-segments li span"))
+    results["single"] = [node.text for node in driver.find_elements(By.CSS_SELECTOR, "#single-segments li span")]
+    results["single_times"] = [node.text for node in driver.find_elements(By.CSS_SELECTOR, "#single-segments li time")]
+    results["history_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#history tr"))
+    driver.save_screenshot(os.path.join(shots, "1-single.png"))
+
+    # Over the duration limit: refused in the browser, nothing uploaded.
+    before = job_count()
+    choose("single-file", [long_wav])
+    driver.find_element(By.ID, "single-start").click()
+    wait(20, lambda: "error" in driver.find_element(By.ID, "single-message").get_attribute("class"))
+    results["limit_message"] = driver.find_element(By.ID, "single-message").text
+    results["jobs_before_limit"] = before
+    results["jobs_after_limit"] = job_count()
+    driver.save_screenshot(os.path.join(shots, "2-limit.png"))
+
+    # Batch: three files, all succeed.
+    tab("batch")
+    choose("batch-files", speech)
+    driver.find_element(By.ID, "batch-start").click()
+    wait(120, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#batch-rows td.status-succeeded")) == 3
+         or driver.find_elements(By.CSS_SELECTOR, "#batch-rows td.status-failed"))
+    results["batch"] = [node.get_attribute("class") for node in driver.find_elements(By.CSS_SELECTOR, "#batch-rows td:nth-child(2)")]
+    results["batch_download_enabled"] = driver.find_element(By.ID, "batch-download").is_enabled()
+    driver.save_screenshot(os.path.join(shots, "3-batch.png"))
+
+    # Live: Chromium's fake microphone plays a corpus sentence and a pause, in a loop.
+    tab("live")
+    driver.find_element(By.ID, "live-start").click()
+    wait(60, lambda: driver.find_elements(By.CSS_SELECTOR, "#live-sentences li span"))
+    results["live"] = [node.text for node in driver.find_elements(By.CSS_SELECTOR, "#live-sentences li span")]
+    driver.save_screenshot(os.path.join(shots, "4-live.png"))
+    driver.find_element(By.ID, "live-stop").click()
+    wait(30, lambda: not driver.find_element(By.ID, "live-start").get_attribute("disabled"))
+
+    # System information, then the English switch.
+    tab("system")
+    wait(15, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#system-cards .card")) >= 6)
+    results["system_cards"] = [node.text.split("\n")[0] for node in driver.find_elements(By.CSS_SELECTOR, "#system-cards .card h2")]
+    driver.save_screenshot(os.path.join(shots, "5-system.png"))
+    driver.find_element(By.ID, "lang-button").click()
+    results["english_tabs"] = [button.text for button in driver.find_elements(By.CSS_SELECTOR, "nav button")]
+    driver.set_window_size(390, 844)
+    tab("single")
+    driver.save_screenshot(os.path.join(shots, "6-phone-english.png"))
+except Exception as error:  # report what happened instead of a bare traceback
+    results["error"] = f"{type(error).__name__}: {error}"
+    driver.save_screenshot(os.path.join(shots, "failure.png"))
+finally:
+    results["console"] = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    driver.quit()
+print(json.dumps(results, ensure_ascii=False))

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+import TingxieAudio
+import TingxieText
+
+/// The web UI in a real headless Chromium (Debian's chromium and chromium-driver, Selenium from
+/// PyPI), against the real server with Whisper base. Screenshots go to test-output/webui/.
+@Suite struct WebUITests {
+    static let available = TestData.realModelsAvailable
+        && FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver")
+        && FileManager.default.fileExists(atPath: TestData.pythonTools.appendingPathComponent("selenium").path)
+
+    @Test(.enabled(if: available, "needs the real models, chromium and chromium-driver, and selenium from scripts/setup --test; run `make test`"))
+    func everyTabWorksInABrowser() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let corpus = try #require(TestData.corpus)
+        let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.whisperBase),
+                                             arguments: ["--max-duration", "20"])
+        // 30 s of audio, over the server's 20 s limit.
+        let long = root.appendingPathComponent("long.wav")
+        let longWriter = try WAVWriter(url: long)
+        try longWriter.append([Float](repeating: 0.01, count: 30 * modelSampleRate))
+        try longWriter.finish()
+        // The fake microphone: a sentence, then a pause that ends it.
+        let microphone = root.appendingPathComponent("microphone.wav")
+        let micWriter = try WAVWriter(url: microphone)
+        try micWriter.append(try TestData.samples(corpus.appendingPathComponent("001.wav")) + [Float](repeating: 0, count: 24_000))
+        try micWriter.finish()
+        let screenshots = TestData.projectRoot.appendingPathComponent("test-output/webui")
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", TestData.projectRoot.appendingPathComponent("Tests/TingxieTests/Fixtures/webui_test.py").path,
+                             server.baseURL, corpus.path, long.path, microphone.path, screenshots.path]
+        process.environment = ProcessInfo.processInfo.environment.merging(["PYTHONPATH": TestData.pythonTools.path]) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(String(decoding: data, as: UTF8.self))")
+        #expect(results["error"] == nil, "\(results["error"] ?? "")")
+        print("web UI: screenshots in \(screenshots.path)")
+
+        #expect(results["tabs"] as? [String] == ["单文件识别", "批量处理", "实时录音", "系统信息"])
+        let expected = try TestData.transcripts(corpus)
+        let single = (results["single"] as? [String] ?? []).joined()
+        #expect(ErrorRate.characterErrorRate([(single, expected.first { $0.id == "002" }!.text)]) < 0.25, "\(single)")
+        #expect((results["single_times"] as? [String])?.first?.contains("–") == true)
+        #expect(results["history_rows"] as? Int == 1)
+
+        #expect((results["limit_message"] as? String)?.contains("超过服务器上限") == true)
+        #expect(results["jobs_before_limit"] as? Int == results["jobs_after_limit"] as? Int, "the long file was uploaded")
+
+        #expect(results["batch"] as? [String] == Array(repeating: "status-succeeded", count: 3))
+        #expect(results["batch_download_enabled"] as? Bool == true)
+
+        let live = (results["live"] as? [String] ?? []).joined()
+        #expect(ErrorRate.characterErrorRate([(live, expected.first { $0.id == "001" }!.text)]) < 0.35, "\(live)")
+
+        #expect((results["system_cards"] as? [String])?.count == 7)
+        #expect(results["english_tabs"] as? [String] == ["Single file", "Batch", "Live recording", "System"])
+        #expect(results["console"] as? [String] == [], "browser errors: \(results["console"] ?? "")")
+    }
+}
