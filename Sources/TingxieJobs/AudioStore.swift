@@ -44,6 +44,15 @@ public struct AudioStore: Sendable {
         }
     }
 
+    /// Ids of the stored audio files last written before `date`.
+    public func ids(writtenBefore date: Date) -> [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(at: audio, includingPropertiesForKeys: [.contentModificationDateKey])) ?? []
+        return files.filter { url in
+            Job.isValidID(url.lastPathComponent)
+                && ((try? url.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantFuture) < date
+        }.map(\.lastPathComponent)
+    }
+
     /// Deletes the audio of job `id`, complete or partial, if there is any.
     public func remove(_ id: String) {
         try? FileManager.default.removeItem(at: partialURL(for: id))

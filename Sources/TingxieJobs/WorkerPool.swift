@@ -166,6 +166,14 @@ public final class WorkerPool: Service {
             logger.warning("job requeued after restart", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
             recovered(job)
         }
+        // Audio whose job ended, or never got queued (a crash between storing an upload and
+        // queueing it). Recent files are left alone: their upload may be finishing right now.
+        for id in audio.ids(writtenBefore: Date().addingTimeInterval(-3600)) {
+            if try await store.job(id: id).map({ $0.status.isTerminal }) ?? true {
+                audio.remove(id)
+                logger.info("removed audio with no job waiting for it", metadata: ["job": "\(id)"])
+            }
+        }
         // Jobs already queued start without waiting for the first tick.
         eventSink.yield(.wake)
         await withGracefulShutdownHandler {
