@@ -69,11 +69,19 @@ let package = Package(
             ],
             resources: [.copy("Web")]
         ),
+        .target(
+            name: "TingxieModels",
+            dependencies: [
+                "TingxieCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            resources: [.copy("catalog.json")]
+        ),
         .executableTarget(
             name: "tingxie",
             dependencies: [
                 "TingxieCore", "TingxieAudio", "TingxieText", "TingxieSherpa", "TingxiePipeline",
-                "TingxieJobs", "TingxieServer",
+                "TingxieJobs", "TingxieServer", "TingxieModels",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,7 +91,7 @@ let package = Package(
             name: "TingxieTests",
             dependencies: [
                 "TingxieCore", "TingxieAudio", "TingxieText", "TingxieSherpa", "TingxiePipeline",
-                "TingxieJobs", "TingxieServer",
+                "TingxieJobs", "TingxieServer", "TingxieModels",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,0 +1,135 @@
+import Foundation
+import TingxieCore
+
+/// Installs catalog models into the models folder: download (resumable, mirrors in order),
+/// checksum, extraction, a check of the result, then one rename into place. A failure leaves
+/// no half-installed model behind; only a partial download is kept, to be resumed.
+public struct ModelInstaller: Sendable {
+    public let catalog: ModelCatalog
+    public let modelsDirectory: URL
+    private let downloader: ModelDownloader
+    /// Checks an extracted model folder (detects its family, validates metadata); throws when bad.
+    private let validate: @Sendable (URL, ModelCatalog.Entry) throws -> Void
+
+    public init(catalog: ModelCatalog, modelsDirectory: URL, downloader: ModelDownloader,
+                validate: @escaping @Sendable (URL, ModelCatalog.Entry) throws -> Void) {
+        self.catalog = catalog
+        self.modelsDirectory = modelsDirectory
+        self.downloader = downloader
+        self.validate = validate
+    }
+
+    /// Where the entry is (or would be) installed.
+    public func location(of entry: ModelCatalog.Entry) -> URL {
+        entry.file.map { modelsDirectory.appendingPathComponent(entry.folder).appendingPathComponent($0) }
+            ?? modelsDirectory.appendingPathComponent(entry.name)
+    }
+
+    public func isInstalled(_ entry: ModelCatalog.Entry) -> Bool {
+        FileManager.default.fileExists(atPath: location(of: entry).path)
+    }
+
+    /// Installs `name` unless it is installed already; returns where it is.
+    /// - Throws: `TingxieError` saying which step failed; nothing is left installed then.
+    @discardableResult
+    public func pull(_ name: String, progress: ModelDownloader.Progress? = nil) async throws -> URL {
+        let entry = try catalog.entry(name)
+        let target = location(of: entry)
+        if FileManager.default.fileExists(atPath: target.path) { return target }
+        let files = FileManager.default
+        let downloads = modelsDirectory.appendingPathComponent(".downloads", isDirectory: true)
+        try files.createDirectory(at: downloads, withIntermediateDirectories: true)
+        let partial = downloads.appendingPathComponent((entry.archive ?? entry.file ?? entry.name) + ".part")
+        try await downloader.download(entry.urls, to: partial, progress: progress)
+
+        if let expected = entry.sha256?.lowercased() {
+            let actual = try Self.sha256(of: partial)
+            guard actual == expected else {
+                try? files.removeItem(at: partial)
+                throw TingxieError(.invalidModel, "\(name): the download's sha256 is \(actual), not \(expected); it was deleted")
+            }
+        }
+
+        let staging = modelsDirectory.appendingPathComponent(".staging-\(UUID().uuidString)", isDirectory: true)
+        defer { try? files.removeItem(at: staging) }
+        try files.createDirectory(at: staging, withIntermediateDirectories: true)
+        let folder: URL
+        if let file = entry.file {
+            folder = staging.appendingPathComponent(entry.folder)
+            try files.createDirectory(at: folder, withIntermediateDirectories: true)
+            try files.moveItem(at: partial, to: folder.appendingPathComponent(file))
+        } else {
+            do {
+                try Self.run("/bin/tar", ["-xjf", partial.path, "-C", staging.path, "--no-same-owner"])
+            } catch {
+                try? files.removeItem(at: partial)
+                throw TingxieError(.invalidModel, "\(name): the archive could not be extracted (\(error)); it was deleted")
+            }
+            let named = staging.appendingPathComponent(entry.folder)
+            let entries = try files.contentsOfDirectory(atPath: staging.path)
+            if files.fileExists(atPath: named.path) {
+                folder = named
+            } else if entries.count == 1 {
+                folder = staging.appendingPathComponent(entries[0])
+            } else {
+                throw TingxieError(.invalidModel, "\(name): the archive does not hold the folder \(entry.folder)")
+            }
+            try validate(folder, entry)
+        }
+        let destination = entry.file == nil ? target : target.deletingLastPathComponent()
+        if entry.file != nil, files.fileExists(atPath: destination.path) {
+            // A single file into an existing folder (vad/): move just the file.
+            try files.moveItem(at: folder.appendingPathComponent(entry.file!), to: target)
+        } else {
+            try files.moveItem(at: folder, to: destination)
+        }
+        try? files.removeItem(at: partial)
+        return target
+    }
+
+    /// Deletes an installed model.
+    public func remove(_ name: String) throws {
+        let entry = try catalog.entry(name)
+        let target = location(of: entry)
+        guard FileManager.default.fileExists(atPath: target.path) else {
+            throw TingxieError(.modelNotFound, "\(name) is not installed in \(modelsDirectory.path)")
+        }
+        try FileManager.default.removeItem(at: target)
+    }
+
+    /// Bytes under `url` (a file or a folder).
+    public static func size(of url: URL) -> Int64 {
+        let files = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard files.fileExists(atPath: url.path, isDirectory: &isDirectory) else { return 0 }
+        guard isDirectory.boolValue else {
+            return ((try? files.attributesOfItem(atPath: url.path)[.size]) as? NSNumber)?.int64Value ?? 0
+        }
+        let items = files.enumerator(at: url, includingPropertiesForKeys: [.fileSizeKey])?.allObjects as? [URL] ?? []
+        return items.reduce(0) { $0 + Int64((try? $1.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0) }
+    }
+
+    static func sha256(of file: URL) throws -> String {
+        let output = try run("/usr/bin/sha256sum", [file.path])
+        return String(output.prefix(64))
+    }
+
+    /// Runs a tool to its end; returns its output.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let message = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TingxieError(.ioError, "\(URL(fileURLWithPath: executable).lastPathComponent) failed: " + String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

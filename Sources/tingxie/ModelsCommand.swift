@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import TingxieCore
+import TingxieModels
+import TingxieSherpa
+
+struct ModelsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "List, fetch, check and remove models.",
+        subcommands: [List.self, Pull.self, Verify.self, Remove.self]
+    )
+
+    /// Where models live, and which catalog describes them.
+    struct Location: ParsableArguments {
+        @Option(help: "Models folder (env TINGXIE_MODELS_DIR; default ~/.local/share/tingxie/models).")
+        var modelsDir: String?
+
+        @Option(help: "A catalog file to use instead of the built-in one (e.g. pointing at an internal mirror).")
+        var catalog: String?
+
+        var directory: URL { modelsDir.map { URL(fileURLWithPath: $0) } ?? ModelLocations.modelsDirectory() }
+
+        func loadCatalog() throws -> ModelCatalog {
+            try catalog.map { try ModelCatalog.load(URL(fileURLWithPath: $0)) } ?? ModelCatalog.bundled()
+        }
+
+        /// An installer whose check of a new model is the one `models verify` makes.
+        func installer(downloader: ModelDownloader) throws -> ModelInstaller {
+            ModelInstaller(catalog: try loadCatalog(), modelsDirectory: directory, downloader: downloader) { folder, entry in
+                guard ["paraformer", "sense_voice", "whisper", "transducer"].contains(entry.family) else { return }
+                _ = try ModelDirectory.detect(folder)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the catalog's models and which are installed.")
+        @OptionGroup var location: Location
+
+        func run() async throws {
+            let catalog = try location.loadCatalog()
+            let installer = try location.installer(downloader: ModelDownloader(client: .shared))
+            print("models folder: \(location.directory.path)\n")
+            print("name                      installed   family                description")
+            for entry in catalog.models {
+                let installed = installer.isInstalled(entry)
+                    ? Self.megabytes(ModelInstaller.size(of: installer.location(of: entry))) : "-"
+                let name = entry.name + (entry.name == catalog.default ? " *" : "")
+                print(name.padding(toLength: 26, withPad: " ", startingAt: 0) + installed.padding(toLength: 12, withPad: " ", startingAt: 0)
+                      + entry.family.padding(toLength: 22, withPad: " ", startingAt: 0) + entry.description)
+            }
+            let known = Set(catalog.models.map(\.name) + [".downloads", "vad"])
+            let others = ((try? FileManager.default.contentsOfDirectory(atPath: location.directory.path)) ?? [])
+                .filter { !known.contains($0) && !$0.hasPrefix(".") }.sorted()
+            for name in others {
+                print(name.padding(toLength: 26, withPad: " ", startingAt: 0)
+                      + Self.megabytes(ModelInstaller.size(of: location.directory.appendingPathComponent(name))).padding(toLength: 12, withPad: " ", startingAt: 0)
+                      + "(not in the catalog)")
+            }
+            print("\n* the default model")
+        }
+
+        static func megabytes(_ bytes: Int64) -> String { String(format: "%.0f MB", Double(bytes) / 1e6) }
+    }
+
+    struct Pull: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Download, check and install a model (resumes an interrupted download; tries mirrors in order).")
+        @OptionGroup var location: Location
+        @Argument(help: "Model name (default: the catalog's default).") var name: String?
+        @Flag(help: "No progress bar.") var quiet = false
+
+        func run() async throws {
+            let client = ModelDownloader.makeClient()
+            do {
+                let installer = try location.installer(downloader: ModelDownloader(client: client))
+                let name = name ?? installer.catalog.default
+                let bar = ProgressBar(quiet: quiet)
+                let installed = try await installer.pull(name) { received, total in bar.show(received, total) }
+                bar.finish()
+                print("\(name) is installed in \(installed.path)")
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
+            try await client.shutdown()
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a model folder: detect its family, validate its metadata, load it.")
+        @Argument(help: "Model folder.") var directory: String
+
+        func run() async throws {
+            let detected = try ModelDirectory.detect(URL(fileURLWithPath: directory))
+            let recognizer = try SherpaRecognizer(directory: detected, configuration: .init(threads: 1, language: "zh"))
+            let info = recognizer.info
+            print("\(directory): \(info.family) model \"\(info.name)\", loads; segments up to \(Int(info.maxSegmentSeconds)) s"
+                  + (info.givesTokenTimestamps ? ", token timestamps" : ""))
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an installed model.")
+        @OptionGroup var location: Location
+        @Argument(help: "Model name.") var name: String
+
+        func run() async throws {
+            let installer = try location.installer(downloader: ModelDownloader(client: .shared))
+            try installer.remove(name)
+            print("\(name) removed from \(location.directory.path)")
+        }
+    }
+}
+
+/// A download progress line on stderr (redrawn on a terminal, every 10% otherwise).
+final class ProgressBar: @unchecked Sendable {
+    // @unchecked: `lastTenth` is only touched from the download's single task.
+    private let quiet: Bool
+    private let terminal = isatty(STDERR_FILENO) == 1
+    private var lastTenth = -1
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func show(_ received: Int64, _ total: Int64?) {
+        guard !quiet else { return }
+        let megabytes = String(format: "%.1f", Double(received) / 1e6)
+        guard let total, total > 0 else {
+            if terminal { write("\rdownloaded \(megabytes) MB") }
+            return
+        }
+        let fraction = Double(received) / Double(total)
+        if terminal {
+            let filled = Int(fraction * 30)
+            write("\r[" + String(repeating: "#", count: filled) + String(repeating: " ", count: 30 - filled)
+                  + String(format: "] %3.0f%% %@ / %.1f MB", fraction * 100, megabytes, Double(total) / 1e6))
+        } else if Int(fraction * 10) > lastTenth {
+            lastTenth = Int(fraction * 10)
+            write(String(format: "downloaded %3.0f%% (%@ MB)\n", fraction * 100, megabytes))
+        }
+    }
+
+    func finish() {
+        if !quiet, terminal { write("\n") }
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}

@@ -1,0 +1,173 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Synchronization
+import Testing
+import TingxieCore
+import TingxieModels
+import TingxieSherpa
+
+/// A loopback "hub" serving one archive: `/good/` honours Range requests, `/flaky/` cuts its
+/// first answer off halfway, `/down/` always fails.
+final class ModelHub: Sendable {
+    let archive: Data
+    let ranges = Mutex<[String]>([])
+
+    init(archive: Data) { self.archive = archive }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        let archive = self.archive
+        let flakyServed = FlakyState()
+        @Sendable func serve(_ request: Request, cutShort: Bool) -> Response {
+            let range = request.headers[.range]
+            self.ranges.withLock { $0.append(range ?? "none") }
+            var start = 0
+            if let range, let value = range.split(separator: "=").last?.split(separator: "-").first, let from = Int(value) {
+                start = from
+            }
+            let rest = archive.suffix(from: start)
+            var headers: HTTPFields = [.contentLength: String(rest.count), .contentType: "application/x-bzip2"]
+            if start > 0 { headers[.contentRange] = "bytes \(start)-\(archive.count - 1)/\(archive.count)" }
+            let status: HTTPResponse.Status = start > 0 ? .partialContent : .ok
+            guard cutShort else { return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: rest))) }
+            // Promise the whole file, send half, then fail: the connection drops mid-transfer.
+            return Response(status: status, headers: headers, body: .init { writer in
+                try await writer.write(ByteBuffer(bytes: rest.prefix(rest.count / 2)))
+                throw CancellationError()
+            })
+        }
+        router.get("/good/model.tar.bz2") { request, _ in serve(request, cutShort: false) }
+        router.get("/flaky/model.tar.bz2") { request, _ in
+            serve(request, cutShort: !flakyServed.served.exchange(true, ordering: .relaxed))
+        }
+        router.get("/down/model.tar.bz2") { _, _ -> Response in Response(status: .serviceUnavailable) }
+        return router
+    }
+}
+
+/// Whether the flaky route already cut one answer short.
+final class FlakyState: Sendable {
+    let served = Atomic<Bool>(false)
+}
+
+@Suite struct ModelsTests {
+    static let available = TestData.tinyModel != nil
+
+    /// A `.tar.bz2` of the tiny generated Paraformer, as a release archive lays it out.
+    static func archive(in directory: URL) throws -> Data {
+        let folder = directory.appendingPathComponent("sherpa-onnx-test-model")
+        try FileManager.default.copyItem(at: try #require(TestData.tinyModel), to: folder)
+        let archive = directory.appendingPathComponent("model.tar.bz2")
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/bin/tar")
+        tar.arguments = ["-cjf", archive.path, "-C", directory.path, "sherpa-onnx-test-model"]
+        try tar.run()
+        tar.waitUntilExit()
+        return try Data(contentsOf: archive)
+    }
+
+    static func catalog(port: Int, paths: [String], sha256: String? = nil) -> ModelCatalog {
+        let json = """
+            {"default": "test-model", "models": [{"name": "test-model", "description": "tiny", "family": "paraformer",
+             "languages": ["zh"], "archive": "model.tar.bz2", "folder": "sherpa-onnx-test-model",
+             "urls": [\(paths.map { "\"http://127.0.0.1:\(port)\($0)\"" }.joined(separator: ","))]\(sha256.map { ", \"sha256\": \"\($0)\"" } ?? "")}]}
+            """
+        return try! JSONDecoder().decode(ModelCatalog.self, from: Data(json.utf8))
+    }
+
+    static func installer(_ catalog: ModelCatalog, into directory: URL) -> ModelInstaller {
+        ModelInstaller(catalog: catalog, modelsDirectory: directory,
+                       downloader: ModelDownloader(client: .shared, attemptsPerMirror: 2, retryDelay: .milliseconds(10))) { folder, _ in
+            _ = try ModelDirectory.detect(folder)
+        }
+    }
+
+    @Test(.enabled(if: available, TestData.tinyModelReason))
+    func pullFallsBackToTheNextMirrorVerifiesAndInstalls() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try Self.archive(in: root)
+        let hub = ModelHub(archive: data)
+        let sha = Self.sha256(of: root.appendingPathComponent("model.tar.bz2"))
+        try await Application(router: hub.router()).test(.live) { client in
+            let models = root.appendingPathComponent("models")
+            let installer = Self.installer(Self.catalog(port: client.port!, paths: ["/down/model.tar.bz2", "/good/model.tar.bz2"], sha256: sha), into: models)
+            let progress = Mutex<[Int64]>([])
+            let installed = try await installer.pull("test-model") { received, _ in progress.withLock { $0.append(received) } }
+            #expect(installed.path == models.appendingPathComponent("test-model").path)
+            #expect(try ModelDirectory.detect(installed).family == .paraformer)
+            #expect(progress.withLock { $0.last } == Int64(data.count))
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: models.path).filter { $0.hasPrefix(".staging") }
+            #expect(leftovers.isEmpty)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: models.appendingPathComponent(".downloads").path).isEmpty)
+            // Pulling again is a no-op; removing deletes it.
+            #expect(try await installer.pull("test-model").path == installed.path)
+            try installer.remove("test-model")
+            #expect(!FileManager.default.fileExists(atPath: installed.path))
+            #expect(throws: TingxieError.self) { try installer.remove("test-model") }
+        }
+    }
+
+    @Test(.enabled(if: available, TestData.tinyModelReason))
+    func aChecksumMismatchLeavesNothingBehind() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let hub = ModelHub(archive: try Self.archive(in: root))
+        try await Application(router: hub.router()).test(.live) { client in
+            let models = root.appendingPathComponent("models")
+            let installer = Self.installer(Self.catalog(port: client.port!, paths: ["/good/model.tar.bz2"],
+                                                        sha256: String(repeating: "0", count: 64)), into: models)
+            await #expect(throws: TingxieError.self) { try await installer.pull("test-model") }
+            let everything = try FileManager.default.subpathsOfDirectory(atPath: models.path)
+            #expect(everything == [".downloads"], "left behind: \(everything)")
+        }
+    }
+
+    @Test(.enabled(if: available, TestData.tinyModelReason))
+    func anInterruptedDownloadResumes() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try Self.archive(in: root)
+        let hub = ModelHub(archive: data)
+        try await Application(router: hub.router()).test(.live) { client in
+            let installer = Self.installer(Self.catalog(port: client.port!, paths: ["/flaky/model.tar.bz2"]), into: root.appendingPathComponent("models"))
+            let installed = try await installer.pull("test-model")
+            #expect(FileManager.default.fileExists(atPath: installed.appendingPathComponent("tokens.txt").path))
+            let ranges = hub.ranges.withLock { $0 }
+            #expect(ranges.count == 2)
+            #expect(ranges.first == "none")
+            // The second request asked only for what was missing.
+            let resumedAt = ranges.last.flatMap { $0.split(separator: "=").last?.split(separator: "-").first }.flatMap { Int($0) } ?? 0
+            #expect(resumedAt > 0 && resumedAt < data.count)
+        }
+    }
+
+    @Test(.enabled(if: available, TestData.tinyModelReason))
+    func verifyAcceptsAGoodFolderAndExplainsABrokenOne() throws {
+        let models = try #require(TestData.generatedModels)
+        let good = try CLI.run(["models", "verify", models.appendingPathComponent("paraformer-tiny").path])
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.contains("paraformer model") && good.stdout.contains("loads"))
+        let broken = try CLI.run(["models", "verify", models.appendingPathComponent("paraformer-no-metadata").path])
+        #expect(broken.status != 0)
+        #expect(broken.stderr.contains("metadata"), "\(broken.stderr)")
+        let list = try CLI.run(["models", "list", "--models-dir", models.path])
+        #expect(list.stdout.contains("paraformer-zh *"))
+        #expect(list.stdout.contains("paraformer-tiny") && list.stdout.contains("(not in the catalog)"))
+    }
+
+    static func sha256(of file: URL) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        process.arguments = [file.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try? process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(String(decoding: output, as: UTF8.self).prefix(64))
+    }
+}
