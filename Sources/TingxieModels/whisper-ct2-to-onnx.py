@@ -1,0 +1,310 @@
+"""Builds sherpa-onnx's Whisper layout from CTranslate2 (faster-whisper) weights, without torch.
+
+usage: whisper-ct2-to-onnx.py CT2_DIR OUT_DIR [NAME]
+CT2_DIR holds model.bin (or model.bin.part1, model.bin.part2, ...), config.json and
+vocabulary.txt. OUT_DIR receives NAME-encoder.int8.onnx, NAME-decoder.int8.onnx and
+NAME-tokens.txt (NAME defaults to "base").
+
+The graphs follow OpenAI's Whisper: the encoder maps a log-mel spectrogram [N, 80, T] to the
+cross-attention keys and values of every decoder layer; the decoder takes tokens, a 448-slot
+self-attention cache, the cross keys and values and the cache offset, and returns logits and
+the updated cache. Weights are MatMul-quantised to int8 as sherpa-onnx's own exports are.
+"""
+import base64
+import json
+import os
+import struct
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: np.int64}
+CACHE = 448
+
+
+def read_ct2(directory):
+    """Variables of a CTranslate2 model.bin (format version 6) as numpy arrays, aliases resolved."""
+    path = os.path.join(directory, "model.bin")
+    if os.path.exists(path):
+        data = open(path, "rb").read()
+    else:
+        parts = sorted(name for name in os.listdir(directory) if name.startswith("model.bin.part"))
+        if not parts:
+            sys.exit(f"{directory}: no model.bin or model.bin.partN files")
+        data = b"".join(open(os.path.join(directory, name), "rb").read() for name in parts)
+    position = 0
+
+    def take(fmt):
+        nonlocal position
+        value = struct.unpack_from(fmt, data, position)
+        position += struct.calcsize(fmt)
+        return value[0]
+
+    def string():
+        nonlocal position
+        length = take("<H")
+        text = data[position:position + length].rstrip(b"\0").decode()
+        position += length
+        return text
+
+    version = take("<I")
+    if version != 6:
+        sys.exit(f"model.bin format version {version}; this converter reads version 6")
+    spec = string()
+    if spec != "WhisperSpec":
+        sys.exit(f"model.bin holds a {spec}, not a Whisper model")
+    take("<I")  # spec revision
+    variables = {}
+    for _ in range(take("<I")):
+        name = string()
+        rank = take("<B")
+        shape = [take("<I") for _ in range(rank)]
+        dtype = DTYPES[take("<B")]
+        size = take("<I")
+        variables[name] = np.frombuffer(data, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=position).reshape(shape)
+        position += size
+    for _ in range(take("<I")):
+        alias, target = string(), string()
+        variables[alias] = variables[target]
+    return variables
+
+
+class Graph:
+    """A small builder over onnx.helper: fresh names, initializers, common blocks."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.nodes, self.initializers, self.count = [], [], 0
+
+    def name(self, hint):
+        self.count += 1
+        return f"{hint}_{self.count}"
+
+    def const(self, array, hint="c"):
+        name = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def op(self, kind, inputs, hint=None, outputs=1, **attributes):
+        names = [self.name(hint or kind.lower()) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(kind, inputs, names, **attributes))
+        return names[0] if outputs == 1 else names
+
+    def linear(self, x, weight, bias=None):
+        # x @ W^T with W^T stored, so the int8 quantiser covers it.
+        y = self.op("MatMul", [x, self.const(np.ascontiguousarray(weight.astype(np.float32).T), "w")])
+        return self.op("Add", [y, self.const(bias.astype(np.float32), "b")]) if bias is not None else y
+
+    def layer_norm(self, x, w, prefix):
+        return self.op("LayerNormalization", [x, self.const(w[prefix + "/gamma"].astype(np.float32)),
+                                              self.const(w[prefix + "/beta"].astype(np.float32))], axis=-1, epsilon=1e-5)
+
+    def gelu(self, x):
+        half = self.op("Mul", [x, self.const(np.array(0.5, np.float32))])
+        erf = self.op("Erf", [self.op("Div", [x, self.const(np.array(np.sqrt(2.0), np.float32))])])
+        return self.op("Mul", [half, self.op("Add", [erf, self.const(np.array(1.0, np.float32))])])
+
+    def heads(self, x, heads, transpose_key=False):
+        """[N, T, D] -> [N, H, T, D/H] (or [N, H, D/H, T] for keys)."""
+        y = self.op("Reshape", [x, self.const(np.array([0, 0, heads, -1], np.int64))])
+        return self.op("Transpose", [y], perm=[0, 2, 3, 1] if transpose_key else [0, 2, 1, 3])
+
+    def attention(self, q, k, v, heads, mask=None):
+        scores = self.op("MatMul", [self.heads(q, heads), self.heads(k, heads, transpose_key=True)])
+        scores = self.op("Mul", [scores, self.const(np.array(self.scale, np.float32))])
+        if mask is not None:
+            scores = self.op("Add", [scores, mask])
+        weights = self.op("Softmax", [scores], axis=-1)
+        out = self.op("Transpose", [self.op("MatMul", [weights, self.heads(v, heads)])], perm=[0, 2, 1, 3])
+        return self.op("Reshape", [out, self.const(np.array([0, 0, -1], np.int64))])
+
+    def model(self, inputs, outputs, metadata):
+        graph = helper.make_graph(self.nodes, self.prefix, inputs, outputs, self.initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        for key, value in metadata.items():
+            model.metadata_props.add(key=key, value=str(value))
+        return model
+
+
+def encoder(w, dims):
+    g = Graph("encoder")
+    g.scale = 1.0 / np.sqrt(dims["state"] // dims["heads"])
+    x = g.op("Conv", ["mel", g.const(w["encoder/conv1/weight"].astype(np.float32)), g.const(w["encoder/conv1/bias"].astype(np.float32))],
+             kernel_shape=[3], pads=[1, 1])
+    x = g.gelu(x)
+    x = g.op("Conv", [x, g.const(w["encoder/conv2/weight"].astype(np.float32)), g.const(w["encoder/conv2/bias"].astype(np.float32))],
+             kernel_shape=[3], pads=[1, 1], strides=[2])
+    x = g.op("Transpose", [g.gelu(x)], perm=[0, 2, 1])
+    frames = g.op("Slice", [g.op("Shape", [x]), g.const(np.array([1], np.int64)), g.const(np.array([2], np.int64))])
+    positions = g.op("Slice", [g.const(w["encoder/position_encodings/encodings"].astype(np.float32)),
+                               g.const(np.array([0], np.int64)), frames, g.const(np.array([0], np.int64))])
+    x = g.op("Add", [x, positions])
+    for layer in range(dims["layers"]):
+        p = f"encoder/layer_{layer}"
+        h = g.layer_norm(x, w, p + "/self_attention/layer_norm")
+        q, k, v = g.op("Split", [g.linear(h, w[p + "/self_attention/linear_0/weight"], w[p + "/self_attention/linear_0/bias"]),
+                                 g.const(np.array([dims["state"]] * 3, np.int64))], outputs=3, axis=-1)
+        a = g.attention(q, k, v, dims["heads"])
+        x = g.op("Add", [x, g.linear(a, w[p + "/self_attention/linear_1/weight"], w[p + "/self_attention/linear_1/bias"])])
+        h = g.layer_norm(x, w, p + "/ffn/layer_norm")
+        h = g.gelu(g.linear(h, w[p + "/ffn/linear_0/weight"], w[p + "/ffn/linear_0/bias"]))
+        x = g.op("Add", [x, g.linear(h, w[p + "/ffn/linear_1/weight"], w[p + "/ffn/linear_1/bias"])])
+    x = g.layer_norm(x, w, "encoder/layer_norm")
+    keys, values = [], []
+    zero = g.const(np.array([0], np.int64))
+    for layer in range(dims["layers"]):
+        p = f"decoder/layer_{layer}/attention/linear_1"
+        weight, bias = w[p + "/weight"], w[p + "/bias"]
+        state = dims["state"]
+        keys.append(g.op("Unsqueeze", [g.linear(x, weight[:state], bias[:state]), zero]))
+        values.append(g.op("Unsqueeze", [g.linear(x, weight[state:], bias[state:]), zero]))
+    g.nodes.append(helper.make_node("Concat", keys, ["n_layer_cross_k"], axis=0))
+    g.nodes.append(helper.make_node("Concat", values, ["n_layer_cross_v"], axis=0))
+    cross = [dims["layers"], "n_audio", "T", dims["state"]]
+    return g, [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["n_audio", dims["mels"], "T"])], [
+        helper.make_tensor_value_info("n_layer_cross_k", TensorProto.FLOAT, cross),
+        helper.make_tensor_value_info("n_layer_cross_v", TensorProto.FLOAT, cross)]
+
+
+def decoder(w, dims):
+    g = Graph("decoder")
+    g.scale = 1.0 / np.sqrt(dims["state"] // dims["heads"])
+    state, layers = dims["state"], dims["layers"]
+    i0, i1 = g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64))
+    count = g.op("Slice", [g.op("Shape", ["tokens"]), i1, g.const(np.array([2], np.int64))])  # [n]
+    end = g.op("Add", ["offset", count])  # offset + n
+    # Token embedding as float16 (the source precision) with a cast; positions from the offset.
+    table = g.op("Cast", [g.const(w["decoder/embeddings/weight"].astype(np.float16), "embedding")], to=TensorProto.FLOAT)
+    x = g.op("Gather", [table, "tokens"], axis=0)
+    positions = g.op("Slice", [g.const(w["decoder/position_encodings/encodings"].astype(np.float32)), "offset", end, i0])
+    x = g.op("Add", [x, positions])
+    # Causal mask [n, offset + n]: query i (at offset + i) sees keys up to offset + i.
+    rows = g.op("Add", [g.op("Unsqueeze", [g.op("Range", [g.const(np.array(0, np.int64)), g.op("Squeeze", [count, i0]),
+                                                          g.const(np.array(1, np.int64))]), i1]), "offset"])
+    columns = g.op("Range", [g.const(np.array(0, np.int64)), g.op("Squeeze", [end, i0]), g.const(np.array(1, np.int64))])
+    mask = g.op("Where", [g.op("Greater", [columns, rows]), g.const(np.array(-1e9, np.float32)), g.const(np.array(0, np.float32))])
+    full = g.const(np.array([CACHE], np.int64))
+    new_keys, new_values = [], []
+    for layer in range(layers):
+        p = f"decoder/layer_{layer}"
+        index = g.const(np.array(layer, np.int64))
+        h = g.layer_norm(x, w, p + "/self_attention/layer_norm")
+        q, k, v = g.op("Split", [g.linear(h, w[p + "/self_attention/linear_0/weight"], w[p + "/self_attention/linear_0/bias"]),
+                                 g.const(np.array([state] * 3, np.int64))], outputs=3, axis=-1)
+        caches = []
+        for name, fresh, collected in (("in_n_layer_self_k_cache", k, new_keys), ("in_n_layer_self_v_cache", v, new_values)):
+            old = g.op("Gather", [name, index], axis=0)  # [N, 448, D]
+            before = g.op("Slice", [old, i0, "offset", i1])
+            after = g.op("Slice", [old, end, full, i1])
+            cache = g.op("Concat", [before, fresh, after], axis=1)
+            collected.append(g.op("Unsqueeze", [cache, i0]))
+            caches.append(g.op("Slice", [cache, i0, end, i1]))
+        a = g.attention(q, caches[0], caches[1], dims["heads"], mask)
+        x = g.op("Add", [x, g.linear(a, w[p + "/self_attention/linear_1/weight"], w[p + "/self_attention/linear_1/bias"])])
+        h = g.layer_norm(x, w, p + "/attention/layer_norm")
+        q = g.linear(h, w[p + "/attention/linear_0/weight"], w[p + "/attention/linear_0/bias"])
+        a = g.attention(q, g.op("Gather", ["n_layer_cross_k", index], axis=0), g.op("Gather", ["n_layer_cross_v", index], axis=0), dims["heads"])
+        x = g.op("Add", [x, g.linear(a, w[p + "/attention/linear_2/weight"], w[p + "/attention/linear_2/bias"])])
+        h = g.layer_norm(x, w, p + "/ffn/layer_norm")
+        h = g.gelu(g.linear(h, w[p + "/ffn/linear_0/weight"], w[p + "/ffn/linear_0/bias"]))
+        x = g.op("Add", [x, g.linear(h, w[p + "/ffn/linear_1/weight"], w[p + "/ffn/linear_1/bias"])])
+    x = g.layer_norm(x, w, "decoder/layer_norm")
+    # Tied output projection as x @ E^T with E^T stored, so the quantiser covers it.
+    g.nodes.append(helper.make_node("MatMul", [x, g.const(np.ascontiguousarray(w["decoder/embeddings/weight"].astype(np.float32).T), "projection")], ["logits"]))
+    g.nodes.append(helper.make_node("Concat", new_keys, ["out_n_layer_self_k_cache"], axis=0))
+    g.nodes.append(helper.make_node("Concat", new_values, ["out_n_layer_self_v_cache"], axis=0))
+    cache = [layers, "n_audio", CACHE, state]
+    cross = [layers, "n_audio", "T", state]
+    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["n_audio", "n_tokens"]),
+              helper.make_tensor_value_info("in_n_layer_self_k_cache", TensorProto.FLOAT, cache),
+              helper.make_tensor_value_info("in_n_layer_self_v_cache", TensorProto.FLOAT, cache),
+              helper.make_tensor_value_info("n_layer_cross_k", TensorProto.FLOAT, cross),
+              helper.make_tensor_value_info("n_layer_cross_v", TensorProto.FLOAT, cross),
+              helper.make_tensor_value_info("offset", TensorProto.INT64, [1])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n_audio", "n_tokens", dims["vocab"]]),
+               helper.make_tensor_value_info("out_n_layer_self_k_cache", TensorProto.FLOAT, cache),
+               helper.make_tensor_value_info("out_n_layer_self_v_cache", TensorProto.FLOAT, cache)]
+    return g, inputs, outputs
+
+
+def byte_decoder():
+    """GPT-2's byte <-> printable character map, reversed."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    characters = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            characters.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, characters)}
+
+
+def metadata(vocabulary, config, dims, name):
+    ids = {token: index for index, token in enumerate(vocabulary)}
+    languages = config["lang_ids"]
+    codes = [vocabulary[token][2:-2] for token in languages]
+    special = {key: ids[token] for key, token in {
+        "eot": "<|endoftext|>", "sot": "<|startoftranscript|>", "translate": "<|translate|>", "transcribe": "<|transcribe|>",
+        "sot_lm": "<|startoflm|>", "sot_prev": "<|startofprev|>", "no_timestamps": "<|notimestamps|>"}.items()}
+    no_speech = ids.get("<|nospeech|>", ids.get("<|nocaptions|>"))
+    return {
+        "model_type": f"whisper-{name}", "version": "1", "maintainer": "tingxie",
+        "n_mels": dims["mels"], "n_audio_ctx": dims["audio_ctx"], "n_audio_state": dims["state"], "n_audio_head": dims["heads"],
+        "n_audio_layer": dims["layers"], "n_vocab": dims["vocab"], "n_text_ctx": CACHE, "n_text_state": dims["state"],
+        "n_text_head": dims["heads"], "n_text_layer": dims["layers"],
+        "sot_sequence": f"{special['sot']},{languages[0]},{special['transcribe']}",
+        "all_language_tokens": ",".join(map(str, languages)), "all_language_codes": ",".join(codes),
+        "sot": special["sot"], "sot_index": 0, "eot": special["eot"], "blank_id": ids["Ġ"], "is_multilingual": 1,
+        "no_speech": no_speech, "non_speech_tokens": ",".join(map(str, config.get("suppress_ids", []))),
+        "transcribe": special["transcribe"], "translate": special["translate"], "sot_prev": special["sot_prev"],
+        "sot_lm": special["sot_lm"], "no_timestamps": special["no_timestamps"],
+    }
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    source, out = sys.argv[1], sys.argv[2]
+    name = sys.argv[3] if len(sys.argv) > 3 else "base"
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    w = read_ct2(source)
+    config = json.load(open(os.path.join(source, "config.json")))
+    vocabulary = open(os.path.join(source, "vocabulary.txt"), encoding="utf-8").read().split("\n")
+    if vocabulary and vocabulary[-1] == "":
+        vocabulary.pop()
+    conv = w["encoder/conv1/weight"]
+    dims = {"mels": conv.shape[1], "state": conv.shape[0], "layers": len({k.split("/")[1] for k in w if k.split("/")[1].removeprefix("layer_").isdigit() and k.startswith("encoder/")}),
+            "heads": int(w["encoder/num_heads"]), "audio_ctx": w["encoder/position_encodings/encodings"].shape[0],
+            "vocab": w["decoder/embeddings/weight"].shape[0]}
+    meta = metadata(vocabulary, config, dims, name)
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        for part, build in (("encoder", encoder), ("decoder", decoder)):
+            graph, inputs, outputs = build(w, dims)
+            model = graph.model(inputs, outputs, meta if part == "encoder" else {})
+            plain = os.path.join(scratch, f"{part}.onnx")
+            onnx.save(model, plain)
+            target = os.path.join(out, f"{name}-{part}.int8.onnx")
+            quantize_dynamic(plain, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            quantized = onnx.load(target)
+            del quantized.metadata_props[:]
+            for key, value in (meta if part == "encoder" else {}).items():
+                quantized.metadata_props.add(key=key, value=str(value))
+            onnx.save(quantized, target)
+            print(f"{target}: {os.path.getsize(target) / 1e6:.1f} MB", file=sys.stderr)
+    decode = byte_decoder()
+    with open(os.path.join(out, f"{name}-tokens.txt"), "w") as tokens:
+        for index, token in enumerate(vocabulary[:meta["eot"]]):
+            raw = bytes(decode[c] for c in token)
+            tokens.write(f"{base64.b64encode(raw).decode()} {index}\n")
+    print(f"{out}: {name}-encoder.int8.onnx, {name}-decoder.int8.onnx, {name}-tokens.txt", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
