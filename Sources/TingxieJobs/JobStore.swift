@@ -51,6 +51,8 @@ public protocol JobStore: Sendable {
     /// Records an alert as an open incident; returns its id.
     func openAlert(cause: Incident.Cause, message: String) async throws -> Int64
     func resolveAlert(id: Int64) async throws
+    /// Closes every open alert (at start-up: they were the previous process's).
+    func resolveOpenAlerts() async throws
     /// Incidents newest first (failed jobs are recorded by `fail` and the lease sweeps).
     func incidents(since date: Date?, limit: Int) async throws -> [Incident]
 }

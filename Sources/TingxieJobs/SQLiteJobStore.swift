@@ -333,6 +333,13 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func resolveOpenAlerts() async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE incidents SET resolved_at = ? WHERE kind = 'alert' AND resolved_at IS NULL",
+                           arguments: [Date().timeIntervalSince1970])
+        }
+    }
+
     public func incidents(since date: Date?, limit: Int) async throws -> [Incident] {
         try await pool.read { db in try Self.fetchIncidents(db, since: date, limit: limit) }
     }

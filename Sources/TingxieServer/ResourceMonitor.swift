@@ -117,6 +117,8 @@ public final class ResourceMonitor: Service {
     }
 
     public func run() async throws {
+        // Alerts a previous process left open are over: this one starts watching afresh.
+        try? await store.resolveOpenAlerts()
         await withTaskGroup(of: Void.self) { group in
             if let webhook {
                 group.addTask { await self.deliver(to: webhook) }

@@ -19,7 +19,12 @@ public struct TranscriptionEngine: JobProcessor {
     public var model: ModelInfo { pipeline.recognizer.info }
 
     public func process(_ job: Job, audio: URL, progress: @escaping @Sendable (Double) -> Void) async throws -> Transcript {
-        try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), progress: progress)
+        do {
+            return try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), progress: progress)
+        } catch let error as TingxieError {
+            // Decoders name the file by its stored id; the client knows it by its own name.
+            throw TingxieError(error.code, error.message.replacingOccurrences(of: audio.lastPathComponent, with: job.filename ?? "the upload"))
+        }
     }
 
     /// Parses hotwords as a request gives them; `nil` when there are none.

@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 import TingxieCore
 import TingxieJobs
+import TingxieServer
 
 /// A processor whose behaviour per attempt the test decides.
 final class ScriptedProcessor: JobProcessor {
@@ -269,6 +270,29 @@ struct QueueFixture {
         let exists = { (id: String) in FileManager.default.fileExists(atPath: fixture.audio.url(for: id).path) }
         #expect(exists(queued.id) && exists(recentOrphan))
         #expect(!exists(canceled.id) && !exists(orphan))
+    }
+
+    @Test func alertsLeftOpenByAPreviousProcessAreClosedAtStart() async throws {
+        let fixture = try QueueFixture()
+        defer { fixture.remove() }
+        _ = try await fixture.store.openAlert(cause: .memoryPressure, message: "memory is 95% used")
+        #expect(IncidentSummary(try await fixture.store.incidents(since: nil, limit: 10)).openAlerts == 1)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let pool = WorkerPool(store: fixture.store, processor: ScriptedProcessor { _ in .hang }, audio: fixture.audio,
+                              configuration: .init(workers: 0), logger: logger)
+        let monitor = ResourceMonitor(store: fixture.store, pool: pool, source: FakeResources(), logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [monitor], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            for _ in 0..<250 where IncidentSummary(try await fixture.store.incidents(since: nil, limit: 10)).openAlerts > 0 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        let incidents = try await fixture.store.incidents(since: nil, limit: 10)
+        #expect(incidents.count == 1 && incidents[0].resolvedAt != nil)
     }
 
     @Test func admissionIsExact() async throws {
