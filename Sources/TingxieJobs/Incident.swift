@@ -88,6 +88,20 @@ public struct Incident: Sendable, Equatable {
     }
 }
 
+/// The resource monitor's alerts, by the names it logs and reports.
+public enum AlertKind: String, Sendable, CaseIterable {
+    case memory, gpuMemory = "gpu_memory", queueWait = "queue_wait", failureRate = "failure_rate"
+
+    public var cause: Incident.Cause {
+        switch self {
+        case .memory: .memoryPressure
+        case .gpuMemory: .gpuMemoryPressure
+        case .queueWait: .queueWait
+        case .failureRate: .failureRate
+        }
+    }
+}
+
 /// Counts per cause and the mean time to resolve, over a list of incidents.
 public struct IncidentSummary: Sendable, Equatable {
     public var counts: [Incident.Cause: Int]

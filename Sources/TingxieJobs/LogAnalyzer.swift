@@ -95,7 +95,7 @@ public enum LogAnalyzer {
         let detail = [message, object["error"] as? String, object["detail"] as? String].compactMap { $0 }.joined(separator: ": ")
         let cause: Incident.Cause?
         if let alert = object["alert"] as? String, message == "alert opened" {
-            cause = ResourceAlertName(rawValue: alert)?.cause
+            cause = AlertKind(rawValue: alert)?.cause
         } else if let code = (object["code"] as? String).flatMap(TingxieError.Code.init(rawValue:)) {
             cause = Incident.Cause(TingxieError(code, detail))
         } else if ["error", "critical"].contains(level) {
@@ -104,19 +104,6 @@ public enum LogAnalyzer {
             cause = nil
         }
         return cause.map { Event(cause: $0, time: time, file: file, source: source, line: number, message: detail) }
-    }
-
-    /// The alert names Tingxie's monitor logs.
-    private enum ResourceAlertName: String {
-        case memory, gpuMemory = "gpu_memory", queueWait = "queue_wait", failureRate = "failure_rate"
-        var cause: Incident.Cause {
-            switch self {
-            case .memory: .memoryPressure
-            case .gpuMemory: .gpuMemoryPressure
-            case .queueWait: .queueWait
-            case .failureRate: .failureRate
-            }
-        }
     }
 
     /// Patterns per cause, most specific first; matched case-insensitively.

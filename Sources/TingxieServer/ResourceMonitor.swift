@@ -38,18 +38,7 @@ public final class ResourceMonitor: Service {
         }
     }
 
-    public enum Alert: String, Sendable, CaseIterable {
-        case memory, gpuMemory = "gpu_memory", queueWait = "queue_wait", failureRate = "failure_rate"
-
-        var cause: Incident.Cause {
-            switch self {
-            case .memory: .memoryPressure
-            case .gpuMemory: .gpuMemoryPressure
-            case .queueWait: .queueWait
-            case .failureRate: .failureRate
-            }
-        }
-    }
+    public typealias Alert = AlertKind
 
     /// What a webhook receives.
     struct Notification: Sendable, Encodable {

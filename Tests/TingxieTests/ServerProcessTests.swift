@@ -132,17 +132,9 @@ import TingxieText
         let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.whisperBase),
                                              arguments: ["--api-key", "sdk-test-key"])
         let corpus = try #require(TestData.corpus)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", TestData.projectRoot.appendingPathComponent("Tests/TingxieTests/Fixtures/openai_client.py").path,
-                             server.baseURL + "/v1", "sdk-test-key", corpus.appendingPathComponent("002.wav").path]
-        process.environment = ProcessInfo.processInfo.environment.merging(["PYTHONPATH": TestData.pythonTools.path]) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(server.logText.suffix(2000))")
+        let (status, data) = try runPythonFixture("openai_client.py", [server.baseURL + "/v1", "sdk-test-key",
+                                                                     corpus.appendingPathComponent("002.wav").path])
+        #expect(status == 0, "\(server.logText.suffix(2000))")
         let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let expected = try #require(try TestData.transcripts(corpus).first { $0.id == "002" }?.text)
         let text = try #require(results["json"] as? String)

@@ -65,6 +65,21 @@ enum TestData {
     }
 }
 
+/// Runs one of the Python fixture scripts with the test tools on its path; returns its exit
+/// status and what it printed on stdout.
+func runPythonFixture(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: Data) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", TestData.projectRoot.appendingPathComponent("Tests/TingxieTests/Fixtures/\(script)").path] + arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(["PYTHONPATH": TestData.pythonTools.path]) { $1 }
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, data)
+}
+
 /// Runs `body` with a started thread pool and shuts it down afterwards.
 func withThreadPool<T>(threads: Int = 1, _ body: (NIOThreadPool) async throws -> T) async throws -> T {
     let pool = NIOThreadPool(numberOfThreads: threads)

@@ -29,16 +29,7 @@ import TingxieText
         try micWriter.finish()
         let screenshots = TestData.projectRoot.appendingPathComponent("test-output/webui")
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", TestData.projectRoot.appendingPathComponent("Tests/TingxieTests/Fixtures/webui_test.py").path,
-                             server.baseURL, corpus.path, long.path, microphone.path, screenshots.path]
-        process.environment = ProcessInfo.processInfo.environment.merging(["PYTHONPATH": TestData.pythonTools.path]) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let (_, data) = try runPythonFixture("webui_test.py", [server.baseURL, corpus.path, long.path, microphone.path, screenshots.path])
         let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(String(decoding: data, as: UTF8.self))")
         #expect(results["error"] == nil, "\(results["error"] ?? "")")
         print("web UI: screenshots in \(screenshots.path)")
