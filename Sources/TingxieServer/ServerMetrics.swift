@@ -39,7 +39,7 @@ public final class ServerMetrics: Sendable {
             if job.attempts == 1 {
                 queueWait.record(max(0, Date().timeIntervalSince(job.createdAt)))
             }
-        case .finished(let job, let status, let transcript, let running):
+        case .finished(_, let status, let transcript, let running):
             finished(status).increment()
             if running > .zero { jobDuration.record(running.seconds) }
             if let transcript, status == .succeeded {
