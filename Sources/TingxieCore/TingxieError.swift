@@ -12,6 +12,7 @@ public struct TingxieError: Error, Sendable, Equatable, CustomStringConvertible 
         case decodeError = "decode_error"
         case ioError = "io_error"
         case timeout
+        case requestTimeout = "request_timeout"
         case canceled
         case invalidArgument = "invalid_argument"
         case notFound = "not_found"

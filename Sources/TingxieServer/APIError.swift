@@ -33,6 +33,7 @@ struct APIError: Error, Sendable {
         case .invalidAudio, .decodeError: .unprocessableContent
         case .queueFull, .notReady: .serviceUnavailable
         case .timeout: .gatewayTimeout
+        case .requestTimeout: .requestTimeout
         case .modelError, .ioError, .internalError: .internalServerError
         }
         self.init(status, code: error.code.rawValue, error.message,

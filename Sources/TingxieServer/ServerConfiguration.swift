@@ -32,6 +32,10 @@ public struct ServerConfiguration: Sendable {
     public var maxAttempts: Int
     /// A connection idle this long is closed (slow clients).
     public var idleTimeoutSeconds: Int
+    /// Uploads slower than this on average, once `uploadRateGrace` has passed, are cut off with
+    /// a 408 (a client trickling bytes would otherwise hold a connection for ever).
+    public var minUploadBytesPerSecond: Int
+    public var uploadRateGrace: Duration
     /// When the resource monitor opens alerts, and how often it looks.
     public var alerts: ResourceMonitor.Thresholds
     /// Where alerts are POSTed as JSON, if anywhere.
@@ -46,7 +50,7 @@ public struct ServerConfiguration: Sendable {
                 maxBatchFiles: Int = 100, maxFieldBytes: Int = 64 << 10, apiKeys: [String] = [],
                 corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60,
                 alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil,
-                maxStreams: Int = 4) {
+                maxStreams: Int = 4, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30)) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
@@ -66,5 +70,7 @@ public struct ServerConfiguration: Sendable {
         self.alerts = alerts
         self.alertWebhook = alertWebhook
         self.maxStreams = max(1, maxStreams)
+        self.minUploadBytesPerSecond = max(0, minUploadBytesPerSecond)
+        self.uploadRateGrace = uploadRateGrace
     }
 }

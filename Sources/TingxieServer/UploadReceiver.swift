@@ -56,7 +56,8 @@ struct UploadReceiver: Sendable {
                          maxFiles: Int) async throws {
         let contentType = request.headers[.contentType] ?? ""
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        var budget = ByteBudget(limit: configuration.maxUploadBytes)
+        var budget = ByteBudget(limit: configuration.maxUploadBytes,
+                                minimumRate: (configuration.minUploadBytesPerSecond, configuration.uploadRateGrace))
         if let boundary = MultipartReader<RequestBody.AsyncIterator>.boundary(contentType: contentType) {
             var reader = MultipartReader(boundary: boundary, chunks: request.body.makeAsyncIterator())
             var parts = 0
@@ -156,13 +157,22 @@ struct UploadReceiver: Sendable {
     }
 }
 
-/// Bytes a request may still send.
+/// Bytes a request may still send, and how slowly.
 struct ByteBudget {
     var limit: Int
+    /// Bytes per second on average, checked once the grace period has passed.
+    var minimumRate: (bytesPerSecond: Int, grace: Duration)?
     var spent = 0
+    let started = ContinuousClock.now
 
     mutating func spend(_ count: Int, or error: @autoclosure () -> TingxieError) throws {
         spent += count
         if spent > limit { throw error() }
+        if let (rate, grace) = minimumRate, rate > 0 {
+            let elapsed = ContinuousClock.now - started
+            if elapsed > grace, Double(spent) < Double(rate) * elapsed.seconds {
+                throw TingxieError(.requestTimeout, String(format: "the upload is too slow: %.0f bytes/s on average, below this server's minimum of %d; try again on a better connection", Double(spent) / elapsed.seconds, rate))
+            }
+        }
     }
 }

@@ -31,6 +31,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds running jobs may finish in after SIGTERM before they are requeued (default 30).") var shutdownGrace: Double?
     @Option(help: "Lease of a running job in seconds; a job whose worker stops renewing it is requeued (default 30).") var leaseSeconds: Double?
     @Option(help: "Log format: text or json.") var logFormat: String?
+    @Option(help: "Uploads slower than this many bytes/s on average are cut off with a 408 (default 8192).") var minUploadRate: Int?
+    @Option(help: "Seconds before the upload rate is checked (default 30).") var uploadRateGrace: Double?
     @Option(help: "POST alerts as JSON to this URL.") var alertWebhook: String?
     @Option(help: "Memory use (0-1) that opens the memory alert and stops workers claiming jobs (default 0.9).") var alertMemory: Double?
     @Option(help: "GPU memory use (0-1) that opens the GPU alert (default 0.9).") var alertGpuMemory: Double?
@@ -132,7 +134,9 @@ struct ServeCommand: AsyncParsableCommand {
             corsOrigins: list(corsOrigin, "CORS_ORIGIN"),
             language: model.language,
             alerts: alerts,
-            alertWebhook: webhook
+            alertWebhook: webhook,
+            minUploadBytesPerSecond: try minUploadRate ?? setting(nil, "MIN_UPLOAD_RATE").map { try number($0, "TINGXIE_MIN_UPLOAD_RATE") } ?? defaults.minUploadBytesPerSecond,
+            uploadRateGrace: try (uploadRateGrace ?? setting(nil, "UPLOAD_RATE_GRACE").map { try number($0, "TINGXIE_UPLOAD_RATE_GRACE") }).map { .seconds($0) } ?? defaults.uploadRateGrace
         )
     }
 

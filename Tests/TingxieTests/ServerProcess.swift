@@ -106,11 +106,15 @@ enum LiveHTTP {
     /// Sends `head` (and optionally some body bytes) on a raw connection and returns the
     /// status line of the answer, without sending the rest of the body.
     static func rawStatusLine(port: Int, head: String, body: Data = Data()) throws -> String {
+        try rawExchange(port: port, head: head, trickle: body, every: .zero)
+    }
+
+    /// Sends `head`, then `trickle` one byte per `every` (or at once when `every` is zero), and
+    /// returns the first line the server answers (at most after 10 s of silence).
+    static func rawExchange(port: Int, head: String, trickle: Data, every interval: Duration) throws -> String {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw POSIXError(.EIO) }
         defer { close(socket) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -119,11 +123,24 @@ enum LiveHTTP {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-        let bytes = Data(head.utf8) + body
-        _ = bytes.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
+        func send(_ bytes: Data) { _ = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let count = recv(socket, &buffer, buffer.count, 0)
-        guard count > 0 else { return "" }
-        return String(decoding: buffer[..<count], as: UTF8.self).components(separatedBy: "\r\n").first ?? ""
+        func answer(waiting: timeval) -> String? {
+            var timeout = waiting
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let count = recv(socket, &buffer, buffer.count, 0)
+            return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self).components(separatedBy: "\r\n").first : nil
+        }
+        send(Data(head.utf8))
+        if interval == .zero {
+            send(trickle)
+        } else {
+            for byte in trickle {
+                send(Data([byte]))
+                let micros = Int(interval.seconds * 1_000_000)
+                if let line = answer(waiting: timeval(tv_sec: micros / 1_000_000, tv_usec: Int(micros % 1_000_000))) { return line }
+            }
+        }
+        return answer(waiting: timeval(tv_sec: 10, tv_usec: 0)) ?? ""
     }
 }

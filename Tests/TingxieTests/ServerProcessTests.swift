@@ -77,6 +77,27 @@ import TingxieText
         #expect(stray.isEmpty, "partial uploads left: \(stray)")
     }
 
+    @Test(.enabled(if: TestData.tinyModelAvailable, TestData.tinyModelReason))
+    func aTricklingUploadIsCutOffAndOthersAreServed() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.tinyModel),
+                                             arguments: ["--min-upload-rate", "1000", "--upload-rate-grace", "1"])
+        let port = server.port
+        let base = server.baseURL
+        // One byte every 100 ms (10 bytes/s) against a minimum of 1000 bytes/s.
+        let trickling = Task.detached {
+            try LiveHTTP.rawExchange(port: port, head: "POST /v1/jobs?filename=slow.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\n",
+                                     trickle: Data(repeating: 0x52, count: 60), every: .milliseconds(100))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await LiveHTTP.request(base + "/healthz").status == 200)
+        let reply = try await LiveHTTP.submit(base, Upload.wav(seconds: 1))
+        #expect(reply.status == 202, "a normal upload during the trickle: \(reply.body)")
+        let status = try await trickling.value
+        #expect(status.hasPrefix("HTTP/1.1 408"), "\(status)")
+    }
+
     @Test(.enabled(if: TestData.realModelsAvailable, TestData.skipReason))
     func killNineLosesNoAcceptedJob() async throws {
         let root = try TestData.temporaryDirectory()
