@@ -200,7 +200,8 @@ struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
 
     @Test func cancellationStopsTheDecode() async throws {
         let bursts = stride(from: 1.0, to: 590, by: 3).map { ($0, $0 + 1) }
-        let recognizer = FakeRecognizer(delay: .milliseconds(20))
+        // 197 model calls of 0.1 s: far longer than a loaded machine needs to deliver the cancel.
+        let recognizer = FakeRecognizer(delay: .milliseconds(100))
         let data = audio(seconds: 600, bursts: bursts)
         let task = Task { try await transcribe(data, recognizer: recognizer) }
         // Cancel once the model is at work.
