@@ -5,14 +5,13 @@ import TingxieCore
 /// configured). Probes stay open so orchestrators can check the process without a key.
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: [[UInt8]]
-    static var openPaths: Set<String> { ["/healthz", "/readyz"] }
 
     init(keys: [String]) {
         self.keys = keys.map { Array($0.utf8) }
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard !keys.isEmpty, !Self.openPaths.contains(request.uri.path) else {
+        guard !keys.isEmpty, request.uri.path != "/healthz", request.uri.path != "/readyz" else {
             return try await next(request, context)
         }
         let header = request.headers[.authorization] ?? ""

@@ -60,6 +60,11 @@ public final class ResourceMonitor: Service {
         var sampledAt: ContinuousClock.Instant?
         var oldestQueuedAge = 0.0
         var open: [Alert: Int64] = [:]
+
+        mutating func remember(_ sample: ResourceSample) {
+            latest = sample
+            sampledAt = .now
+        }
     }
 
     public let thresholds: Thresholds
@@ -91,10 +96,7 @@ public final class ResourceMonitor: Service {
         }
         if let recent { return recent }
         let sample = await source.sample()
-        state.withLock {
-            $0.latest = sample
-            $0.sampledAt = .now
-        }
+        state.withLock { $0.remember(sample) }
         return sample
     }
     /// Seconds the oldest queued job had waited at the latest check.
@@ -127,8 +129,7 @@ public final class ResourceMonitor: Service {
         let oldest = (try? await store.oldestQueuedAt()) ?? nil
         let age = oldest.map { max(0, Date().timeIntervalSince($0)) } ?? 0
         state.withLock {
-            $0.latest = sample
-            $0.sampledAt = .now
+            $0.remember(sample)
             $0.oldestQueuedAge = age
         }
         if let fraction = sample.memoryFraction {

@@ -119,11 +119,6 @@ public final class ServerMetrics: Sendable {
 /// middleware, so it sees every final status.
 struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
-    static var routes: Set<String> {
-        ["/", "/healthz", "/readyz", "/metrics", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/transcript", "/v1/batches",
-         "/v1/batches/{id}", "/v1/audio/transcriptions", "/v1/models", "/v1/system", "/v1/incidents", "/v1/stream"]
-    }
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let response = try await next(request, context)
         metrics.request(route: Self.route(request.uri.path), method: request.method.rawValue, status: response.status.code)
@@ -135,6 +130,12 @@ struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 
     static func route(_ path: String) -> String {
         let route = "/" + path.split(separator: "/").map { Job.isValidID($0) ? "{id}" : String($0) }.joined(separator: "/")
-        return routes.contains(route) ? route : "unmatched"
+        return metricRoutes.contains(route) ? route : "unmatched"
     }
 }
+
+/// The routes metrics are labelled with (built once, not per request).
+private let metricRoutes: Set<String> = [
+    "/", "/healthz", "/readyz", "/metrics", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/transcript", "/v1/batches",
+    "/v1/batches/{id}", "/v1/audio/transcriptions", "/v1/models", "/v1/system", "/v1/incidents", "/v1/stream",
+]

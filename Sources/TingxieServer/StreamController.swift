@@ -156,7 +156,7 @@ private struct StreamSession {
         let format = config.wav_format ?? "pcm"
         let rate = config.audio_fs ?? modelSampleRate
         var budget = ByteBudget(limit: service.configuration.maxUploadBytes)
-        let tooLarge = TingxieError(.tooLarge, "the stream is larger than this server's limit of \(service.configuration.maxUploadBytes >> 20) MB")
+        let tooLarge = service.uploads.tooLarge("stream")
         let maxSeconds = service.configuration.maxDurationSeconds
         let writer = format == "pcm" ? try WAVWriter(url: url, sampleRate: rate) : nil
         let file: FileHandle? = format == "pcm" ? nil : try Self.create(url)
@@ -200,7 +200,7 @@ private struct StreamSession {
         let label = mode == .online ? "online" : "2pass-offline"
         let maxSeconds = service.configuration.maxDurationSeconds
         var budget = ByteBudget(limit: service.configuration.maxUploadBytes)
-        let tooLarge = TingxieError(.tooLarge, "the stream is larger than this server's limit of \(service.configuration.maxUploadBytes >> 20) MB")
+        let tooLarge = service.uploads.tooLarge("stream")
         try await withThrowingTaskGroup(of: Transcript?.self) { group in
             group.addTask {
                 defer { segmentSink.finish() }

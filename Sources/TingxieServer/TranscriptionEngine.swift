@@ -22,8 +22,7 @@ public struct TranscriptionEngine: JobProcessor {
         do {
             return try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), progress: progress)
         } catch let error as TingxieError {
-            // Decoders name the file by its stored id; the client knows it by its own name.
-            throw TingxieError(error.code, error.message.replacingOccurrences(of: audio.lastPathComponent, with: job.filename ?? "the upload"))
+            throw error.naming(audio, as: job.filename ?? "the upload")
         }
     }
 

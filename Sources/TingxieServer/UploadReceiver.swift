@@ -128,8 +128,7 @@ struct UploadReceiver: Sendable {
         do {
             duration = try await threadPool.runIfActive { try AudioDecoder.duration(of: url) }
         } catch let error as TingxieError {
-            // Messages name the file by its stored id; clients know it by their own name.
-            throw TingxieError(error.code, error.message.replacingOccurrences(of: url.lastPathComponent, with: name))
+            throw error.naming(url, as: name)
         }
         guard let duration else {
             throw TingxieError(.invalidAudio, "\(name): the file does not say how long it is; convert it to WAV, FLAC or MP3")
@@ -141,10 +140,11 @@ struct UploadReceiver: Sendable {
         return duration
     }
 
-    private func tooLarge() -> TingxieError {
+    /// The error for a body over the byte limit (`what`: "upload" or "stream").
+    func tooLarge(_ what: String = "upload") -> TingxieError {
         let limit = configuration.maxUploadBytes
         let shown = limit >= 1 << 20 ? "\(limit >> 20) MB" : "\(limit) bytes"
-        return TingxieError(.tooLarge, "the upload is larger than this server's limit of \(shown)")
+        return TingxieError(.tooLarge, "the \(what) is larger than this server's limit of \(shown)")
     }
 
     /// The client's file name, for display only: its last path component, without control
@@ -174,5 +174,12 @@ struct ByteBudget {
                 throw TingxieError(.requestTimeout, String(format: "the upload is too slow: %.0f bytes/s on average, below this server's minimum of %d; try again on a better connection", Double(spent) / elapsed.seconds, rate))
             }
         }
+    }
+}
+
+extension TingxieError {
+    /// The error with the stored file's name (its generated id) replaced by the client's name for it.
+    func naming(_ stored: URL, as name: String) -> TingxieError {
+        TingxieError(code, message.replacingOccurrences(of: stored.lastPathComponent, with: name))
     }
 }

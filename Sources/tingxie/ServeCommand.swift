@@ -5,6 +5,7 @@ import Logging
 import NIOPosix
 import TingxieCore
 import TingxieJobs
+import TingxieModels
 import TingxieServer
 import TingxieText
 
@@ -84,16 +85,19 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// Flags, else `TINGXIE_*` variables, else defaults sized to this machine.
     func serverConfiguration() async throws -> ServerConfiguration {
-        let threads = try model.threads ?? setting(nil, "THREADS").map { try number($0, "TINGXIE_THREADS") } ?? 1
-        var workerCount: Int? = try workers ?? setting(nil, "WORKERS").map { try number($0, "TINGXIE_WORKERS") }
-        if workerCount == nil {
-            workerCount = await Self.defaultWorkers(threadsPerWorker: threads, modelBytes: Self.modelBytes(try model.modelDirectory()))
+        let threads = try option(model.threads, "THREADS") ?? 1
+        let workerCount: Int
+        if let configured = try option(workers, "WORKERS") {
+            workerCount = configured
+        } else {
+            workerCount = await Self.defaultWorkers(threadsPerWorker: threads,
+                                                    modelBytes: Int(ModelInstaller.size(of: try model.modelDirectory())))
         }
-        var pool = WorkerPool.Configuration(workers: workerCount ?? 1)
-        if let grace = try shutdownGrace ?? setting(nil, "SHUTDOWN_GRACE").map({ try number($0, "TINGXIE_SHUTDOWN_GRACE") }) {
+        var pool = WorkerPool.Configuration(workers: workerCount)
+        if let grace = try option(shutdownGrace, "SHUTDOWN_GRACE") {
             pool.shutdownGrace = .seconds(grace)
         }
-        if let lease = try leaseSeconds ?? setting(nil, "LEASE_SECONDS").map({ try number($0, "TINGXIE_LEASE_SECONDS") }) {
+        if let lease = try option(leaseSeconds, "LEASE_SECONDS") {
             guard lease >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
             pool.lease = .seconds(lease)
             pool.heartbeat = .seconds(lease / 6)
@@ -101,12 +105,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let defaults = ServerConfiguration(dataDirectory: URL(fileURLWithPath: "/"))
         var alerts = defaults.alerts
-        if let value = try alertMemory ?? setting(nil, "ALERT_MEMORY").map({ try number($0, "TINGXIE_ALERT_MEMORY") }) { alerts.memory = value }
-        if let value = try alertGpuMemory ?? setting(nil, "ALERT_GPU_MEMORY").map({ try number($0, "TINGXIE_ALERT_GPU_MEMORY") }) { alerts.gpuMemory = value }
-        if let value: Double = try alertQueueWait ?? setting(nil, "ALERT_QUEUE_WAIT").map({ try number($0, "TINGXIE_ALERT_QUEUE_WAIT") }) {
+        if let value = try option(alertMemory, "ALERT_MEMORY") { alerts.memory = value }
+        if let value = try option(alertGpuMemory, "ALERT_GPU_MEMORY") { alerts.gpuMemory = value }
+        if let value: Double = try option(alertQueueWait, "ALERT_QUEUE_WAIT") {
             alerts.queueWait = .seconds(value)
         }
-        if let value = try alertFailureRate ?? setting(nil, "ALERT_FAILURE_RATE").map({ try number($0, "TINGXIE_ALERT_FAILURE_RATE") }) { alerts.failureRate = value }
+        if let value = try option(alertFailureRate, "ALERT_FAILURE_RATE") { alerts.failureRate = value }
         let webhook = try setting(alertWebhook, "ALERT_WEBHOOK").map { text in
             guard let url = URL(string: text), ["http", "https"].contains(url.scheme ?? "") else {
                 throw ValidationError("--alert-webhook must be an http(s) URL")
@@ -115,19 +119,19 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let dataDirectory = setting(dataDir, "DATA_DIR").map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share/tingxie/data")
-        let uploadMB: Int? = try maxUploadMb ?? setting(nil, "MAX_UPLOAD_MB").map { try number($0, "TINGXIE_MAX_UPLOAD_MB") }
-        let queuedHours: Double? = try maxQueuedAudioHours ?? setting(nil, "MAX_QUEUED_AUDIO_HOURS").map { try number($0, "TINGXIE_MAX_QUEUED_AUDIO_HOURS") }
+        let uploadMB: Int? = try option(maxUploadMb, "MAX_UPLOAD_MB")
+        let queuedHours: Double? = try option(maxQueuedAudioHours, "MAX_QUEUED_AUDIO_HOURS")
         return ServerConfiguration(
             host: setting(host, "HOST") ?? defaults.host,
-            port: try port ?? setting(nil, "PORT").map { try number($0, "TINGXIE_PORT") } ?? defaults.port,
+            port: try option(port, "PORT") ?? defaults.port,
             dataDirectory: dataDirectory,
             workers: pool,
             threadsPerWorker: threads,
             maxUploadBytes: uploadMB.map { $0 << 20 } ?? defaults.maxUploadBytes,
-            maxDurationSeconds: try maxDuration ?? setting(nil, "MAX_DURATION").map { try number($0, "TINGXIE_MAX_DURATION") } ?? defaults.maxDurationSeconds,
-            maxSyncDurationSeconds: try maxSyncDuration ?? setting(nil, "MAX_SYNC_DURATION").map { try number($0, "TINGXIE_MAX_SYNC_DURATION") } ?? defaults.maxSyncDurationSeconds,
+            maxDurationSeconds: try option(maxDuration, "MAX_DURATION") ?? defaults.maxDurationSeconds,
+            maxSyncDurationSeconds: try option(maxSyncDuration, "MAX_SYNC_DURATION") ?? defaults.maxSyncDurationSeconds,
             queue: QueueGauge.Limits(
-                maxQueuedJobs: try maxQueuedJobs ?? setting(nil, "MAX_QUEUED_JOBS").map { try number($0, "TINGXIE_MAX_QUEUED_JOBS") } ?? defaults.queue.maxQueuedJobs,
+                maxQueuedJobs: try option(maxQueuedJobs, "MAX_QUEUED_JOBS") ?? defaults.queue.maxQueuedJobs,
                 maxQueuedSeconds: queuedHours.map { $0 * 3600 } ?? defaults.queue.maxQueuedSeconds
             ),
             apiKeys: list(apiKey, "API_KEY"),
@@ -135,8 +139,8 @@ struct ServeCommand: AsyncParsableCommand {
             language: model.language,
             alerts: alerts,
             alertWebhook: webhook,
-            minUploadBytesPerSecond: try minUploadRate ?? setting(nil, "MIN_UPLOAD_RATE").map { try number($0, "TINGXIE_MIN_UPLOAD_RATE") } ?? defaults.minUploadBytesPerSecond,
-            uploadRateGrace: try (uploadRateGrace ?? setting(nil, "UPLOAD_RATE_GRACE").map { try number($0, "TINGXIE_UPLOAD_RATE_GRACE") }).map { .seconds($0) } ?? defaults.uploadRateGrace
+            minUploadBytesPerSecond: try option(minUploadRate, "MIN_UPLOAD_RATE") ?? defaults.minUploadBytesPerSecond,
+            uploadRateGrace: try option(uploadRateGrace, "UPLOAD_RATE_GRACE").map { .seconds($0) } ?? defaults.uploadRateGrace
         )
     }
 
@@ -149,12 +153,10 @@ struct ServeCommand: AsyncParsableCommand {
         return max(1, min(byCores, (Int(Double(available) * 0.8) - modelBytes) / (512 << 20)))
     }
 
-    /// Bytes of the model's files (what loading it adds to memory, roughly).
-    static func modelBytes(_ directory: URL) -> Int {
-        let files = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.fileSizeKey])
-        return (files?.allObjects as? [URL] ?? []).reduce(0) { total, url in
-            total + ((try? url.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0)
-        }
+    /// A numeric flag, else `TINGXIE_<name>` parsed as a number.
+    private func option<T: LosslessStringConvertible>(_ flag: T?, _ name: String) throws -> T? {
+        if let flag { return flag }
+        return try setting(nil, name).map { try number($0, "TINGXIE_" + name) }
     }
 
     private func setting(_ flag: String?, _ name: String) -> String? {

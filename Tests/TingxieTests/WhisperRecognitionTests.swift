@@ -7,6 +7,20 @@ import TingxiePipeline
 import TingxieSherpa
 import TingxieText
 
+/// The corpus sentences through the whole pipeline (silero VAD) with `recognizer`, paired with
+/// their reference transcripts.
+func corpusTranscripts(_ recognizer: any Recognizer) async throws -> [(hypothesis: String, reference: String)] {
+    let corpus = try #require(TestData.corpus)
+    return try await withThreadPool { threadPool in
+        let pipeline = try WhisperRecognitionTests.pipeline(threadPool: threadPool, recognizer: recognizer)
+        var pairs: [(hypothesis: String, reference: String)] = []
+        for (id, reference) in try TestData.transcripts(corpus) {
+            pairs.append((try await pipeline.transcribe(corpus.appendingPathComponent("\(id).wav")).text, reference))
+        }
+        return pairs
+    }
+}
+
 /// Real recognition with Whisper base on the zh-tts corpus.
 @Suite(.enabled(if: TestData.realModelsAvailable, TestData.skipReason), .serialized)
 struct WhisperRecognitionTests {
@@ -14,9 +28,10 @@ struct WhisperRecognitionTests {
         try? SherpaRecognizer(directory: ModelDirectory.detect($0), configuration: .init(threads: 2))
     }
 
-    static func pipeline(threadPool: NIOThreadPool) throws -> TranscriptionPipeline {
+    /// The pipeline with the silero VAD over `recognizer` (default: the shared Whisper base).
+    static func pipeline(threadPool: NIOThreadPool, recognizer: (any Recognizer)? = nil) throws -> TranscriptionPipeline {
         try TranscriptionPipeline(
-            recognizer: try #require(recognizer),
+            recognizer: try #require(recognizer ?? Self.recognizer),
             detectors: try SileroVADFactory(configuration: .init(model: try #require(TestData.vadModel))),
             threadPool: threadPool
         )
@@ -33,16 +48,7 @@ struct WhisperRecognitionTests {
     /// The foundation's promise: the 30 corpus sentences through the whole pipeline (WAV
     /// decoding, VAD, Whisper, Traditional->Simplified) at a CER of at most 12%.
     @Test func corpusCharacterErrorRate() async throws {
-        let corpus = try #require(TestData.corpus)
-        let pairs = try await withThreadPool { threadPool in
-            let pipeline = try Self.pipeline(threadPool: threadPool)
-            var pairs: [(hypothesis: String, reference: String)] = []
-            for (id, reference) in try TestData.transcripts(corpus) {
-                let transcript = try await pipeline.transcribe(corpus.appendingPathComponent("\(id).wav"))
-                pairs.append((transcript.text, reference))
-            }
-            return pairs
-        }
+        let pairs = try await corpusTranscripts(try #require(Self.recognizer))
         let cer = ErrorRate.characterErrorRate(pairs)
         print("pipeline whisper-base CER over \(pairs.count) sentences: \(String(format: "%.2f%%", cer * 100))")
         #expect(pairs.count == 30)
