@@ -33,6 +33,12 @@ def wait(seconds, condition):
     return WebDriverWait(driver, seconds, poll_frequency=0.25).until(lambda _: condition())
 
 
+def read(selector, prop="textContent"):
+    """One property of every element matching `selector`, read in one step: the page re-renders
+    tables and cards while it polls, so element handles found earlier can go stale."""
+    return driver.execute_script("return [...document.querySelectorAll(arguments[0])].map(node => node[arguments[1]])", selector, prop)
+
+
 def choose(input_id, paths):
     field = driver.find_element(By.ID, input_id)
     driver.execute_script("arguments[0].style.display = 'block'", field)
@@ -51,16 +57,16 @@ def job_count():
 try:
     driver.get(base + "/")
     results["title"] = driver.title
-    results["tabs"] = [button.text for button in driver.find_elements(By.CSS_SELECTOR, "nav button")]
+    results["tabs"] = read("nav button")
 
     # Single file: upload, progress, timed segments.
     wait(15, lambda: driver.find_element(By.ID, "single-limits").text != "")
     choose("single-file", [speech[1]])
     driver.find_element(By.ID, "single-start").click()
-    wait(90, lambda: driver.find_elements(By.CSS_SELECTOR, "#single-segments li span"))
-    results["single"] = [node.text for node in driver.find_elements(By.CSS_SELECTOR, "#single-segments li span")]
-    results["single_times"] = [node.text for node in driver.find_elements(By.CSS_SELECTOR, "#single-segments li time")]
-    results["history_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#history tr"))
+    wait(90, lambda: read("#single-segments li span"))
+    results["single"] = read("#single-segments li span")
+    results["single_times"] = read("#single-segments li time")
+    results["history_rows"] = len(read("#history tr"))
     driver.save_screenshot(os.path.join(shots, "1-single.png"))
 
     # Over the duration limit: refused in the browser, nothing uploaded.
@@ -77,28 +83,27 @@ try:
     tab("batch")
     choose("batch-files", speech)
     driver.find_element(By.ID, "batch-start").click()
-    wait(120, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#batch-rows td.status-succeeded")) == 3
-         or driver.find_elements(By.CSS_SELECTOR, "#batch-rows td.status-failed"))
-    results["batch"] = [node.get_attribute("class") for node in driver.find_elements(By.CSS_SELECTOR, "#batch-rows td:nth-child(2)")]
+    wait(120, lambda: len(read("#batch-rows td.status-succeeded")) == 3 or read("#batch-rows td.status-failed"))
+    results["batch"] = read("#batch-rows td:nth-child(2)", "className")
     results["batch_download_enabled"] = driver.find_element(By.ID, "batch-download").is_enabled()
     driver.save_screenshot(os.path.join(shots, "3-batch.png"))
 
     # Live: Chromium's fake microphone plays a corpus sentence and a pause, in a loop.
     tab("live")
     driver.find_element(By.ID, "live-start").click()
-    wait(60, lambda: driver.find_elements(By.CSS_SELECTOR, "#live-sentences li span"))
-    results["live"] = [node.text for node in driver.find_elements(By.CSS_SELECTOR, "#live-sentences li span")]
+    wait(60, lambda: read("#live-sentences li span"))
+    results["live"] = read("#live-sentences li span")
     driver.save_screenshot(os.path.join(shots, "4-live.png"))
     driver.find_element(By.ID, "live-stop").click()
     wait(30, lambda: not driver.find_element(By.ID, "live-start").get_attribute("disabled"))
 
     # System information, then the English switch.
     tab("system")
-    wait(15, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#system-cards .card")) >= 6)
-    results["system_cards"] = [node.text.split("\n")[0] for node in driver.find_elements(By.CSS_SELECTOR, "#system-cards .card h2")]
+    wait(15, lambda: len(read("#system-cards .card")) >= 6)
+    results["system_cards"] = read("#system-cards .card h2")
     driver.save_screenshot(os.path.join(shots, "5-system.png"))
     driver.find_element(By.ID, "lang-button").click()
-    results["english_tabs"] = [button.text for button in driver.find_elements(By.CSS_SELECTOR, "nav button")]
+    results["english_tabs"] = read("nav button")
     driver.set_window_size(390, 844)
     tab("single")
     driver.save_screenshot(os.path.join(shots, "6-phone-english.png"))
