@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Writes tiny random-weight ONNX models with sherpa-onnx's Paraformer signature, for tests
-of Tingxie's model loading path. Needs the `onnx` and `numpy` packages (scripts/setup --test).
+"""Writes tiny ONNX models with sherpa-onnx's Paraformer and transducer signatures, for tests of
+Tingxie's model loading path and of hotwords in a transducer's beam search. Needs the `onnx` and
+`numpy` packages (scripts/setup --test).
 
     make-test-models.py OUT_DIR
 
@@ -8,6 +9,7 @@ creates
     OUT_DIR/paraformer-tiny/            a loadable model: model.onnx + tokens.txt
     OUT_DIR/paraformer-no-metadata/     the same graph without the metadata sherpa-onnx needs
     OUT_DIR/paraformer-corrupt/         model.onnx truncated to half its bytes
+    OUT_DIR/transducer-tiny/            encoder/decoder/joiner.onnx + tokens.txt (see transducer())
 """
 import os
 import sys
@@ -77,11 +79,79 @@ def write(folder, m, truncate=False):
         f.writelines(f"{token} {index}\n" for index, token in enumerate(tokens))
 
 
+TRANSDUCER_TOKENS = ["<blk>", "甲", "乙", "丙", "丁", "<unk>"]
+
+
+def transducer(folder):
+    """An icefall-style offline transducer whose answer does not depend on the audio: from the
+    start state the joiner prefers "甲" (logit 1.0) over "乙" (0.5) and blank (0); once a token is
+    out, blank wins every later frame. Greedy or beam search therefore says "甲", and only a
+    hotword bonus on "乙" of more than log(p(甲)/p(乙)) = 0.5 per token turns it into "乙": a
+    test of whether hotwords reach the decoder, and with what weight."""
+    vocab = len(TRANSDUCER_TOKENS)
+    os.makedirs(folder, exist_ok=True)
+
+    def save(name, nodes, inputs, outputs, initializers, metadata=None):
+        m = helper.make_model(helper.make_graph(nodes, name, inputs, outputs, initializers),
+                              opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 8
+        for key, value in (metadata or {}).items():
+            entry = m.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(m)
+        onnx.save(m, os.path.join(folder, f"{name}.onnx"))
+
+    def constant(name, values, dtype=TensorProto.INT64):
+        return helper.make_tensor(name, dtype, [len(values)], values)
+
+    # encoder: every 4th fbank frame (the subsampling sherpa-onnx assumes), lengths (n + 3) / 4
+    save("encoder", [
+        helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["encoder_out"]),
+        helper.make_node("Add", ["x_lens", "three"], ["padded"]),
+        helper.make_node("Div", ["padded", "four"], ["encoder_out_lens"]),
+    ], [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", 80]),
+        helper.make_tensor_value_info("x_lens", TensorProto.INT64, ["N"])],
+       [helper.make_tensor_value_info("encoder_out", TensorProto.FLOAT, ["N", "T4", 80]),
+        helper.make_tensor_value_info("encoder_out_lens", TensorProto.INT64, ["N"])],
+       [constant("starts", [0]), constant("ends", [2**62]), constant("axes", [1]), constant("steps", [4]),
+        helper.make_tensor("three", TensorProto.INT64, [], [3]), helper.make_tensor("four", TensorProto.INT64, [], [4])],
+       {"model_type": "zipformer2"})
+
+    # decoder: [1, 0] after blank (the start), [0, 1] after any token; y is [N, context_size]
+    embedding = [[1.0, 0.0]] + [[0.0, 1.0]] * (vocab - 1)
+    save("decoder", [
+        helper.make_node("Gather", ["y", "last"], ["previous"], axis=1),
+        helper.make_node("Gather", ["embedding", "previous"], ["decoder_out"], axis=0),
+    ], [helper.make_tensor_value_info("y", TensorProto.INT64, ["N", 2])],
+       [helper.make_tensor_value_info("decoder_out", TensorProto.FLOAT, ["N", 2])],
+       [helper.make_tensor("last", TensorProto.INT64, [], [1]),
+        helper.make_tensor("embedding", TensorProto.FLOAT, [vocab, 2], np.array(embedding, np.float32).flatten().tolist())],
+       {"vocab_size": str(vocab), "context_size": "2"})
+
+    # joiner: logit = decoder_out x table + 0 x sum(encoder_out), so the audio is read but not used
+    table = [[0.0, 1.0, 0.5, -10.0, -10.0, -10.0],   # at the start
+             [0.0, -20.0, -20.0, -20.0, -20.0, -20.0]]  # after a token
+    save("joiner", [
+        helper.make_node("MatMul", ["decoder_out", "table"], ["scores"]),
+        helper.make_node("ReduceSum", ["encoder_out", "feature_axis"], ["total"], keepdims=1),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Add", ["scores", "nothing"], ["logit"]),
+    ], [helper.make_tensor_value_info("encoder_out", TensorProto.FLOAT, ["N", 80]),
+        helper.make_tensor_value_info("decoder_out", TensorProto.FLOAT, ["N", 2])],
+       [helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["N", vocab])],
+       [helper.make_tensor("table", TensorProto.FLOAT, [2, vocab], np.array(table, np.float32).flatten().tolist()),
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]), constant("feature_axis", [1])])
+
+    with open(os.path.join(folder, "tokens.txt"), "w", encoding="utf-8") as f:
+        f.writelines(f"{token} {index}\n" for index, token in enumerate(TRANSDUCER_TOKENS))
+
+
 def main():
     out = sys.argv[1]
     write(os.path.join(out, "paraformer-tiny"), model(True))
     write(os.path.join(out, "paraformer-no-metadata"), model(False))
     write(os.path.join(out, "paraformer-corrupt"), model(True), truncate=True)
+    transducer(os.path.join(out, "transducer-tiny"))
 
 
 if __name__ == "__main__":

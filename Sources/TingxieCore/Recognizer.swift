@@ -29,14 +29,17 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     /// Whether results can carry token timestamps, so that several segments recognised as one
     /// piece can be told apart again.
     public var givesTokenTimestamps: Bool
+    /// Whether the decoder itself can be biased towards hotwords (transducers with beam search).
+    public var biasesHotwords: Bool
 
     public init(family: String, name: String, emitsTraditional: Bool, maxSegmentSeconds: Double,
-                givesTokenTimestamps: Bool = false) {
+                givesTokenTimestamps: Bool = false, biasesHotwords: Bool = false) {
         self.family = family
         self.name = name
         self.emitsTraditional = emitsTraditional
         self.maxSegmentSeconds = maxSegmentSeconds
         self.givesTokenTimestamps = givesTokenTimestamps
+        self.biasesHotwords = biasesHotwords
     }
 }
 
@@ -49,11 +52,18 @@ public protocol Recognizer: Sendable {
     var info: ModelInfo { get }
 
     /// Recognises several independent pieces of 16 kHz mono audio in one batch.
+    /// - Parameter hotwords: terms to bias the decoder towards; ignored unless
+    ///   `info.biasesHotwords`.
     /// - Returns: one result per piece, in order.
-    func recognize(batch: [[Float]]) throws -> [RecognitionResult]
+    func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult]
 }
 
 extension Recognizer {
+    /// Recognises several pieces without hotwords.
+    public func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
+        try recognize(batch: batch, hotwords: [])
+    }
+
     /// Recognises one piece of 16 kHz mono audio.
     public func recognize(_ samples: [Float]) throws -> RecognitionResult {
         try recognize(batch: [samples])[0]

@@ -10,7 +10,7 @@ public struct Transcript: Sendable, Equatable, Codable {
         /// Model tokens with their start times in seconds (absolute), when the model gives them.
         public var tokens: [String]?
         public var timestamps: [Double]?
-        /// Hotwords that replaced what the model heard, when any did.
+        /// Where hotwords came out: replaced by the text stage, or produced by a biased decoder.
         public var hotwords: [HotwordApplication]?
 
         public init(id: Int, start: Double, end: Double, text: String,
@@ -54,20 +54,30 @@ public struct Transcript: Sendable, Equatable, Codable {
     }
 }
 
-/// Where a hotword replaced recognised text.
+/// Where a hotword came out in a segment's text.
 public struct HotwordApplication: Sendable, Equatable, Codable {
-    public var hotword: String
-    /// The text the model produced.
-    public var original: String
-    /// Character offset of the replacement in the segment's text.
-    public var offset: Int
-    /// How close the pronunciations were (0...1).
-    public var score: Double
+    /// What put the hotword there.
+    public enum Stage: String, Sendable, Codable {
+        /// The decoder searched with the hotword in its context and produced it.
+        case decoder
+        /// The text stage replaced a span that sounded like it.
+        case text
+    }
 
-    public init(hotword: String, original: String, offset: Int, score: Double) {
+    public var hotword: String
+    /// The text the model produced (the hotword itself for the decoder stage).
+    public var original: String
+    /// Character offset of the hotword in the segment's text.
+    public var offset: Int
+    /// How close the pronunciations were (0...1; 1 for the decoder stage).
+    public var score: Double
+    public var stage: Stage
+
+    public init(hotword: String, original: String, offset: Int, score: Double, stage: Stage = .text) {
         self.hotword = hotword
         self.original = original
         self.offset = offset
         self.score = score
+        self.stage = stage
     }
 }

@@ -122,6 +122,8 @@ public final class TranscriptionPipeline: Sendable {
         var segments: [Transcript.Segment] = []
         var language: String?
 
+        // Models that can be biased get the hotwords in the decoder too; the text stage runs for all.
+        let biasing = recognizer.info.biasesHotwords ? hotwords?.hotwords ?? [] : []
         var merging = configuration.mergeTargetSeconds > 0 && recognizer.info.givesTokenTimestamps
         let mergeTarget = min(Int(configuration.mergeTargetSeconds * Double(modelSampleRate)), splitter.maxSamples)
         let mergeGap = Int(configuration.mergeMaxGapSeconds * Double(modelSampleRate))
@@ -143,7 +145,7 @@ public final class TranscriptionPipeline: Sendable {
                     }
                     return [[SpeechSegment(startSample: piece[0].startSample, samples: audio, leadSamples: piece[0].leadSamples)] + piece]
                 }
-                let results = try recognizer.recognize(batch: inputs.map { padding + $0[0].samples + padding })
+                let results = try recognizer.recognize(batch: inputs.map { padding + $0[0].samples + padding }, hotwords: biasing)
                 for (input, result) in zip(inputs, results) {
                     language = language ?? result.language
                     let parts = Array(input.dropFirst())
@@ -160,7 +162,7 @@ public final class TranscriptionPipeline: Sendable {
             }
         }
         func append(_ segment: SpeechSegment, _ result: RecognitionResult) {
-            guard let assembled = assemble(segment, result, id: segments.count, hotwords: hotwords) else { return }
+            guard let assembled = assemble(segment, result, id: segments.count, hotwords: hotwords, biasing: biasing) else { return }
             segments.append(assembled)
             onSegment?(assembled)
         }
@@ -199,14 +201,17 @@ public final class TranscriptionPipeline: Sendable {
         )
     }
 
-    private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, id: Int, hotwords: HotwordMatcher?) -> Transcript.Segment? {
+    private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, id: Int,
+                          hotwords: HotwordMatcher?, biasing: [Hotword]) -> Transcript.Segment? {
         var text = normalizer.normalize(result.text)
         guard !text.isEmpty else { return nil }
-        // Model timestamps count from the start of the padded input.
+        // Model timestamps count from the start of the padded input; one in the silence padded
+        // before the audio is dated at the audio's start.
         let offset = Double(segment.startSample - padding.count) / Double(modelSampleRate)
+        let audioStart = Double(segment.startSample) / Double(modelSampleRate)
         let hasTimestamps = !result.timestamps.isEmpty && result.timestamps.count == result.tokens.count
         var tokens = hasTimestamps ? result.tokens.map(normalizer.normalize) : nil
-        var applications: [HotwordApplication]?
+        var applications: [HotwordApplication] = []
         if let hotwords, !hotwords.isEmpty {
             let applied = hotwords.apply(to: text)
             if !applied.applications.isEmpty {
@@ -218,14 +223,17 @@ public final class TranscriptionPipeline: Sendable {
                 applications = applied.applications
             }
         }
+        if !biasing.isEmpty {
+            applications = (applications + HotwordMatcher.decoded(biasing, in: text, besides: applications)).sorted { $0.offset < $1.offset }
+        }
         return Transcript.Segment(
             id: id,
             start: Double(segment.speechStartSample) / Double(modelSampleRate),
             end: Double(segment.endSample) / Double(modelSampleRate),
             text: text,
             tokens: tokens,
-            timestamps: hasTimestamps ? result.timestamps.map { $0 + offset } : nil,
-            hotwords: applications
+            timestamps: hasTimestamps ? result.timestamps.map { max(audioStart, $0 + offset) } : nil,
+            hotwords: applications.isEmpty ? nil : applications
         )
     }
 

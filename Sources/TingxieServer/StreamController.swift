@@ -87,6 +87,25 @@ struct StreamController {
     }
 }
 
+extension StreamController {
+    /// FunASR sends hotwords as JSON `{"词": weight}` or as space-separated words. Its weights
+    /// are integers with 20 as the usual value (its examples' hotword files), so they are
+    /// divided by 20 onto Tingxie's scale (1 normal, 0.1-10).
+    static func hotwordList(_ text: String?) -> String? {
+        guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+        if let weights = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
+            return weights.keys.sorted().map { word in
+                let weight = (weights[word] as? NSNumber)?.doubleValue ?? funASRNormalWeight
+                let scaled = min(Hotword.weightRange.upperBound, max(Hotword.weightRange.lowerBound, weight / funASRNormalWeight))
+                return "\(word) \(scaled)"
+            }.joined(separator: "\n")
+        }
+        return text.split(separator: " ").joined(separator: "\n")
+    }
+
+    static let funASRNormalWeight = 20.0
+}
+
 /// One WebSocket conversation.
 private struct StreamSession {
     let controller: StreamController
@@ -120,7 +139,7 @@ private struct StreamSession {
         }
         let hotwords: HotwordMatcher?
         do {
-            hotwords = try service.engine.matcher(for: Self.hotwordList(config.hotwords))
+            hotwords = try service.engine.matcher(for: StreamController.hotwordList(config.hotwords))
         } catch let error as TingxieError {
             return try await fail(error)
         }
@@ -134,15 +153,6 @@ private struct StreamSession {
         } catch let error as TingxieError {
             try await fail(error, mode: mode.rawValue, name: config.wav_name)
         }
-    }
-
-    /// FunASR sends hotwords as JSON `{"词": weight}` or as space-separated words.
-    static func hotwordList(_ text: String?) -> String? {
-        guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
-        if let weights = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
-            return weights.map { word, weight in "\(word) \((weight as? NSNumber)?.doubleValue ?? 1)" }.joined(separator: "\n")
-        }
-        return text.split(separator: " ").joined(separator: "\n")
     }
 
     // MARK: Offline: collect, then transcribe once

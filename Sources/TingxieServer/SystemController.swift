@@ -75,6 +75,7 @@ struct SystemController<Context: RequestContext> {
                           totalBytes: resources.systemTotalBytes, cgroupLimitBytes: resources.cgroupLimitBytes),
             gpu: resources.gpus.isEmpty ? nil : resources.gpus.map { .init(index: $0.index, usedBytes: $0.usedBytes, totalBytes: $0.totalBytes) },
             throttled: service.pool.isThrottled,
+            hotwords: .init(serverTerms: service.engine.serverHotwords.count, maxTerms: Hotword.maxCount, maxTermLength: Hotword.maxLength),
             limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxDurationS: configuration.maxDurationSeconds,
                           maxSyncDurationS: configuration.maxSyncDurationSeconds, maxQueuedJobs: configuration.queue.maxQueuedJobs,
                           maxQueuedAudioS: configuration.queue.maxQueuedSeconds, maxBatchFiles: configuration.maxBatchFiles)
@@ -87,6 +88,8 @@ struct ModelDetailsDTO: Encodable {
     var name: String
     var tokenTimestamps: Bool
     var maxSegmentS: Double
+    /// Whether hotwords bias the decoder itself (transducers); the text stage works for all.
+    var hotwordsInDecoder: Bool
     /// OpenAI clients must send some `model`; every value is accepted and this model is used.
     var acceptsAnyModelName = true
 
@@ -95,11 +98,13 @@ struct ModelDetailsDTO: Encodable {
         name = model.name
         tokenTimestamps = model.givesTokenTimestamps
         maxSegmentS = model.maxSegmentSeconds
+        hotwordsInDecoder = model.biasesHotwords
     }
 
     enum CodingKeys: String, CodingKey {
         case family, name
         case tokenTimestamps = "token_timestamps", maxSegmentS = "max_segment_s", acceptsAnyModelName = "accepts_any_model_name"
+        case hotwordsInDecoder = "hotwords_in_decoder"
     }
 }
 
@@ -143,6 +148,16 @@ struct SystemDTO: Encodable {
         enum CodingKeys: String, CodingKey { case index, usedBytes = "used_bytes", totalBytes = "total_bytes" }
     }
 
+    struct Hotwords: Encodable {
+        /// Terms from `serve --hotwords-file`, applied to every request.
+        var serverTerms: Int
+        var maxTerms: Int
+        var maxTermLength: Int
+        enum CodingKeys: String, CodingKey {
+            case serverTerms = "server_terms", maxTerms = "max_terms", maxTermLength = "max_term_length"
+        }
+    }
+
     struct Limits: Encodable {
         var maxUploadBytes: Int
         var maxDurationS: Double
@@ -167,10 +182,11 @@ struct SystemDTO: Encodable {
     var gpu: [GPU]?
     /// Whether workers have stopped claiming jobs because memory is short.
     var throttled: Bool
+    var hotwords: Hotwords
     var limits: Limits
 
     enum CodingKeys: String, CodingKey {
-        case version, model, language, workers, queue, memory, gpu, throttled, limits
+        case version, model, language, workers, queue, memory, gpu, throttled, hotwords, limits
         case threadsPerWorker = "threads_per_worker"
     }
 
@@ -185,6 +201,7 @@ struct SystemDTO: Encodable {
         try container.encode(memory, forKey: .memory)
         try container.encode(gpu, forKey: .gpu)
         try container.encode(throttled, forKey: .throttled)
+        try container.encode(hotwords, forKey: .hotwords)
         try container.encode(limits, forKey: .limits)
     }
 }

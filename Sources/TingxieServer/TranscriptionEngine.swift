@@ -4,16 +4,23 @@ import TingxieJobs
 import TingxiePipeline
 import TingxieText
 
-/// Runs jobs through the transcription pipeline, with the job's hotwords.
+/// Runs jobs through the transcription pipeline, with the server's and the job's hotwords.
 public struct TranscriptionEngine: JobProcessor {
     public let pipeline: TranscriptionPipeline
     /// Pronunciations for hotword matching; `nil` when the dictionary is not installed, in
-    /// which case jobs with hotwords fail with a message saying so.
+    /// which case requests with hotwords are refused with a message saying so.
     public let dictionary: PinyinDictionary?
+    /// Hotwords for every request (`serve --hotwords-file`).
+    public let serverHotwords: [Hotword]
 
-    public init(pipeline: TranscriptionPipeline, dictionary: PinyinDictionary?) {
+    /// - Throws: `TingxieError(.invalidArgument)` when there are server hotwords but no dictionary.
+    public init(pipeline: TranscriptionPipeline, dictionary: PinyinDictionary?, serverHotwords: [Hotword] = []) throws {
+        guard dictionary != nil || serverHotwords.isEmpty else {
+            throw TingxieError(.invalidArgument, "hotwords need the Unihan readings (Debian package unicode-data), which this machine lacks")
+        }
         self.pipeline = pipeline
         self.dictionary = dictionary
+        self.serverHotwords = serverHotwords
     }
 
     public var model: ModelInfo { pipeline.recognizer.info }
@@ -26,14 +33,15 @@ public struct TranscriptionEngine: JobProcessor {
         }
     }
 
-    /// Parses hotwords as a request gives them; `nil` when there are none.
-    /// - Throws: `TingxieError(.invalidArgument)` for a malformed list.
+    /// The server's hotwords merged with a request's; `nil` when there are none.
+    /// - Throws: `TingxieError(.invalidArgument)` for a malformed or too long list.
     public func matcher(for hotwords: String?) throws -> HotwordMatcher? {
-        guard let hotwords, !hotwords.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
-        let parsed = try Hotword.parse(hotwords, source: "hotwords")
+        let requested = try hotwords.map { try Hotword.parse($0, source: "hotwords") } ?? []
+        let merged = try Hotword.merge(serverHotwords, requested)
+        guard !merged.isEmpty else { return nil }
         guard let dictionary else {
             throw TingxieError(.invalidArgument, "hotwords need the Unihan readings (Debian package unicode-data), which this server lacks")
         }
-        return HotwordMatcher(hotwords: parsed, dictionary: dictionary)
+        return HotwordMatcher(hotwords: merged, dictionary: dictionary)
     }
 }

@@ -20,6 +20,8 @@ public struct ModelDirectory: Sendable, Equatable {
     public let decoder: URL?
     public let joiner: URL?
     public let tokens: URL
+    /// The BPE vocabulary (`bpe.vocab`) that BPE transducers need to encode hotwords.
+    public var bpeVocab: URL?
 
     /// A name for logs and APIs: the folder's name.
     public var name: String { url.lastPathComponent }
@@ -75,6 +77,7 @@ public struct ModelDirectory: Sendable, Equatable {
         let decoder = pick { $0.contains("decoder") }
         let joiner = pick { $0.contains("joiner") }
         let single = pick { $0 == "model.onnx" || $0 == "model.int8.onnx" }
+        let bpeVocab = names.contains("bpe.vocab") ? folder.appendingPathComponent("bpe.vocab") : nil
 
         func unrecognised(_ reason: String) -> TingxieError {
             let found = names.isEmpty ? "nothing" : names.joined(separator: ", ")
@@ -82,10 +85,11 @@ public struct ModelDirectory: Sendable, Equatable {
         }
         guard let tokens else { throw unrecognised("no tokens file") }
 
-        let directory: ModelDirectory
+        var directory: ModelDirectory
         if let encoder, let decoder, let joiner {
             directory = ModelDirectory(url: folder, family: .transducer, model: nil,
                                        encoder: encoder, decoder: decoder, joiner: joiner, tokens: tokens)
+            directory.bpeVocab = bpeVocab
         } else if let encoder, let decoder {
             directory = ModelDirectory(url: folder, family: .whisper, model: nil,
                                        encoder: encoder, decoder: decoder, joiner: nil, tokens: tokens)

@@ -28,6 +28,15 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     public let configuration: Configuration
     public let info: ModelInfo
     private let handle: OpaquePointer
+    /// How sherpa-onnx splits hotwords into the model's tokens (`cjkchar`, `bpe`,
+    /// `cjkchar+bpe`); `nil` when the model cannot be biased.
+    let modelingUnit: String?
+    /// The model's token table, to keep hotwords sherpa-onnx cannot encode away from it.
+    private let vocabulary: Set<String>
+
+    /// Per-token bonus for a hotword of weight 1 in the transducer's beam search
+    /// (sherpa-onnx's default).
+    static let hotwordScore = 1.5
 
     /// Loads the model. Its metadata was validated when the directory was detected, so a bad
     /// model has already thrown instead of letting sherpa-onnx end the process.
@@ -35,6 +44,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     public init(directory: ModelDirectory, configuration: Configuration = Configuration()) throws {
         self.directory = directory
         self.configuration = configuration
+        vocabulary = directory.family == .transducer ? try Self.readVocabulary(directory.tokens) : []
+        modelingUnit = directory.family == .transducer ? Self.modelingUnit(vocabulary, bpeVocab: directory.bpeVocab) : nil
         info = ModelInfo(
             family: directory.family.rawValue,
             name: directory.name,
@@ -43,7 +54,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             maxSegmentSeconds: directory.family == .whisper ? 28 : 30,
             // sherpa-onnx gives token times for Paraformer exports with CIF peaks, SenseVoice and
             // transducers; its Whisper needs an attention output that common exports lack.
-            givesTokenTimestamps: directory.family != .whisper
+            givesTokenTimestamps: directory.family != .whisper,
+            biasesHotwords: modelingUnit != nil
         )
         var strings = CStringArena()
         defer { strings.free() }
@@ -71,6 +83,18 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             config.model_config.transducer.encoder = strings.copy(directory.encoder!.path)
             config.model_config.transducer.decoder = strings.copy(directory.decoder!.path)
             config.model_config.transducer.joiner = strings.copy(directory.joiner!.path)
+            // Named, so that sherpa-onnx does not require (and exit without) `model_type` metadata.
+            config.model_config.model_type = strings.copy("transducer")
+            // Beam search is what takes hotwords; it is also a little more accurate than greedy.
+            config.decoding_method = strings.copy("modified_beam_search")
+            config.max_active_paths = 4
+            config.hotwords_score = Float(Self.hotwordScore)
+            if let modelingUnit {
+                config.model_config.modeling_unit = strings.copy(modelingUnit)
+            }
+            if let bpeVocab = directory.bpeVocab {
+                config.model_config.bpe_vocab = strings.copy(bpeVocab.path)
+            }
         }
         guard let created = SherpaOnnxCreateOfflineRecognizer(&config) else {
             throw TingxieError(.modelError, "sherpa-onnx could not load the \(directory.family.rawValue) model in \(directory.url.path) (corrupt model file, or tokens that do not match it; see the messages above)")
@@ -82,16 +106,18 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         SherpaOnnxDestroyOfflineRecognizer(handle)
     }
 
-    public func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
+    public func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
         // Empty pieces get an empty result without a model call.
         let work = batch.indices.filter { !batch[$0].isEmpty }
         var results = Array(repeating: RecognitionResult(text: ""), count: batch.count)
         guard !work.isEmpty else { return results }
+        let context = decoderContext(hotwords)
         var streams: [OpaquePointer?] = []
         streams.reserveCapacity(work.count)
         defer { for stream in streams { SherpaOnnxDestroyOfflineStream(stream) } }
         for index in work {
-            guard let stream = SherpaOnnxCreateOfflineStream(handle) else {
+            let created = context.map { SherpaOnnxCreateOfflineStreamWithHotwords(handle, $0) } ?? SherpaOnnxCreateOfflineStream(handle)
+            guard let stream = created else {
                 throw TingxieError(.modelError, "sherpa-onnx could not create a decoding stream")
             }
             streams.append(stream)
@@ -106,6 +132,50 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             results[index] = try result(of: streams[position])
         }
         return results
+    }
+
+    /// The hotwords as sherpa-onnx reads them (`term :score` lines), keeping only terms it can
+    /// encode whole: it drops unknown tokens from a term (biasing towards a fragment), reads
+    /// `:`, `#` and `@` at a token's start as options (a bad one throws inside the library) and
+    /// `/` as a line break. `nil` when nothing is left.
+    func decoderContext(_ hotwords: [Hotword]) -> String? {
+        guard let modelingUnit, !hotwords.isEmpty else { return nil }
+        let spellsLatin = modelingUnit.contains("bpe")
+        let lines = hotwords.compactMap { hotword -> String? in
+            let term = hotword.text.split(separator: " ").joined(separator: " ")
+            let encodable = !term.isEmpty && term.allSatisfy { character in
+                if ":#@/".contains(character) { return false }
+                if character == " " { return spellsLatin }
+                if spellsLatin, character.isASCII, character.isLetter || (modelingUnit == "bpe" && character.isNumber) { return true }
+                return modelingUnit != "bpe" && vocabulary.contains(String(character))
+            }
+            guard encodable else { return nil }
+            return "\(term) :\(Self.hotwordScore * hotword.weight)"
+        }
+        return lines.isEmpty ? nil : lines.joined(separator: "\n")
+    }
+
+    /// The symbols of a `tokens.txt` (`symbol id` per line).
+    static func readVocabulary(_ tokens: URL) throws -> Set<String> {
+        let text: String
+        do { text = try String(contentsOf: tokens, encoding: .utf8) } catch {
+            throw TingxieError(.invalidModel, "cannot read \(tokens.path): \(error.localizedDescription)")
+        }
+        return Set(text.split(separator: "\n").compactMap { line in line.split(separator: " ").first.map(String.init) })
+    }
+
+    /// How a transducer's tokens spell words: Chinese characters, BPE pieces, or both. Without
+    /// `bpe.vocab` sherpa-onnx cannot encode BPE hotwords, so such models are not biased.
+    static func modelingUnit(_ vocabulary: Set<String>, bpeVocab: URL?) -> String? {
+        let chinese = vocabulary.contains { symbol in
+            symbol.count == 1 && symbol.unicodeScalars.allSatisfy { $0.properties.isIdeographic }
+        }
+        switch (chinese, bpeVocab != nil) {
+        case (true, true): return "cjkchar+bpe"
+        case (true, false): return "cjkchar"
+        case (false, true): return "bpe"
+        case (false, false): return nil
+        }
     }
 
     /// Copies a stream's result into Swift values and frees the C result.

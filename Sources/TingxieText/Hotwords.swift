@@ -1,68 +1,6 @@
 import Foundation
 import TingxieCore
 
-/// A term that should come out right, with how strongly to favour it (1 is normal).
-public struct Hotword: Sendable, Equatable, Codable {
-    public var text: String
-    public var weight: Double
-
-    public init(_ text: String, weight: Double = 1) {
-        self.text = text
-        self.weight = weight
-    }
-
-    /// Limits that keep matching cheap and requests honest.
-    public static let maxCount = 1000
-    public static let maxLength = 32
-    public static let weightRange = 0.1...10.0
-
-    /// Parses hotwords: one per line or separated by commas, each optionally followed by a weight
-    /// (`鲲鹏处理器 2`). Blank lines and `#` comments are skipped; duplicates keep the highest weight.
-    /// - Throws: `TingxieError(.invalidArgument)` naming the offending entry.
-    public static func parse(_ text: String, source: String) throws -> [Hotword] {
-        var hotwords: [Hotword] = []
-        for rawLine in text.split(whereSeparator: { $0 == "\n" || $0 == "," || $0 == "，" }) {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
-            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
-            var parts = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            var weight = 1.0
-            if parts.count > 1, let parsed = Double(parts.last!) {
-                guard weightRange.contains(parsed) else {
-                    throw TingxieError(.invalidArgument, "\(source): hotword \"\(line)\" has weight \(parsed); weights go from \(weightRange.lowerBound) to \(weightRange.upperBound)")
-                }
-                weight = parsed
-                parts.removeLast()
-            }
-            let term = parts.joined(separator: " ")
-            guard term.count <= maxLength else {
-                throw TingxieError(.invalidArgument, "\(source): hotword \"\(term.prefix(40))...\" is longer than \(maxLength) characters")
-            }
-            if let index = hotwords.firstIndex(where: { $0.text == term }) {
-                hotwords[index].weight = max(hotwords[index].weight, weight)
-            } else {
-                hotwords.append(Hotword(term, weight: weight))
-            }
-        }
-        guard hotwords.count <= maxCount else {
-            throw TingxieError(.invalidArgument, "\(source): \(hotwords.count) hotwords; at most \(maxCount) are accepted")
-        }
-        return hotwords
-    }
-
-    /// Merges lists (server-wide file, request), keeping the highest weight of a repeated term.
-    public static func merge(_ lists: [Hotword]...) -> [Hotword] {
-        var merged: [Hotword] = []
-        for hotword in lists.joined() {
-            if let index = merged.firstIndex(where: { $0.text == hotword.text }) {
-                merged[index].weight = max(merged[index].weight, hotword.weight)
-            } else {
-                merged.append(hotword)
-            }
-        }
-        return merged
-    }
-}
-
 /// Model-agnostic biasing: finds spans of recognised text whose Mandarin pronunciation is close to
 /// a hotword's and replaces them when the match is strong enough.
 ///
@@ -93,6 +31,9 @@ public struct HotwordMatcher: Sendable {
         }
     }
 
+    /// The terms as given, including any the text stage cannot pronounce (a biased decoder
+    /// may still use them).
+    public let hotwords: [Hotword]
     private let entries: [Entry]
     private let dictionary: PinyinDictionary
 
@@ -102,6 +43,7 @@ public struct HotwordMatcher: Sendable {
     public static let shortThreshold = 0.88
 
     public init(hotwords: [Hotword], dictionary: PinyinDictionary) {
+        self.hotwords = hotwords
         self.dictionary = dictionary
         entries = hotwords.compactMap { hotword in
             let characters = Array(hotword.text)
@@ -174,6 +116,29 @@ public struct HotwordMatcher: Sendable {
         }
         output += characters[position...]
         return (String(output), applications)
+    }
+
+    /// Where a biased decoder produced hotwords: their occurrences in `text` outside the spans
+    /// the text stage replaced.
+    public static func decoded(_ hotwords: [Hotword], in text: String, besides applications: [HotwordApplication]) -> [HotwordApplication] {
+        let characters = Array(text)
+        var taken = [Bool](repeating: false, count: characters.count)
+        for application in applications {
+            let end = min(characters.count, application.offset + application.hotword.count)
+            for index in application.offset..<max(application.offset, end) { taken[index] = true }
+        }
+        var found: [HotwordApplication] = []
+        // Longer terms first, so that a term inside a longer one is not reported twice.
+        for hotword in hotwords.sorted(by: { $0.text.count > $1.text.count }) {
+            let term = Array(hotword.text)
+            guard !term.isEmpty, term.count <= characters.count else { continue }
+            for start in 0...(characters.count - term.count)
+            where characters[start..<(start + term.count)].elementsEqual(term) && !taken[start..<(start + term.count)].contains(true) {
+                for index in start..<(start + term.count) { taken[index] = true }
+                found.append(HotwordApplication(hotword: hotword.text, original: hotword.text, offset: start, score: 1, stage: .decoder))
+            }
+        }
+        return found.sorted { $0.offset < $1.offset }
     }
 
     private func required(_ entry: Entry) -> Double {

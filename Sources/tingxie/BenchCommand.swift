@@ -125,7 +125,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// Time of the text-stage hotword matcher per sentence.
     private func measureHotwords(_ file: String, transcripts: URL) throws {
-        let hotwords = try Hotword.parse(String(contentsOfFile: file, encoding: .utf8), source: file)
+        let hotwords = try Hotword.load(file)
         let sentences = try String(contentsOf: transcripts, encoding: .utf8).split(separator: "\n")
             .compactMap { $0.split(separator: "\t").last.map(String.init) }
         let loading = ContinuousClock.now
@@ -216,9 +216,9 @@ final class RecordingRecognizer: Recognizer {
     var batches: [[[Float]]] { recorded.withLock { $0 } }
     func reset() { recorded.withLock { $0.removeAll() } }
 
-    func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
+    func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
         recorded.withLock { $0.append(batch) }
-        return try base.recognize(batch: batch)
+        return try base.recognize(batch: batch, hotwords: hotwords)
     }
 }
 

@@ -44,10 +44,11 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// What the server runs jobs with: the pipeline over `recognizer` and this VAD.
-    func serverEngine(recognizer: any Recognizer, threadPool: NIOThreadPool, dictionary: PinyinDictionary?) throws -> TranscriptionEngine {
+    func serverEngine(recognizer: any Recognizer, threadPool: NIOThreadPool, dictionary: PinyinDictionary?,
+                      hotwords: [Hotword] = []) throws -> TranscriptionEngine {
         let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: try loadVAD(),
                                                  configuration: .init(language: language), threadPool: threadPool)
-        return TranscriptionEngine(pipeline: pipeline, dictionary: dictionary)
+        return try TranscriptionEngine(pipeline: pipeline, dictionary: dictionary, serverHotwords: hotwords)
     }
 
     func loadVAD() throws -> SileroVADFactory {

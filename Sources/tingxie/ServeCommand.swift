@@ -31,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Allow browsers from this origin (repeatable; env: comma-separated).") var corsOrigin: [String] = []
     @Option(help: "Seconds running jobs may finish in after SIGTERM before they are requeued (default 30).") var shutdownGrace: Double?
     @Option(help: "Lease of a running job in seconds; a job whose worker stops renewing it is requeued (default 30).") var leaseSeconds: Double?
+    @Option(help: "Hotwords for every request: a file with one term per line, optionally `term weight`.") var hotwordsFile: String?
     @Option(help: "Log format: text or json.") var logFormat: String?
     @Option(help: "Uploads slower than this many bytes/s on average are cut off with a 408 (default 8192).") var minUploadRate: Int?
     @Option(help: "Seconds before the upload rate is checked (default 30).") var uploadRateGrace: Double?
@@ -56,6 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
         let threads = configuration.threadsPerWorker
         let modelDirectory = try model.modelDirectory()
         logger.info("loading model", metadata: ["model_dir": "\(modelDirectory.path)", "threads": "\(threads)"])
+        let hotwords = try setting(hotwordsFile, "HOTWORDS_FILE").map(Hotword.load) ?? []
         let recognizer = try model.loadRecognizer(threads: threads)
         let threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.workers.workers))
         threadPool.start()
@@ -68,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let app = try buildApplication(
             configuration: configuration,
-            engine: try model.serverEngine(recognizer: recognizer, threadPool: threadPool, dictionary: dictionary),
+            engine: try model.serverEngine(recognizer: recognizer, threadPool: threadPool, dictionary: dictionary, hotwords: hotwords),
             logger: logger
         ) { port in
             logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "workers": "\(configuration.workers.workers)",

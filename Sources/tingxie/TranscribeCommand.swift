@@ -112,20 +112,9 @@ struct TranscribeCommand: AsyncParsableCommand {
 
     /// Hotwords from the file and the flag, merged; `nil` when none were given.
     private func loadHotwords() throws -> HotwordMatcher? {
-        var lists: [[Hotword]] = []
-        if let hotwordsFile {
-            let text: String
-            do { text = try String(contentsOfFile: hotwordsFile, encoding: .utf8) } catch {
-                throw TingxieError(.fileNotFound, "cannot read hotwords file \(hotwordsFile): \(error.localizedDescription)")
-            }
-            lists.append(try Hotword.parse(text, source: hotwordsFile))
-        }
-        if let hotwords { lists.append(try Hotword.parse(hotwords, source: "--hotwords")) }
-        let merged = Hotword.merge(lists.flatMap { $0 })
+        let merged = try Hotword.merge(try hotwordsFile.map(Hotword.load) ?? [],
+                                       try hotwords.map { try Hotword.parse($0, source: "--hotwords") } ?? [])
         guard !merged.isEmpty else { return nil }
-        guard merged.count <= Hotword.maxCount else {
-            throw TingxieError(.invalidArgument, "\(merged.count) hotwords; at most \(Hotword.maxCount) are accepted")
-        }
         return HotwordMatcher(hotwords: merged, dictionary: try PinyinDictionary())
     }
 

@@ -39,6 +39,22 @@ enum CLI {
         #expect(result.stderr == "tingxie: model directory /nonexistent/model does not exist\n")
     }
 
+    @Test(.enabled(if: TestData.generatedModels != nil, "needs the generated models; run `make test`"))
+    func serveRefusesToStartWithABadHotwordsFile() throws {
+        let directory = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let model = try #require(TestData.generatedModels).appendingPathComponent("transducer-tiny").path
+        let serve = ["serve", "--model-dir", model, "--data-dir", directory.appendingPathComponent("data").path, "--port", "0", "--workers", "1"]
+        let missing = try CLI.run(serve + ["--hotwords-file", "/nonexistent/terms.txt"], timeout: 60)
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("cannot read hotwords file /nonexistent/terms.txt"))
+        let file = directory.appendingPathComponent("terms.txt")
+        try Data("鲲鹏处理器 2\n飞桨 99\n".utf8).write(to: file)
+        let bad = try CLI.run(serve, timeout: 60, environment: ["TINGXIE_HOTWORDS_FILE": file.path])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("terms.txt: hotword \"飞桨 99\" has weight 99.0; weights go from 0.1 to 10.0"))
+    }
+
     @Test(.enabled(if: TestData.generatedModels != nil && TestData.vadModel != nil, "needs the generated models and the VAD model; run `make test`"))
     func badModelAndBadFilesFailOneByOne() throws {
         let models = try #require(TestData.generatedModels)

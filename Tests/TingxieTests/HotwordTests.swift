@@ -79,6 +79,25 @@ struct HotwordMatcherTests {
         #expect(try apply([Hotword("二号线")], to: "地铁2号线停运").text == "地铁二号线停运")
     }
 
+    @Test func decoderOccurrencesAreReportedOnceAndNotOverTextReplacements() {
+        let replaced = HotwordApplication(hotword: "飞桨", original: "飞奖", offset: 0, score: 0.9)
+        let found = HotwordMatcher.decoded([Hotword("飞桨"), Hotword("鲲鹏"), Hotword("鲲鹏处理器")],
+                                           in: "飞桨和鲲鹏处理器，鲲鹏", besides: [replaced])
+        #expect(found == [
+            HotwordApplication(hotword: "鲲鹏处理器", original: "鲲鹏处理器", offset: 3, score: 1, stage: .decoder),
+            HotwordApplication(hotword: "鲲鹏", original: "鲲鹏", offset: 9, score: 1, stage: .decoder),
+        ])
+    }
+
+    @Test func mergingKeepsTheHighestWeightAndCountsTogether() throws {
+        let merged = try Hotword.merge([Hotword("飞桨", weight: 2), Hotword("魔搭")], [Hotword("飞桨", weight: 3)])
+        #expect(merged == [Hotword("飞桨", weight: 3), Hotword("魔搭")])
+        let error = try #require(throws: TingxieError.self) {
+            try Hotword.merge((0..<600).map { Hotword("甲\($0)") }, (0..<600).map { Hotword("乙\($0)") })
+        }
+        #expect(error.message == "1200 hotwords together; at most 1000 are accepted")
+    }
+
     @Test func parsingAndLimits() throws {
         let parsed = try Hotword.parse("鲲鹏处理器 2\n# comment\n\n飞桨,魔搭社区 1.5，飞桨 3", source: "test")
         #expect(parsed == [Hotword("鲲鹏处理器", weight: 2), Hotword("飞桨", weight: 3), Hotword("魔搭社区", weight: 1.5)])

@@ -23,7 +23,7 @@ final class FakeRecognizer: Recognizer {
                          givesTokenTimestamps: timestamps)
     }
 
-    func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
+    func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
         calls.withLock { $0.append(batch.map(\.count)) }
         if delay > .zero { Thread.sleep(forTimeInterval: delay.seconds) }
         if let failure { throw failure }

@@ -12,9 +12,10 @@ import TingxiePipeline
 import TingxieServer
 
 /// Runs the real application (routes, store, workers) over a temporary data folder, with the
-/// fake recogniser and VAD, and hands the test a client.
+/// fake VAD and (unless given another) the fake recogniser, and hands the test a client.
 func withTestServer(
-    recognizer: FakeRecognizer = FakeRecognizer(),
+    recognizer: any Recognizer = FakeRecognizer(),
+    hotwords: [Hotword] = [],
     resources: FakeResources = FakeResources(),
     testing: TestingSetup = .router,
     setup: (inout ServerConfiguration) -> Void = { _ in },
@@ -31,7 +32,9 @@ func withTestServer(
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let app = try buildApplication(configuration: configured,
-                                       engine: TranscriptionEngine(pipeline: pipeline, dictionary: nil), logger: logger,
+                                       engine: TranscriptionEngine(pipeline: pipeline, dictionary: hotwords.isEmpty ? nil : Pinyin.dictionary,
+                                                                   serverHotwords: hotwords),
+                                       logger: logger,
                                        resources: resources)
         try await app.test(testing) { client in try await test(client, configured) }
     }
@@ -142,4 +145,5 @@ extension TestResponse {
 
     /// The `error.code` of an error response.
     var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    var errorMessage: String { (json["error"] as? [String: Any])?["message"] as? String ?? "" }
 }

@@ -1,0 +1,78 @@
+import Foundation
+
+/// A term that should come out right, with how strongly to favour it (1 is normal).
+public struct Hotword: Sendable, Equatable, Codable {
+    public var text: String
+    public var weight: Double
+
+    public init(_ text: String, weight: Double = 1) {
+        self.text = text
+        self.weight = weight
+    }
+
+    /// Limits that keep matching cheap and requests honest.
+    public static let maxCount = 1000
+    public static let maxLength = 32
+    public static let weightRange = 0.1...10.0
+
+    /// Parses hotwords: one per line or separated by commas, each optionally followed by a weight
+    /// (`鲲鹏处理器 2`). Blank lines and `#` comments are skipped; duplicates keep the highest weight.
+    /// - Throws: `TingxieError(.invalidArgument)` naming the offending entry.
+    public static func parse(_ text: String, source: String) throws -> [Hotword] {
+        var hotwords: [Hotword] = []
+        for rawLine in text.split(whereSeparator: { $0 == "\n" || $0 == "," || $0 == "，" }) {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
+            var parts = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            var weight = 1.0
+            if parts.count > 1, let parsed = Double(parts.last!) {
+                guard weightRange.contains(parsed) else {
+                    throw TingxieError(.invalidArgument, "\(source): hotword \"\(line)\" has weight \(parsed); weights go from \(weightRange.lowerBound) to \(weightRange.upperBound)")
+                }
+                weight = parsed
+                parts.removeLast()
+            }
+            let term = parts.joined(separator: " ")
+            guard term.count <= maxLength else {
+                throw TingxieError(.invalidArgument, "\(source): hotword \"\(term.prefix(40))...\" is longer than \(maxLength) characters")
+            }
+            if let index = hotwords.firstIndex(where: { $0.text == term }) {
+                hotwords[index].weight = max(hotwords[index].weight, weight)
+            } else {
+                hotwords.append(Hotword(term, weight: weight))
+            }
+        }
+        guard hotwords.count <= maxCount else {
+            throw TingxieError(.invalidArgument, "\(source): \(hotwords.count) hotwords; at most \(maxCount) are accepted")
+        }
+        return hotwords
+    }
+
+    /// Reads a hotwords file (one term per line, optionally `term weight`).
+    /// - Throws: `TingxieError(.fileNotFound)` when it cannot be read, `.invalidArgument` for a
+    ///   bad entry, naming the file.
+    public static func load(_ path: String) throws -> [Hotword] {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw TingxieError(.fileNotFound, "cannot read hotwords file \(path): \(error.localizedDescription)")
+        }
+        return try parse(text, source: path)
+    }
+
+    /// Merges lists (server-wide file, request), keeping the highest weight of a repeated term.
+    /// - Throws: `TingxieError(.invalidArgument)` when together they hold more than `maxCount`.
+    public static func merge(_ lists: [Hotword]...) throws -> [Hotword] {
+        var merged: [Hotword] = []
+        for hotword in lists.joined() {
+            if let index = merged.firstIndex(where: { $0.text == hotword.text }) {
+                merged[index].weight = max(merged[index].weight, hotword.weight)
+            } else {
+                merged.append(hotword)
+            }
+        }
+        guard merged.count <= maxCount else {
+            throw TingxieError(.invalidArgument, "\(merged.count) hotwords together; at most \(maxCount) are accepted")
+        }
+        return merged
+    }
+}
