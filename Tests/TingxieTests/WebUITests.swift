@@ -29,7 +29,9 @@ import TingxieText
         try micWriter.finish()
         let screenshots = TestData.projectRoot.appendingPathComponent("test-output/webui")
 
-        let (_, data) = try runPythonFixture("webui_test.py", [server.baseURL, corpus.path, long.path, microphone.path, screenshots.path])
+        let hotwordCorpus = try #require(TestData.root).appendingPathComponent("corpus/zh-tts-hotwords")
+        let (_, data) = try runPythonFixture("webui_test.py", [server.baseURL, corpus.path, hotwordCorpus.appendingPathComponent("004.wav").path,
+                                                               "涠洲岛", long.path, microphone.path, screenshots.path])
         let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(String(decoding: data, as: UTF8.self))")
         #expect(results["error"] == nil, "\(results["error"] ?? "")")
         print("web UI: screenshots in \(screenshots.path)")
@@ -37,8 +39,12 @@ import TingxieText
         #expect(results["tabs"] as? [String] == ["单文件识别", "批量处理", "实时录音", "系统信息"])
         let expected = try TestData.transcripts(corpus)
         let single = (results["single"] as? [String] ?? []).joined()
-        #expect(ErrorRate.characterErrorRate([(single, expected.first { $0.id == "002" }!.text)]) < 0.25, "\(single)")
+        let sentence = try TestData.transcripts(hotwordCorpus).first { $0.id == "004" }!.text
+        #expect(ErrorRate.characterErrorRate([(single, sentence)]) < 0.25, "\(single)")
         #expect((results["single_times"] as? [String])?.first?.contains("–") == true)
+        // Whisper hears the island's name wrong; the text stage puts it right and the page marks it.
+        #expect(results["single_marks"] as? [String] == ["涠洲岛"])
+        #expect((results["single_mark_titles"] as? [String])?.first?.hasPrefix("热词，原为") == true)
         #expect(results["history_rows"] as? Int == 1)
 
         #expect((results["limit_message"] as? String)?.contains("超过服务器上限") == true)

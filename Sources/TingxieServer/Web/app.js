@@ -22,6 +22,7 @@ const TEXT = {
     "status.queued": "排队中", "status.running": "识别中", "status.succeeded": "完成", "status.failed": "失败",
     "status.canceled": "已取消", "status.waiting": "等待上传", "status.uploading": "上传中", "status.rejected": "未上传",
     "cancel": "取消", "open": "查看", "no.sentences": "（没有识别到语音）",
+    "hotword.text": "热词，原为“{original}”", "hotword.decoder": "热词（解码时加权）",
     "live.connecting": "正在连接…", "live.listening": "正在聆听，说话即可", "live.finished": "录音结束",
     "live.saved": "已保存为任务 {id}", "live.mic": "无法使用麦克风：{error}",
     "card.model": "模型", "card.workers": "工作进程", "card.queue": "队列", "card.memory": "内存", "card.gpu": "GPU",
@@ -51,6 +52,7 @@ const TEXT = {
     "status.queued": "queued", "status.running": "running", "status.succeeded": "done", "status.failed": "failed",
     "status.canceled": "canceled", "status.waiting": "waiting", "status.uploading": "uploading", "status.rejected": "not uploaded",
     "cancel": "Cancel", "open": "Open", "no.sentences": "(no speech found)",
+    "hotword.text": "Hotword, heard as “{original}”", "hotword.decoder": "Hotword (biased in decoding)",
     "live.connecting": "Connecting…", "live.listening": "Listening — just speak", "live.finished": "Recording finished",
     "live.saved": "Saved as job {id}", "live.mic": "Cannot use the microphone: {error}",
     "card.model": "Model", "card.workers": "Workers", "card.queue": "Queue", "card.memory": "Memory", "card.gpu": "GPU",
@@ -364,10 +366,27 @@ async function showTranscript(id, filename, file) {
   list.replaceChildren(...(transcript.segments.length ? transcript.segments : [null]).map((segment) => segment
     ? element("li", { onclick: () => { if (file) { audio.currentTime = segment.start; audio.play(); } } }, [
         element("time", { text: `${clock(segment.start)} – ${clock(segment.end)}` }),
-        element("span", { text: segment.text }),
+        segmentText(segment),
       ])
     : element("li", { text: t("no.sentences") })));
   setProgress(1, t("done", { seconds: transcript.processing_s.toFixed(1) }));
+}
+
+/** A segment's text with the hotwords in it marked; offsets count characters. */
+function segmentText(segment) {
+  const characters = Array.from(segment.text);
+  const parts = [];
+  let position = 0;
+  for (const applied of [...(segment.hotwords || [])].sort((a, b) => a.offset - b.offset)) {
+    if (applied.offset < position) continue;
+    const length = Array.from(applied.hotword).length;
+    parts.push(characters.slice(position, applied.offset).join(""));
+    const title = applied.stage === "decoder" ? t("hotword.decoder") : t("hotword.text", { original: applied.original });
+    parts.push(element("mark", { text: characters.slice(applied.offset, applied.offset + length).join(""), title }));
+    position = applied.offset + length;
+  }
+  parts.push(characters.slice(position).join(""));
+  return element("span", {}, parts);
 }
 
 async function copyTranscript() {

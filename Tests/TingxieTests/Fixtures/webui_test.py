@@ -1,7 +1,8 @@
 """Drives Tingxie's web UI in headless Chromium and reports what a user would see.
 
-usage: webui_test.py BASE_URL CORPUS_DIR LONG_WAV MICROPHONE_WAV SCREENSHOT_DIR
-MICROPHONE_WAV is what Chromium's fake microphone plays, in a loop.
+usage: webui_test.py BASE_URL CORPUS_DIR HOTWORD_WAV HOTWORD LONG_WAV MICROPHONE_WAV SCREENSHOT_DIR
+HOTWORD_WAV is transcribed on the single-file tab with HOTWORD; MICROPHONE_WAV is what
+Chromium's fake microphone plays, in a loop.
 Prints one JSON object; the Swift test makes the assertions. Every wait is bounded.
 """
 import json
@@ -14,8 +15,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, corpus, long_wav, microphone, shots = sys.argv[1:6]
-long_wav, microphone = os.path.abspath(long_wav), os.path.abspath(microphone)
+base, corpus, hotword_wav, hotword, long_wav, microphone, shots = sys.argv[1:8]
+hotword_wav, long_wav, microphone = map(os.path.abspath, (hotword_wav, long_wav, microphone))
 os.makedirs(shots, exist_ok=True)
 speech = [os.path.abspath(os.path.join(corpus, name)) for name in ("001.wav", "002.wav", "003.wav")]
 
@@ -59,13 +60,16 @@ try:
     results["title"] = driver.title
     results["tabs"] = read("nav button")
 
-    # Single file: upload, progress, timed segments.
+    # Single file with a hotword: upload, progress, timed segments, the hotword marked.
     wait(15, lambda: driver.find_element(By.ID, "single-limits").text != "")
-    choose("single-file", [speech[1]])
+    choose("single-file", [hotword_wav])
+    driver.find_element(By.ID, "single-hotwords").send_keys(hotword)
     driver.find_element(By.ID, "single-start").click()
     wait(90, lambda: read("#single-segments li span"))
     results["single"] = read("#single-segments li span")
     results["single_times"] = read("#single-segments li time")
+    results["single_marks"] = read("#single-segments li mark")
+    results["single_mark_titles"] = read("#single-segments li mark", "title")
     results["history_rows"] = len(read("#history tr"))
     driver.save_screenshot(os.path.join(shots, "1-single.png"))
 
