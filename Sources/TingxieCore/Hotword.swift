@@ -48,6 +48,29 @@ public struct Hotword: Sendable, Equatable, Codable {
         return hotwords
     }
 
+    /// Terms in free text such as OpenAI's `prompt` ("ZyntriQix, Digique Plus"): split at
+    /// punctuation and line breaks, without weights. Pieces longer than `maxLength` are prose,
+    /// not terms, and are left out, as is anything past `maxCount`: a prompt is a hint, never
+    /// a reason to refuse the request.
+    public static func terms(inPrompt text: String) -> [Hotword] {
+        let separators: Set<Character> = [",", "，", "、", ";", "；", "。", "!", "！", "?", "？", ":", "：", "\n", "\r", "\t", "\"", "“", "”"]
+        var terms: [Hotword] = []
+        // A full stop ends a sentence only before a space or the end ("Node.js" stays whole).
+        for piece in text.replacingOccurrences(of: #"\.(\s|$)"#, with: "\n", options: .regularExpression).split(whereSeparator: separators.contains) {
+            let term = piece.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+            guard !term.isEmpty, term.count <= maxLength, !term.hasPrefix("#"), !terms.contains(where: { $0.text == term }) else { continue }
+            terms.append(Hotword(term))
+            if terms.count == maxCount { break }
+        }
+        return terms
+    }
+
+    /// The list as `parse` reads it back: one `term weight` line each (the weight always given,
+    /// so that a term ending in a number keeps it).
+    public static func listText(_ hotwords: [Hotword]) -> String {
+        hotwords.map { "\($0.text) \($0.weight)" }.joined(separator: "\n")
+    }
+
     /// Reads a hotwords file (one term per line, optionally `term weight`).
     /// - Throws: `TingxieError(.fileNotFound)` when it cannot be read, `.invalidArgument` for a
     ///   bad entry, naming the file.

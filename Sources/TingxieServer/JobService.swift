@@ -16,6 +16,9 @@ struct JobService: Sendable {
     /// Which request fields carry the job's options.
     struct FieldNames: Sendable {
         var hotwords = "hotwords"
+        /// Whether the hotwords field is free text to find terms in (OpenAI's `prompt`) rather
+        /// than a hotword list.
+        var hotwordsArePrompt = false
         var language = "language"
         var model = "model"
     }
@@ -32,7 +35,10 @@ struct JobService: Sendable {
         let upload = try await uploads.receive(request, reservation: reservation, maxFiles: maxFiles)
         do {
             try validate(upload)
-            let hotwords = upload.fields[fieldNames.hotwords]
+            let given = upload.fields[fieldNames.hotwords]
+            let hotwords = fieldNames.hotwordsArePrompt
+                ? given.map { Hotword.listText(Hotword.terms(inPrompt: $0)) }.flatMap { $0.isEmpty ? nil : $0 }
+                : given
             _ = try engine.matcher(for: hotwords)
             let language = try checkLanguage(upload.fields[fieldNames.language])
             let now = Date()

@@ -19,7 +19,7 @@ struct OpenAIController<Context: RequestContext> {
     @Sendable func transcribe(request: Request, context: Context) async throws -> Response {
         let limit = service.configuration.maxSyncDurationSeconds
         var format = ResponseFormat.json
-        let (jobs, fields) = try await service.submit(request, maxFiles: 1, fieldNames: .init(hotwords: "prompt")) { upload in
+        let (jobs, fields) = try await service.submit(request, maxFiles: 1, fieldNames: .init(hotwords: "prompt", hotwordsArePrompt: true)) { upload in
             let name = upload.fields["response_format"].map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             guard let requested = ResponseFormat(rawValue: name.isEmpty ? "json" : name) else {
                 throw TingxieError(.invalidArgument, "response_format \"\(name.prefix(20))\" is not one of json, text, srt, verbose_json, vtt")

@@ -97,6 +97,22 @@ struct DecoderHotwordTests {
         }
     }
 
+    @Test(.enabled(if: Pinyin.dictionary != nil, "needs Debian's unicode-data (Unihan_Readings.txt); run `make test`"))
+    func anOpenAIPromptIsReadForTerms() async throws {
+        let recognizer = try #require(Self.recognizer)
+        try await withTestServer(recognizer: recognizer) { client, _ in
+            // Prose longer than a term is left out instead of failing the request.
+            let prompt = "丁，乙。以下是一段关于季度销售会议的录音其中提到了许多产品名称和同事的名字请尽量准确地写出来"
+            let response = try await client.post("/v1/audio/transcriptions", parts: [
+                .file(Upload.wav()), .field("model", "whisper-1"), .field("prompt", prompt), .field("response_format", "text"),
+            ])
+            #expect(response.status == .ok, "\(response.text)")
+            #expect(response.text.trimmingCharacters(in: .whitespacesAndNewlines) == "乙")
+            let plain = try await client.post("/v1/audio/transcriptions", parts: [.file(Upload.wav()), .field("model", "whisper-1"), .field("response_format", "text")])
+            #expect(plain.text.trimmingCharacters(in: .whitespacesAndNewlines) == "甲")
+        }
+    }
+
     @Test func funASRWeightsAreScaledOntoTingxiesRange() throws {
         #expect(StreamController.hotwordList(#"{"阿里巴巴": 20, "通义": 40, "魔搭": 1000, "达摩院": 1}"#)
             == "达摩院 0.1\n通义 2.0\n阿里巴巴 1.0\n魔搭 10.0")

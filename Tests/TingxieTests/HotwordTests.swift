@@ -98,6 +98,17 @@ struct HotwordMatcherTests {
         #expect(error.message == "1200 hotwords together; at most 1000 are accepted")
     }
 
+    @Test func promptsGiveTermsWithoutWeightsAndNeverFail() throws {
+        let prose = "以下是一段关于季度销售会议的录音其中提到了许多产品名称和同事的名字请尽量准确地写出来"
+        #expect(prose.count > Hotword.maxLength)
+        let terms = Hotword.terms(inPrompt: "ZyntriQix, Digique Plus, CynapseFive. Node.js、鲲鹏处理器；iPhone 15\n\(prose)。#标签，飞桨, 飞桨")
+        #expect(terms.map(\.text) == ["ZyntriQix", "Digique Plus", "CynapseFive", "Node.js", "鲲鹏处理器", "iPhone 15", "飞桨"])
+        #expect(terms.allSatisfy { $0.weight == 1 })
+        // The list form reads back as it was, a term ending in a number included.
+        #expect(try Hotword.parse(Hotword.listText(terms), source: "prompt") == terms)
+        #expect(Hotword.terms(inPrompt: (0..<1500).map { "词\($0)" }.joined(separator: ",")).count == Hotword.maxCount)
+    }
+
     @Test func parsingAndLimits() throws {
         let parsed = try Hotword.parse("鲲鹏处理器 2\n# comment\n\n飞桨,魔搭社区 1.5，飞桨 3", source: "test")
         #expect(parsed == [Hotword("鲲鹏处理器", weight: 2), Hotword("飞桨", weight: 3), Hotword("魔搭社区", weight: 1.5)])
