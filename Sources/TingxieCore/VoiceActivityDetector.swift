@@ -29,4 +29,11 @@ public protocol VoiceActivityDetector {
 /// Makes a fresh detector for each audio stream.
 public protocol VoiceActivityDetectorFactory: Sendable {
     func makeDetector() throws -> any VoiceActivityDetector
+    /// A factory whose detectors cut speech that runs on longer than `seconds` (live audio,
+    /// where a sentence is only sent once it ends); one that cannot cut returns itself.
+    func limitingSpeech(to seconds: Double) -> any VoiceActivityDetectorFactory
+}
+
+extension VoiceActivityDetectorFactory {
+    public func limitingSpeech(to seconds: Double) -> any VoiceActivityDetectorFactory { self }
 }

@@ -32,10 +32,14 @@ public final class TranscriptionPipeline: Sendable {
         public var mergeTargetSeconds: Double
         /// Segments further apart than this are never merged.
         public var mergeMaxGapSeconds: Double
+        /// Speech running on longer than this is cut by the VAD (near a dip in its speech
+        /// probability, at 1.5 times this at the latest); `nil` keeps the VAD's own limit.
+        /// For live audio, where a sentence is only sent once it ends.
+        public var maxSpeechSeconds: Double?
 
         public init(language: String = "zh", maxSegmentSeconds: Double? = nil, batchSize: Int = 1,
                     paddingSeconds: Double = 0.2, leadSeconds: Double = 0.35,
-                    mergeTargetSeconds: Double = 15, mergeMaxGapSeconds: Double = 1) {
+                    mergeTargetSeconds: Double = 15, mergeMaxGapSeconds: Double = 1, maxSpeechSeconds: Double? = nil) {
             self.language = language
             self.maxSegmentSeconds = maxSegmentSeconds
             self.batchSize = max(1, batchSize)
@@ -43,6 +47,7 @@ public final class TranscriptionPipeline: Sendable {
             self.leadSeconds = max(0, leadSeconds)
             self.mergeTargetSeconds = max(0, mergeTargetSeconds)
             self.mergeMaxGapSeconds = max(0, mergeMaxGapSeconds)
+            self.maxSpeechSeconds = maxSpeechSeconds
         }
     }
 
@@ -105,7 +110,7 @@ public final class TranscriptionPipeline: Sendable {
     public func run(source: any AudioSource, hotwords: HotwordMatcher? = nil, canceled: borrowing Atomic<Bool>,
                     progress: ProgressHandler?, onSegment: SegmentHandler? = nil) throws -> Transcript {
         let started = ContinuousClock.now
-        var detector = try detectors.makeDetector()
+        var detector = try (configuration.maxSpeechSeconds.map(detectors.limitingSpeech) ?? detectors).makeDetector()
         let expectedSamples = source.duration.map { Int($0 * Double(modelSampleRate)) }
         var history = AudioHistory(capacity: Self.historySeconds * modelSampleRate)
         let lead = Int(configuration.leadSeconds * Double(modelSampleRate))

@@ -104,6 +104,10 @@ extension StreamController {
     }
 
     static let funASRNormalWeight = 20.0
+
+    /// Live speech with no pause is cut after this long (at 1.5 times at the latest), so that a
+    /// speaker who never stops still sees sentences arrive.
+    static let liveMaxSpeechSeconds = 15.0
 }
 
 /// One WebSocket conversation.
@@ -204,7 +208,7 @@ private struct StreamSession {
                       mode: StreamController.Mode, hotwords: HotwordMatcher?) async throws {
         let source = PushedAudioSource(sampleRate: config.audio_fs ?? modelSampleRate)
         let pipeline = try service.engine.pipeline.with(configuration: .init(
-            language: service.configuration.language, mergeTargetSeconds: 0))
+            language: service.configuration.language, mergeTargetSeconds: 0, maxSpeechSeconds: StreamController.liveMaxSpeechSeconds))
         let (segments, segmentSink) = AsyncStream.makeStream(of: Transcript.Segment.self)
         let canceled = CancelFlag()
         let label = mode == .online ? "online" : "2pass-offline"

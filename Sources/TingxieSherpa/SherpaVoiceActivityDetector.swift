@@ -39,8 +39,18 @@ public struct SileroVADFactory: VoiceActivityDetectorFactory {
         self.configuration = configuration
     }
 
+    private init(checked configuration: SileroVADConfiguration) {
+        self.configuration = configuration
+    }
+
     public func makeDetector() throws -> any VoiceActivityDetector {
         try SherpaVoiceActivityDetector(configuration: configuration)
+    }
+
+    public func limitingSpeech(to seconds: Double) -> any VoiceActivityDetectorFactory {
+        var limited = configuration
+        limited.maxSpeech = min(limited.maxSpeech, Float(seconds))
+        return SileroVADFactory(checked: limited)
     }
 }
 

@@ -4,6 +4,7 @@ import Testing
 import TingxieAudio
 import TingxieCore
 @testable import TingxiePipeline
+import TingxieSherpa
 
 /// A recogniser that names each piece by its length and records what it was given.
 final class FakeRecognizer: Recognizer {
@@ -78,6 +79,25 @@ struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
         defer { open = nil }
         return open.map { [$0] } ?? []
     }
+}
+
+/// Hands out samples in half-second chunks, counting what it has handed out.
+final class CountingSource: AudioSource {
+    let samples: [Float]
+    private(set) var delivered = 0
+
+    init(_ samples: [Float]) { self.samples = samples }
+
+    var duration: Double? { Double(samples.count) / Double(modelSampleRate) }
+
+    func nextChunk() throws -> [Float]? {
+        guard delivered < samples.count else { return nil }
+        let end = min(samples.count, delivered + modelSampleRate / 2)
+        defer { delivered = end }
+        return Array(samples[delivered..<end])
+    }
+
+    func close() {}
 }
 
 @Suite struct PipelineTests {
@@ -211,5 +231,38 @@ struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
         let error = try await #require(throws: TingxieError.self) { try await task.value }
         #expect(error.code == .canceled)
         #expect(recognizer.pieceLengths.count < bursts.count)
+    }
+
+    @Test(.enabled(if: TestData.corpus != nil && TestData.vadModel != nil, TestData.skipReason))
+    func speechThatNeverPausesIsCutForLiveAudio() async throws {
+        // Ten corpus sentences back to back: 0.4 s between them, under the VAD's 0.6 s pause.
+        let corpus = try #require(TestData.corpus)
+        var speech: [Float] = []
+        for id in 1...10 { speech += try TestData.samples(corpus.appendingPathComponent(String(format: "%03d.wav", id))) }
+        let vad = try SileroVADFactory(configuration: .init(model: try #require(TestData.vadModel)))
+        /// Segment ends in seconds, and how much audio had been read when the first one came.
+        func run(maxSpeech: Double?) async throws -> (ends: [Double], readAtFirst: Double) {
+            try await withThreadPool { pool in
+                let pipeline = try TranscriptionPipeline(recognizer: FakeRecognizer(), detectors: vad,
+                                                         configuration: .init(mergeTargetSeconds: 0, maxSpeechSeconds: maxSpeech), threadPool: pool)
+                let source = CountingSource(speech)
+                var readAtFirst: Double?
+                let transcript = try pipeline.run(source: source, canceled: Atomic(false), progress: nil) { _ in
+                    readAtFirst = readAtFirst ?? Double(source.delivered) / Double(modelSampleRate)
+                }
+                return (transcript.segments.map(\.end), try #require(readAtFirst))
+            }
+        }
+        let total = Double(speech.count) / Double(modelSampleRate)
+        let unlimited = try await run(maxSpeech: nil)
+        let limited = try await run(maxSpeech: 10)
+        print(String(format: "%.1f s of unbroken speech: first segment after %.1f s without a limit, %.1f s with 10 s (segment ends %@)",
+                     total, unlimited.readAtFirst, limited.readAtFirst, limited.ends.map { String(format: "%.1f", $0) }.joined(separator: ", ")))
+        // Without a limit nothing ends before the audio does.
+        #expect(unlimited.readAtFirst > total - 1)
+        // With one, segments come while the audio is still being read, none longer than 15 s.
+        #expect(limited.readAtFirst <= 16)
+        #expect(limited.ends.count >= 3)
+        #expect(zip([0] + limited.ends, limited.ends).allSatisfy { $1 - $0 <= 15.5 })
     }
 }
