@@ -216,13 +216,15 @@ public final class TranscriptionPipeline: Sendable {
         let audioStart = Double(segment.startSample) / Double(modelSampleRate)
         let hasTimestamps = !result.timestamps.isEmpty && result.timestamps.count == result.tokens.count
         var tokens = hasTimestamps ? result.tokens.map(normalizer.normalize) : nil
+        var timestamps = hasTimestamps ? result.timestamps.map { max(audioStart, $0 + offset) } : nil
         var applications: [HotwordApplication] = []
         if let hotwords, !hotwords.isEmpty {
             let applied = hotwords.apply(to: text)
             if !applied.applications.isEmpty {
-                // Hotwords replace characters one for one, so character tokens keep their times.
-                if let old = tokens, old.count == text.count, old.allSatisfy({ $0.count == 1 }) {
+                // Character tokens follow the text; other tokens stay as the model gave them.
+                if let old = tokens, let times = timestamps, old.count == text.count, old.allSatisfy({ $0.count == 1 }) {
                     tokens = applied.text.map(String.init)
+                    timestamps = HotwordMatcher.retime(times, applications: applied.applications)
                 }
                 text = applied.text
                 applications = applied.applications
@@ -237,7 +239,7 @@ public final class TranscriptionPipeline: Sendable {
             end: Double(segment.endSample) / Double(modelSampleRate),
             text: text,
             tokens: tokens,
-            timestamps: hasTimestamps ? result.timestamps.map { max(audioStart, $0 + offset) } : nil,
+            timestamps: timestamps,
             hotwords: applications.isEmpty ? nil : applications
         )
     }

@@ -41,6 +41,8 @@ public struct HotwordMatcher: Sendable {
     public static let threshold = 0.8
     /// Two-character hotwords have little evidence to go on: every syllable must match.
     public static let shortThreshold = 0.88
+    /// Factor on the score of a span with one character more than the hotword.
+    public static let insertionPenalty = 0.95
 
     public init(hotwords: [Hotword], dictionary: PinyinDictionary) {
         self.hotwords = hotwords
@@ -72,6 +74,13 @@ public struct HotwordMatcher: Sendable {
         for entry in entries {
             let length = entry.characters.count
             guard length <= characters.count else { continue }
+            // Spans overlap, so each (hotword character, text character) pair is compared once.
+            var memo = [Double](repeating: -1, count: length * characters.count)
+            func similarity(_ offset: Int, _ position: Int) -> Double {
+                let slot = offset * characters.count + position
+                if memo[slot] < 0 { memo[slot] = Self.similarity(entry, offset, characters[position], readings[position]) }
+                return memo[slot]
+            }
             for start in 0...(characters.count - length) {
                 let span = characters[start..<(start + length)]
                 if entry.isLatin {
@@ -86,8 +95,20 @@ public struct HotwordMatcher: Sendable {
                     candidates.append((start, length, entry, 2))
                     continue
                 }
-                if let score = score(entry, characters, readings, start), score >= required(entry) {
+                if let score = Self.score(length, from: start, skipping: nil, similarity), score >= required(entry) {
                     candidates.append((start, length, entry, score))
+                }
+            }
+            // ASR often inserts a character into a name (a particle such as 的): for terms of
+            // three or more characters, a span one longer whose other characters match, with a
+            // penalty, also counts.
+            guard !entry.isLatin, length >= 3, length + 1 <= characters.count else { continue }
+            for start in 0...(characters.count - length - 1) {
+                for inserted in (start + 1)..<(start + length) {
+                    if let score = Self.score(length, from: start, skipping: inserted, similarity).map({ $0 * Self.insertionPenalty }),
+                       score >= required(entry) {
+                        candidates.append((start, length + 1, entry, score))
+                    }
                 }
             }
         }
@@ -116,6 +137,26 @@ public struct HotwordMatcher: Sendable {
         }
         output += characters[position...]
         return (String(output), applications)
+    }
+
+    /// Times of the characters of a text after `applications` (from `apply`), given the times
+    /// of the characters before: a hotword's characters take the times of the ones they
+    /// replaced, spread evenly over them where the model had inserted one.
+    public static func retime(_ times: [Double], applications: [HotwordApplication]) -> [Double] {
+        var output: [Double] = []
+        var position = 0
+        for application in applications.sorted(by: { $0.offset < $1.offset }) {
+            let start = position + application.offset - output.count
+            let replaced = application.original.count
+            guard start >= position, start + replaced <= times.count, replaced > 0 else { return times }
+            output += times[position..<start]
+            let count = application.hotword.count
+            output += (0..<count).map { index in
+                times[start + (count > 1 ? Int((Double(index * (replaced - 1)) / Double(count - 1)).rounded()) : 0)]
+            }
+            position = start + replaced
+        }
+        return output + times[position...]
     }
 
     /// Where a biased decoder produced hotwords: their occurrences in `text` outside the spans
@@ -147,28 +188,29 @@ public struct HotwordMatcher: Sendable {
         return max(0.65, base - 0.05 * (entry.hotword.weight - 1))
     }
 
-    /// Mean syllable similarity of a span against a hotword; `nil` when any position is hopeless.
-    private func score(_ entry: Entry, _ characters: [Character], _ readings: [[Syllable]], _ start: Int) -> Double? {
+    /// Mean similarity of a hotword's `length` characters to the text's from `start` on, the
+    /// character at `skipping` left out; `nil` when any position is hopeless.
+    private static func score(_ length: Int, from start: Int, skipping inserted: Int?, _ similarity: (Int, Int) -> Double) -> Double? {
         var total = 0.0
         var weak = 0
-        for offset in entry.characters.indices {
-            let character = characters[start + offset]
-            let similarity: Double
-            if character == entry.characters[offset] {
-                similarity = 1
-            } else {
-                let spoken = readings[start + offset]
-                guard !spoken.isEmpty else { return nil }
-                var best = 0.0
-                for a in spoken { for b in entry.readings[offset] { best = max(best, Self.similarity(a, b)) } }
-                similarity = best
-            }
-            if similarity < 0.75 { weak += 1 }
+        for offset in 0..<length {
+            let position = start + offset
+            let value = similarity(offset, inserted.map { position >= $0 ? position + 1 : position } ?? position)
+            if value < 0.75 { weak += 1 }
             // One weakly matching syllable is tolerated in longer terms, none in short ones.
-            if similarity < 0.4 || (weak > 0 && entry.characters.count <= 2) || weak > 1 { return nil }
-            total += similarity
+            if value < 0.4 || (weak > 0 && length <= 2) || weak > 1 { return nil }
+            total += value
         }
-        return total / Double(entry.characters.count)
+        return total / Double(length)
+    }
+
+    /// How close `character` (read as `spoken`) sounds to the hotword's character at `offset`:
+    /// 1 for the same character, the best syllable similarity over both sets of readings else.
+    private static func similarity(_ entry: Entry, _ offset: Int, _ character: Character, _ spoken: [Syllable]) -> Double {
+        if character == entry.characters[offset] { return 1 }
+        var best = 0.0
+        for a in spoken { for b in entry.readings[offset] { best = max(best, similarity(a, b)) } }
+        return best
     }
 
     private func isWordBoundary(_ characters: [Character], _ start: Int, _ length: Int) -> Bool {

@@ -79,6 +79,25 @@ struct HotwordMatcherTests {
         #expect(try apply([Hotword("二号线")], to: "地铁2号线停运").text == "地铁二号线停运")
     }
 
+    @Test func aCharacterTheModelInsertedIsAbsorbed() throws {
+        // mei er [de] pin tu: 美~梅, the inserted 的 skipped, tu~pu sharing a final; 0.875 x 0.95.
+        let result = try apply([Hotword("梅尔频谱")], to: "转换成美尔的频图再建模")
+        #expect(result.text == "转换成梅尔频谱再建模")
+        #expect(result.applications == [HotwordApplication(hotword: "梅尔频谱", original: "美尔的频图", offset: 3, score: 0.831)])
+        // Only inside the term, and never for two-character terms.
+        #expect(try apply([Hotword("梅尔频谱")], to: "的美尔频图").applications.map(\.original) == ["美尔频图"])
+        #expect(try apply([Hotword("飞桨")], to: "用飞的奖").text == "用飞的奖")
+    }
+
+    @Test func timesFollowTheReplacedCharacters() {
+        let applications = [HotwordApplication(hotword: "梅尔频谱", original: "美尔的频图", offset: 1, score: 0.83),
+                            HotwordApplication(hotword: "飞桨", original: "飞奖", offset: 6, score: 0.9)]
+        // Before: 把 美 尔 的 频 图 和 飞 奖 at 0...8; after: 把 梅 尔 频 谱 和 飞 桨, the four
+        // characters spread over the five they replace.
+        let times = HotwordMatcher.retime((0..<9).map(Double.init), applications: applications)
+        #expect(times == [0, 1, 2, 4, 5, 6, 7, 8])
+    }
+
     @Test func decoderOccurrencesAreReportedOnceAndNotOverTextReplacements() {
         let replaced = HotwordApplication(hotword: "飞桨", original: "飞奖", offset: 0, score: 0.9)
         let found = HotwordMatcher.decoded([Hotword("飞桨"), Hotword("鲲鹏"), Hotword("鲲鹏处理器")],
