@@ -36,11 +36,7 @@ public struct Hotword: Sendable, Equatable, Codable {
             guard term.count <= maxLength else {
                 throw TingxieError(.invalidArgument, "\(source): hotword \"\(term.prefix(40))...\" is longer than \(maxLength) characters")
             }
-            if let index = hotwords.firstIndex(where: { $0.text == term }) {
-                hotwords[index].weight = max(hotwords[index].weight, weight)
-            } else {
-                hotwords.append(Hotword(term, weight: weight))
-            }
+            add(Hotword(term, weight: weight), to: &hotwords)
         }
         guard hotwords.count <= maxCount else {
             throw TingxieError(.invalidArgument, "\(source): \(hotwords.count) hotwords; at most \(maxCount) are accepted")
@@ -58,8 +54,8 @@ public struct Hotword: Sendable, Equatable, Codable {
         // A full stop ends a sentence only before a space or the end ("Node.js" stays whole).
         for piece in text.replacingOccurrences(of: #"\.(\s|$)"#, with: "\n", options: .regularExpression).split(whereSeparator: separators.contains) {
             let term = piece.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-            guard !term.isEmpty, term.count <= maxLength, !term.hasPrefix("#"), !terms.contains(where: { $0.text == term }) else { continue }
-            terms.append(Hotword(term))
+            guard !term.isEmpty, term.count <= maxLength, !term.hasPrefix("#") else { continue }
+            add(Hotword(term), to: &terms)
             if terms.count == maxCount { break }
         }
         return terms
@@ -86,16 +82,19 @@ public struct Hotword: Sendable, Equatable, Codable {
     /// - Throws: `TingxieError(.invalidArgument)` when together they hold more than `maxCount`.
     public static func merge(_ lists: [Hotword]...) throws -> [Hotword] {
         var merged: [Hotword] = []
-        for hotword in lists.joined() {
-            if let index = merged.firstIndex(where: { $0.text == hotword.text }) {
-                merged[index].weight = max(merged[index].weight, hotword.weight)
-            } else {
-                merged.append(hotword)
-            }
-        }
+        for hotword in lists.joined() { add(hotword, to: &merged) }
         guard merged.count <= maxCount else {
             throw TingxieError(.invalidArgument, "\(merged.count) hotwords together; at most \(maxCount) are accepted")
         }
         return merged
+    }
+
+    /// Adds a term to a list; a term already there keeps the higher of the two weights.
+    private static func add(_ hotword: Hotword, to list: inout [Hotword]) {
+        if let index = list.firstIndex(where: { $0.text == hotword.text }) {
+            list[index].weight = max(list[index].weight, hotword.weight)
+        } else {
+            list.append(hotword)
+        }
     }
 }

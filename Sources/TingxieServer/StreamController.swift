@@ -94,11 +94,10 @@ extension StreamController {
     static func hotwordList(_ text: String?) -> String? {
         guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
         if let weights = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
-            return weights.keys.sorted().map { word in
+            return Hotword.listText(weights.keys.sorted().map { word in
                 let weight = (weights[word] as? NSNumber)?.doubleValue ?? funASRNormalWeight
-                let scaled = min(Hotword.weightRange.upperBound, max(Hotword.weightRange.lowerBound, weight / funASRNormalWeight))
-                return "\(word) \(scaled)"
-            }.joined(separator: "\n")
+                return Hotword(word, weight: min(Hotword.weightRange.upperBound, max(Hotword.weightRange.lowerBound, weight / funASRNormalWeight)))
+            })
         }
         return text.split(separator: " ").joined(separator: "\n")
     }

@@ -15,9 +15,7 @@ public struct TranscriptionEngine: JobProcessor {
 
     /// - Throws: `TingxieError(.invalidArgument)` when there are server hotwords but no dictionary.
     public init(pipeline: TranscriptionPipeline, dictionary: PinyinDictionary?, serverHotwords: [Hotword] = []) throws {
-        guard dictionary != nil || serverHotwords.isEmpty else {
-            throw TingxieError(.invalidArgument, "hotwords need the Unihan readings (Debian package unicode-data), which this machine lacks")
-        }
+        guard dictionary != nil || serverHotwords.isEmpty else { throw Self.missingDictionary }
         self.pipeline = pipeline
         self.dictionary = dictionary
         self.serverHotwords = serverHotwords
@@ -39,9 +37,10 @@ public struct TranscriptionEngine: JobProcessor {
         let requested = try hotwords.map { try Hotword.parse($0, source: "hotwords") } ?? []
         let merged = try Hotword.merge(serverHotwords, requested)
         guard !merged.isEmpty else { return nil }
-        guard let dictionary else {
-            throw TingxieError(.invalidArgument, "hotwords need the Unihan readings (Debian package unicode-data), which this server lacks")
-        }
+        guard let dictionary else { throw Self.missingDictionary }
         return HotwordMatcher(hotwords: merged, dictionary: dictionary)
     }
+
+    static let missingDictionary = TingxieError(
+        .invalidArgument, "hotwords need the Unihan readings (Debian package unicode-data), which this server lacks")
 }
