@@ -31,7 +31,7 @@ run: setup
 # Benchmark figures (docs/performance.md); needs a model and a folder of NNN.wav files.
 BENCH_MODEL ?= $(SHARED)/models/whisper-base
 BENCH_CORPUS ?= $(SHARED)/corpus/zh-tts
-BENCH_ARGS ?= --hotwords-file $(CURDIR)/Tests/TingxieTests/Fixtures/unrelated-hotwords.txt
+BENCH_ARGS ?= --hotwords-file $(CURDIR)/Tests/TingxieTests/Fixtures/ordinary-phrases.txt
 
 bench: setup
 	@test -d "$(BENCH_MODEL)" -a -d "$(BENCH_CORPUS)" || { echo "make bench: set BENCH_MODEL=DIR and BENCH_CORPUS=DIR (default: ../shared)"; exit 2; }

@@ -19,10 +19,14 @@ public struct Hotword: Sendable, Equatable, Codable {
     /// (`鲲鹏处理器 2`). Blank lines and `#` comments are skipped; duplicates keep the highest weight.
     /// - Throws: `TingxieError(.invalidArgument)` naming the offending entry.
     public static func parse(_ text: String, source: String) throws -> [Hotword] {
-        var hotwords: [Hotword] = []
-        for rawLine in text.split(whereSeparator: { $0 == "\n" || $0 == "," || $0 == "，" }) {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
-            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
+        var hotwords = List()
+        // Comments are whole lines, commas and all.
+        let entries = text.split(separator: "\n")
+            .filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }
+            .flatMap { $0.split(whereSeparator: { $0 == "," || $0 == "，" }) }
+        for entry in entries {
+            let line = entry.trimmingCharacters(in: .whitespaces)
+            guard !line.isEmpty else { continue }
             var parts = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             var weight = 1.0
             if parts.count > 1, let parsed = Double(parts.last!) {
@@ -36,12 +40,12 @@ public struct Hotword: Sendable, Equatable, Codable {
             guard term.count <= maxLength else {
                 throw TingxieError(.invalidArgument, "\(source): hotword \"\(term.prefix(40))...\" is longer than \(maxLength) characters")
             }
-            add(Hotword(term, weight: weight), to: &hotwords)
+            hotwords.add(Hotword(term, weight: weight))
+            guard hotwords.terms.count <= maxCount else {
+                throw TingxieError(.invalidArgument, "\(source): more than \(maxCount) hotwords; at most \(maxCount) are accepted")
+            }
         }
-        guard hotwords.count <= maxCount else {
-            throw TingxieError(.invalidArgument, "\(source): \(hotwords.count) hotwords; at most \(maxCount) are accepted")
-        }
-        return hotwords
+        return hotwords.terms
     }
 
     /// Terms in free text such as OpenAI's `prompt` ("ZyntriQix, Digique Plus"): split at
@@ -50,15 +54,15 @@ public struct Hotword: Sendable, Equatable, Codable {
     /// a reason to refuse the request.
     public static func terms(inPrompt text: String) -> [Hotword] {
         let separators: Set<Character> = [",", "，", "、", ";", "；", "。", "!", "！", "?", "？", ":", "：", "\n", "\r", "\t", "\"", "“", "”"]
-        var terms: [Hotword] = []
+        var terms = List()
         // A full stop ends a sentence only before a space or the end ("Node.js" stays whole).
         for piece in text.replacingOccurrences(of: #"\.(\s|$)"#, with: "\n", options: .regularExpression).split(whereSeparator: separators.contains) {
             let term = piece.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
             guard !term.isEmpty, term.count <= maxLength, !term.hasPrefix("#") else { continue }
-            add(Hotword(term), to: &terms)
-            if terms.count == maxCount { break }
+            terms.add(Hotword(term))
+            if terms.terms.count == maxCount { break }
         }
-        return terms
+        return terms.terms
     }
 
     /// The list as `parse` reads it back: one `term weight` line each (the weight always given,
@@ -81,20 +85,27 @@ public struct Hotword: Sendable, Equatable, Codable {
     /// Merges lists (server-wide file, request), keeping the highest weight of a repeated term.
     /// - Throws: `TingxieError(.invalidArgument)` when together they hold more than `maxCount`.
     public static func merge(_ lists: [Hotword]...) throws -> [Hotword] {
-        var merged: [Hotword] = []
-        for hotword in lists.joined() { add(hotword, to: &merged) }
-        guard merged.count <= maxCount else {
-            throw TingxieError(.invalidArgument, "\(merged.count) hotwords together; at most \(maxCount) are accepted")
+        var merged = List()
+        for hotword in lists.joined() { merged.add(hotword) }
+        guard merged.terms.count <= maxCount else {
+            throw TingxieError(.invalidArgument, "\(merged.terms.count) hotwords together; at most \(maxCount) are accepted")
         }
-        return merged
+        return merged.terms
     }
 
-    /// Adds a term to a list; a term already there keeps the higher of the two weights.
-    private static func add(_ hotword: Hotword, to list: inout [Hotword]) {
-        if let index = list.firstIndex(where: { $0.text == hotword.text }) {
-            list[index].weight = max(list[index].weight, hotword.weight)
-        } else {
-            list.append(hotword)
+    /// Terms in order, each once: a repeated term keeps the higher of its weights. Adding is
+    /// constant time, so long lists parse in linear time.
+    private struct List {
+        var terms: [Hotword] = []
+        var positions: [String: Int] = [:]
+
+        mutating func add(_ hotword: Hotword) {
+            if let index = positions[hotword.text] {
+                terms[index].weight = max(terms[index].weight, hotword.weight)
+            } else {
+                positions[hotword.text] = terms.count
+                terms.append(hotword)
+            }
         }
     }
 }

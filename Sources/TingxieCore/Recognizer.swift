@@ -56,9 +56,17 @@ public protocol Recognizer: Sendable {
     ///   `info.biasesHotwords`.
     /// - Returns: one result per piece, in order.
     func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult]
+
+    /// The hotwords the decoder takes: all of them for a biasable model unless it says
+    /// otherwise (terms it cannot spell), none for others.
+    func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword]
 }
 
 extension Recognizer {
+    public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {
+        info.biasesHotwords ? hotwords : []
+    }
+
     /// Recognises several pieces without hotwords.
     public func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
         try recognize(batch: batch, hotwords: [])

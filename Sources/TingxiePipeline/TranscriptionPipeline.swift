@@ -127,8 +127,10 @@ public final class TranscriptionPipeline: Sendable {
         var segments: [Transcript.Segment] = []
         var language: String?
 
-        // Models that can be biased get the hotwords in the decoder too; the text stage runs for all.
-        let biasing = recognizer.info.biasesHotwords ? hotwords?.hotwords ?? [] : []
+        // Models that can be biased get the hotwords in their decoder; the text stage then only
+        // confirms those and looks for the rest (terms the decoder cannot spell).
+        let biasing = recognizer.decodableHotwords(hotwords?.hotwords ?? [])
+        let textStage = biasing.isEmpty ? hotwords : hotwords?.without(biasing)
         var merging = configuration.mergeTargetSeconds > 0 && recognizer.info.givesTokenTimestamps
         let mergeTarget = min(Int(configuration.mergeTargetSeconds * Double(modelSampleRate)), splitter.maxSamples)
         let mergeGap = Int(configuration.mergeMaxGapSeconds * Double(modelSampleRate))
@@ -167,7 +169,7 @@ public final class TranscriptionPipeline: Sendable {
             }
         }
         func append(_ segment: SpeechSegment, _ result: RecognitionResult) {
-            guard let assembled = assemble(segment, result, id: segments.count, hotwords: hotwords, biasing: biasing) else { return }
+            guard let assembled = assemble(segment, result, id: segments.count, hotwords: textStage, biasing: biasing) else { return }
             segments.append(assembled)
             onSegment?(assembled)
         }

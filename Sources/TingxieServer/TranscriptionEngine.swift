@@ -7,17 +7,17 @@ import TingxieText
 /// Runs jobs through the transcription pipeline, with the server's and the job's hotwords.
 public struct TranscriptionEngine: JobProcessor {
     public let pipeline: TranscriptionPipeline
-    /// Pronunciations for hotword matching; `nil` when the dictionary is not installed, in
-    /// which case requests with hotwords are refused with a message saying so.
-    public let dictionary: PinyinDictionary?
+    /// Pronunciations and ordinary words for hotword matching; `nil` when they are not
+    /// installed, in which case requests with hotwords are refused with a message saying so.
+    public let lexicon: Lexicon?
     /// Hotwords for every request (`serve --hotwords-file`).
     public let serverHotwords: [Hotword]
 
     /// - Throws: `TingxieError(.invalidArgument)` when there are server hotwords but no dictionary.
-    public init(pipeline: TranscriptionPipeline, dictionary: PinyinDictionary?, serverHotwords: [Hotword] = []) throws {
-        guard dictionary != nil || serverHotwords.isEmpty else { throw Self.missingDictionary }
+    public init(pipeline: TranscriptionPipeline, lexicon: Lexicon?, serverHotwords: [Hotword] = []) throws {
+        guard lexicon != nil || serverHotwords.isEmpty else { throw Self.missingDictionary }
         self.pipeline = pipeline
-        self.dictionary = dictionary
+        self.lexicon = lexicon
         self.serverHotwords = serverHotwords
     }
 
@@ -37,10 +37,10 @@ public struct TranscriptionEngine: JobProcessor {
         let requested = try hotwords.map { try Hotword.parse($0, source: "hotwords") } ?? []
         let merged = try Hotword.merge(serverHotwords, requested)
         guard !merged.isEmpty else { return nil }
-        guard let dictionary else { throw Self.missingDictionary }
-        return HotwordMatcher(hotwords: merged, dictionary: dictionary)
+        guard let lexicon else { throw Self.missingDictionary }
+        return HotwordMatcher(hotwords: merged, lexicon: lexicon)
     }
 
     static let missingDictionary = TingxieError(
-        .invalidArgument, "hotwords need the Unihan readings (Debian package unicode-data), which this server lacks")
+        .invalidArgument, "hotwords need the Unihan readings and jieba's word list (Debian packages unicode-data and python3-jieba), which this server lacks")
 }

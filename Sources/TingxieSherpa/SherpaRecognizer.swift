@@ -139,20 +139,27 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     /// `:`, `#` and `@` at a token's start as options (a bad one throws inside the library) and
     /// `/` as a line break. `nil` when nothing is left.
     func decoderContext(_ hotwords: [Hotword]) -> String? {
-        guard let modelingUnit, !hotwords.isEmpty else { return nil }
+        let lines = decodableHotwords(hotwords).map { "\(Self.spelling($0)) :\(Self.hotwordScore * $0.weight)" }
+        return lines.isEmpty ? nil : lines.joined(separator: "\n")
+    }
+
+    public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {
+        guard let modelingUnit else { return [] }
         let spellsLatin = modelingUnit.contains("bpe")
-        let lines = hotwords.compactMap { hotword -> String? in
-            let term = hotword.text.split(separator: " ").joined(separator: " ")
-            let encodable = !term.isEmpty && term.allSatisfy { character in
+        return hotwords.filter { hotword in
+            let term = Self.spelling(hotword)
+            return !term.isEmpty && term.allSatisfy { character in
                 if ":#@/".contains(character) { return false }
                 if character == " " { return spellsLatin }
                 if spellsLatin, character.isASCII, character.isLetter || (modelingUnit == "bpe" && character.isNumber) { return true }
                 return modelingUnit != "bpe" && vocabulary.contains(String(character))
             }
-            guard encodable else { return nil }
-            return "\(term) :\(Self.hotwordScore * hotword.weight)"
         }
-        return lines.isEmpty ? nil : lines.joined(separator: "\n")
+    }
+
+    /// The term with single spaces, as sherpa-onnx splits it.
+    private static func spelling(_ hotword: Hotword) -> String {
+        hotword.text.split(separator: " ").joined(separator: " ")
     }
 
     /// The symbols of a `tokens.txt` (`symbol id` per line).

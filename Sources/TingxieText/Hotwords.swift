@@ -2,11 +2,17 @@ import Foundation
 import TingxieCore
 
 /// Model-agnostic biasing: finds spans of recognised text whose Mandarin pronunciation is close to
-/// a hotword's and replaces them when the match is strong enough.
+/// a hotword's and replaces them when the evidence is strong.
 ///
-/// Pronunciations are compared as toneless pinyin, all readings of heteronyms considered, with the
-/// usual confusable pairs (zh/z, ch/c, sh/s, n/l, f/h, an/ang, en/eng, in/ing) counting as near
-/// misses. Latin hotwords are matched case-insensitively and fixed in case.
+/// A span is compared syllable by syllable with tones: the model's characters read as they are
+/// read in running text (`PinyinDictionary.commonReadings`), the hotword's with every modern
+/// reading. The confusable pairs that ASR and regional accents mix up (zh/z, ch/c, sh/s, n/l,
+/// f/h, an/ang, en/eng, in/ing) count as near misses. A rewrite needs every syllable of a short
+/// term to sound the same, and all but one of a long one's; doubtful spans are left as they are.
+/// A span that is itself a word in ordinary use is a plausible reading of the speech and stays;
+/// so does a span that a two-character term would tear out of such a word (法务部 keeps 务部).
+/// Terms are indexed by syllable, so the cost hardly grows with the list. Latin hotwords are
+/// matched case-insensitively on word boundaries and fixed in case.
 public struct HotwordMatcher: Sendable {
     private struct Entry: Sendable {
         var hotword: Hotword
@@ -18,47 +24,85 @@ public struct HotwordMatcher: Sendable {
     /// A reading split once into what the comparison needs.
     struct Syllable: Sendable, Equatable {
         var full: String
+        var tone: Int
         var initial: String
         var fuzzyInitial: String
         var fuzzyFinal: String
 
-        init(_ syllable: String) {
-            full = syllable
-            let (initial, final) = HotwordMatcher.split(syllable)
+        init(_ reading: PinyinDictionary.Reading) {
+            full = reading.syllable
+            tone = reading.tone
+            let (initial, final) = HotwordMatcher.split(reading.syllable)
             self.initial = initial
             fuzzyInitial = HotwordMatcher.fuzzyInitial(initial)
             fuzzyFinal = HotwordMatcher.fuzzyFinal(final)
         }
+
+        /// Syllables with the same key sound alike up to a confusable pair.
+        var key: String { fuzzyInitial + "-" + fuzzyFinal }
     }
 
     /// The terms as given, including any the text stage cannot pronounce (a biased decoder
     /// may still use them).
     public let hotwords: [Hotword]
     private let entries: [Entry]
-    private let dictionary: PinyinDictionary
+    /// Syllable key -> (entry, character offset) of every term character that can sound so.
+    private let index: [String: [(entry: Int, offset: Int)]]
+    private let latin: [Int]
+    private let lexicon: Lexicon
 
-    /// Scores at or above this replace a span, for a hotword of weight 1 and 3 or more characters.
-    public static let threshold = 0.8
-    /// Two-character hotwords have little evidence to go on: every syllable must match.
-    public static let shortThreshold = 0.88
+    /// Mean similarity a span needs, for a hotword of weight 1, by the term's length: two
+    /// characters must sound the same, tones included; three must all sound alike; four or more
+    /// may have one weaker syllable.
+    public static func threshold(length: Int) -> Double {
+        switch length {
+        case ...2: 1
+        case 3: 0.85
+        default: 0.8
+        }
+    }
+
+    /// Similarity below which a syllable is a weak match.
+    static let strong = 0.7
     /// Factor on the score of a span with one character more than the hotword.
     public static let insertionPenalty = 0.95
 
-    public init(hotwords: [Hotword], dictionary: PinyinDictionary) {
+    public init(hotwords: [Hotword], lexicon: Lexicon) {
         self.hotwords = hotwords
-        self.dictionary = dictionary
+        self.lexicon = lexicon
         entries = hotwords.compactMap { hotword in
             let characters = Array(hotword.text)
             guard !characters.isEmpty else { return nil }
             let isLatin = characters.allSatisfy { $0.isASCII }
-            let readings = characters.map { dictionary.readings(of: $0).map(Syllable.init) }
+            let readings = characters.map { lexicon.pinyin.toned($0).map(Syllable.init) }
             // A term with characters we cannot pronounce can only be matched literally (Latin).
             guard isLatin || readings.allSatisfy({ !$0.isEmpty }) else { return nil }
             return Entry(hotword: hotword, characters: characters, readings: readings, isLatin: isLatin)
         }
+        var index: [String: [(entry: Int, offset: Int)]] = [:]
+        var latin: [Int] = []
+        for (number, entry) in entries.enumerated() {
+            if entry.isLatin {
+                latin.append(number)
+                continue
+            }
+            for (offset, readings) in entry.readings.enumerated() {
+                for key in Set(readings.map(\.key)) { index[key, default: []].append((number, offset)) }
+            }
+        }
+        self.index = index
+        self.latin = latin
     }
 
     public var isEmpty: Bool { entries.isEmpty }
+
+    /// The same matcher without `terms` (those a biased decoder already took).
+    public func without(_ terms: [Hotword]) -> HotwordMatcher {
+        let taken = Set(terms.map(\.text))
+        return HotwordMatcher(hotwords: hotwords.filter { !taken.contains($0.text) }, lexicon: lexicon)
+    }
+
+    private typealias Candidate = (start: Int, length: Int, entry: Entry, score: Double)
 
     /// Returns `text` with hotwords applied, and where they were applied.
     public func apply(to text: String) -> (text: String, applications: [HotwordApplication]) {
@@ -66,61 +110,107 @@ public struct HotwordMatcher: Sendable {
         var parsed: [Character: [Syllable]] = [:]
         let readings = characters.map { character in
             if let known = parsed[character] { return known }
-            let syllables = dictionary.readings(of: character).map(Syllable.init)
+            let syllables = lexicon.pinyin.toned(character, commonOnly: true).map(Syllable.init)
             parsed[character] = syllables
             return syllables
         }
-        var candidates: [(start: Int, length: Int, entry: Entry, score: Double)] = []
-        for entry in entries {
-            let length = entry.characters.count
-            guard length <= characters.count else { continue }
-            // Spans overlap, so each (hotword character, text character) pair is compared once.
-            var memo = [Double](repeating: -1, count: length * characters.count)
-            func similarity(_ offset: Int, _ position: Int) -> Double {
-                let slot = offset * characters.count + position
-                if memo[slot] < 0 { memo[slot] = Self.similarity(entry, offset, characters[position], readings[position]) }
-                return memo[slot]
+        var candidates = latinCandidates(characters)
+        // Which characters of which term could sound like the text, by where the term would start.
+        var votes: [Int: UInt64] = [:]
+        for (position, syllables) in readings.enumerated() {
+            for key in Set(syllables.map(\.key)) {
+                for (number, offset) in index[key] ?? [] where position >= offset {
+                    votes[number * (characters.count + 1) + position - offset, default: 0] |= 1 << UInt64(offset)
+                }
             }
-            for start in 0...(characters.count - length) {
-                let span = characters[start..<(start + length)]
-                if entry.isLatin {
-                    if String(span).lowercased() == entry.hotword.text.lowercased(), Array(span) != entry.characters,
-                       isWordBoundary(characters, start, length) {
-                        candidates.append((start, length, entry, 1))
-                    }
-                    continue
-                }
-                guard Array(span) != entry.characters else {
-                    // Already right: claim the span so that no other hotword rewrites it.
-                    candidates.append((start, length, entry, 2))
-                    continue
-                }
-                if let score = Self.score(length, from: start, skipping: nil, similarity), score >= required(entry) {
-                    candidates.append((start, length, entry, score))
-                }
+        }
+        for (slot, mask) in votes {
+            let (number, start) = slot.quotientAndRemainder(dividingBy: characters.count + 1)
+            let entry = entries[number]
+            let length = entry.characters.count
+            let needed = length - Self.weakAllowed(length)
+            if mask.nonzeroBitCount >= needed, start + length <= characters.count {
+                candidates += candidate(entry, at: start, skipping: nil, characters, readings)
             }
             // ASR often inserts a character into a name (a particle such as 的): for terms of
             // three or more characters, a span one longer whose other characters match, with a
-            // penalty, also counts.
-            guard !entry.isLatin, length >= 3, length + 1 <= characters.count else { continue }
-            for start in 0...(characters.count - length - 1) {
-                for inserted in (start + 1)..<(start + length) {
-                    if let score = Self.score(length, from: start, skipping: inserted, similarity).map({ $0 * Self.insertionPenalty }),
-                       score >= required(entry) {
-                        candidates.append((start, length + 1, entry, score))
-                    }
-                }
+            // penalty, also counts. The characters after the insertion vote for the next start.
+            let next = votes[slot + 1] ?? 0
+            guard length >= 3, start + length + 1 <= characters.count, (mask | next).nonzeroBitCount >= needed else { continue }
+            for inserted in (start + 1)..<(start + length) {
+                candidates += candidate(entry, at: start, skipping: inserted, characters, readings)
             }
         }
-        // Best first, longer first on ties; overlapping weaker candidates are dropped.
-        candidates.sort { $0.score != $1.score ? $0.score > $1.score : $0.length > $1.length }
+        return Self.replace(characters, with: candidates)
+    }
+
+    /// The span from `start` as a candidate for `entry`, the character at `inserted` left out.
+    private func candidate(_ entry: Entry, at start: Int, skipping inserted: Int?, _ characters: [Character],
+                           _ readings: [[Syllable]]) -> [Candidate] {
+        let length = entry.characters.count
+        let spanLength = length + (inserted == nil ? 0 : 1)
+        if inserted == nil, characters[start..<(start + length)].elementsEqual(entry.characters) {
+            // Already right: claim the span so that no other hotword rewrites it.
+            return [(start, length, entry, 2)]
+        }
+        var total = 0.0
+        var weak = 0
+        for offset in 0..<length {
+            let position = start + offset + (inserted.map { start + offset >= $0 ? 1 : 0 } ?? 0)
+            let value = Self.similarity(entry, offset, characters[position], readings[position])
+            if value < Self.strong { weak += 1 }
+            if value < 0.4 || weak > Self.weakAllowed(length) { return [] }
+            total += value
+        }
+        let score = total / Double(length) * (inserted == nil ? 1 : Self.insertionPenalty)
+        guard score >= required(entry), !isOrdinary(characters, start, spanLength, short: length <= 2) else { return [] }
+        return [(start, spanLength, entry, score)]
+    }
+
+    /// Whether the span is a word in ordinary use, or, for a short term, part of one that
+    /// reaches beyond it: then the model's reading is plausible and stays.
+    private func isOrdinary(_ characters: [Character], _ start: Int, _ length: Int, short: Bool) -> Bool {
+        let end = start + length
+        if lexicon.words.contains(characters[start..<end]) { return true }
+        guard short else { return false }
+        for from in max(0, start - 3)..<end {
+            for to in stride(from: max(from + 2, start + 1), through: min(characters.count, from + 4), by: 1)
+            where (from < start || to > end) && lexicon.words.contains(characters[from..<to]) {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Latin terms, case-insensitively on word boundaries: fixed in case, or claimed when right.
+    private func latinCandidates(_ characters: [Character]) -> [Candidate] {
+        guard !latin.isEmpty, characters.contains(where: { $0.isASCII && $0.isLetter }) else { return [] }
+        let lowered = characters.map { Character($0.lowercased()) }
+        var candidates: [Candidate] = []
+        for number in latin {
+            let entry = entries[number]
+            let term = entry.characters.map { Character($0.lowercased()) }
+            guard term.count <= characters.count else { continue }
+            for start in 0...(characters.count - term.count)
+            where lowered[start..<(start + term.count)].elementsEqual(term) && Self.isWordBoundary(characters, start, term.count) {
+                let exact = characters[start..<(start + term.count)].elementsEqual(entry.characters)
+                candidates.append((start, term.count, entry, exact ? 2 : 1))
+            }
+        }
+        return candidates
+    }
+
+    /// Applies the best candidates that do not overlap (longer first on ties); claims (score 2)
+    /// keep their span unchanged.
+    private static func replace(_ characters: [Character], with candidates: [Candidate]) -> (text: String, applications: [HotwordApplication]) {
+        let sorted = candidates.sorted { $0.score != $1.score ? $0.score > $1.score : $0.length > $1.length }
         var taken = [Bool](repeating: false, count: characters.count)
-        var chosen: [(start: Int, length: Int, entry: Entry, score: Double)] = []
-        for candidate in candidates where !taken[candidate.start..<(candidate.start + candidate.length)].contains(true) {
+        var chosen: [Candidate] = []
+        for candidate in sorted where !taken[candidate.start..<(candidate.start + candidate.length)].contains(true) {
             for index in candidate.start..<(candidate.start + candidate.length) { taken[index] = true }
             if candidate.score <= 1 { chosen.append(candidate) }
         }
-        guard !chosen.isEmpty else { return (text, []) }
+        guard !chosen.isEmpty else { return (String(characters), []) }
         chosen.sort { $0.start < $1.start }
         var output: [Character] = []
         var applications: [HotwordApplication] = []
@@ -182,27 +272,14 @@ public struct HotwordMatcher: Sendable {
         return found.sorted { $0.offset < $1.offset }
     }
 
+    /// The bar for `entry`: each unit of weight above 1 lowers it a little, by at most 0.1, and
+    /// a weight below 1 raises it.
     private func required(_ entry: Entry) -> Double {
-        let base = entry.characters.count <= 2 ? Self.shortThreshold : Self.threshold
-        // Each unit of weight above 1 lowers the bar a little, never below 0.65.
-        return max(0.65, base - 0.05 * (entry.hotword.weight - 1))
+        Self.threshold(length: entry.characters.count) - min(0.1, 0.03 * (entry.hotword.weight - 1))
     }
 
-    /// Mean similarity of a hotword's `length` characters to the text's from `start` on, the
-    /// character at `skipping` left out; `nil` when any position is hopeless.
-    private static func score(_ length: Int, from start: Int, skipping inserted: Int?, _ similarity: (Int, Int) -> Double) -> Double? {
-        var total = 0.0
-        var weak = 0
-        for offset in 0..<length {
-            let position = start + offset
-            let value = similarity(offset, inserted.map { position >= $0 ? position + 1 : position } ?? position)
-            if value < 0.75 { weak += 1 }
-            // One weakly matching syllable is tolerated in longer terms, none in short ones.
-            if value < 0.4 || (weak > 0 && length <= 2) || weak > 1 { return nil }
-            total += value
-        }
-        return total / Double(length)
-    }
+    /// Weak syllables a term of `length` characters tolerates.
+    static func weakAllowed(_ length: Int) -> Int { length >= 4 ? 1 : 0 }
 
     /// How close `character` (read as `spoken`) sounds to the hotword's character at `offset`:
     /// 1 for the same character, the best syllable similarity over both sets of readings else.
@@ -213,20 +290,22 @@ public struct HotwordMatcher: Sendable {
         return best
     }
 
-    private func isWordBoundary(_ characters: [Character], _ start: Int, _ length: Int) -> Bool {
+    private static func isWordBoundary(_ characters: [Character], _ start: Int, _ length: Int) -> Bool {
         func isWordCharacter(_ index: Int) -> Bool {
             characters.indices.contains(index) && characters[index].isASCII && (characters[index].isLetter || characters[index].isNumber)
         }
         return !isWordCharacter(start - 1) && !isWordCharacter(start + length)
     }
 
-    /// Similarity of two toneless syllables: 1 equal, 0.8 equal up to confusable pairs, 0.5 the
-    /// same final, 0.4 the same initial, 0 otherwise.
+    /// Similarity of two syllables: 1 the same (a neutral tone matches any), 0.9 the same but
+    /// for the tone; 0.8 the same up to a confusable pair, 0.7 with another tone; then weak
+    /// matches: 0.5 the same final, 0.4 the same initial; 0 otherwise.
     static func similarity(_ a: Syllable, _ b: Syllable) -> Double {
-        if a.full == b.full { return 1 }
+        let sameTone = a.tone == b.tone || a.tone == 5 || b.tone == 5
+        if a.full == b.full { return sameTone ? 1 : 0.9 }
         let sameFinal = a.fuzzyFinal == b.fuzzyFinal
         let sameInitial = a.fuzzyInitial == b.fuzzyInitial
-        if sameInitial && sameFinal { return 0.8 }
+        if sameInitial && sameFinal { return sameTone ? 0.8 : 0.7 }
         if sameFinal { return 0.5 }
         if sameInitial && !a.initial.isEmpty { return 0.4 }
         return 0

@@ -76,7 +76,7 @@ struct BenchCommand: AsyncParsableCommand {
             let recognizer = try model.loadRecognizer(threads: 1)
             let pool = NIOThreadPool(numberOfThreads: 2)
             pool.start()
-            let bench = ServerBench(engine: { _ in try model.serverEngine(recognizer: recognizer, threadPool: pool, dictionary: nil) },
+            let bench = ServerBench(engine: { _ in try model.serverEngine(recognizer: recognizer, threadPool: pool, lexicon: nil) },
                                     files: files, audioSeconds: audioSeconds, runs: runs, work: work)
             do {
                 try await bench.run()
@@ -129,7 +129,7 @@ struct BenchCommand: AsyncParsableCommand {
         let sentences = try String(contentsOf: transcripts, encoding: .utf8).split(separator: "\n")
             .compactMap { $0.split(separator: "\t").last.map(String.init) }
         let loading = ContinuousClock.now
-        let matcher = HotwordMatcher(hotwords: hotwords, dictionary: try PinyinDictionary())
+        let matcher = HotwordMatcher(hotwords: hotwords, lexicon: try Lexicon())
         let loaded = (ContinuousClock.now - loading).seconds
         let rounds = 200
         let started = ContinuousClock.now
@@ -137,7 +137,7 @@ struct BenchCommand: AsyncParsableCommand {
         let perSentence = (ContinuousClock.now - started).seconds / Double(rounds * sentences.count)
         say(String(format: "\n## Hotwords: %d terms, %d sentences of %.0f characters on average",
                    hotwords.count, sentences.count, Double(sentences.map(\.count).reduce(0, +)) / Double(max(1, sentences.count))))
-        say(String(format: "dictionary load %.2f s; matching %.1f µs per sentence", loaded, perSentence * 1e6))
+        say(String(format: "dictionaries load %.2f s; matching %.1f µs per sentence", loaded, perSentence * 1e6))
     }
 
     /// End-to-end pipeline time against bare model calls on exactly the pieces the pipeline fed the model.

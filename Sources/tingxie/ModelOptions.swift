@@ -44,11 +44,11 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// What the server runs jobs with: the pipeline over `recognizer` and this VAD.
-    func serverEngine(recognizer: any Recognizer, threadPool: NIOThreadPool, dictionary: PinyinDictionary?,
+    func serverEngine(recognizer: any Recognizer, threadPool: NIOThreadPool, lexicon: Lexicon?,
                       hotwords: [Hotword] = []) throws -> TranscriptionEngine {
         let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: try loadVAD(),
                                                  configuration: .init(language: language), threadPool: threadPool)
-        return try TranscriptionEngine(pipeline: pipeline, dictionary: dictionary, serverHotwords: hotwords)
+        return try TranscriptionEngine(pipeline: pipeline, lexicon: lexicon, serverHotwords: hotwords)
     }
 
     func loadVAD() throws -> SileroVADFactory {

@@ -61,16 +61,16 @@ struct ServeCommand: AsyncParsableCommand {
         let recognizer = try model.loadRecognizer(threads: threads)
         let threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.workers.workers))
         threadPool.start()
-        let dictionary: PinyinDictionary?
+        let lexicon: Lexicon?
         do {
-            dictionary = try PinyinDictionary()
+            lexicon = try Lexicon()
         } catch {
             logger.warning("hotwords are unavailable: \(error)")
-            dictionary = nil
+            lexicon = nil
         }
         let app = try buildApplication(
             configuration: configuration,
-            engine: try model.serverEngine(recognizer: recognizer, threadPool: threadPool, dictionary: dictionary, hotwords: hotwords),
+            engine: try model.serverEngine(recognizer: recognizer, threadPool: threadPool, lexicon: lexicon, hotwords: hotwords),
             logger: logger
         ) { port in
             logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "workers": "\(configuration.workers.workers)",

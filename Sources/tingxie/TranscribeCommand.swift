@@ -115,7 +115,7 @@ struct TranscribeCommand: AsyncParsableCommand {
         let merged = try Hotword.merge(try hotwordsFile.map(Hotword.load) ?? [],
                                        try hotwords.map { try Hotword.parse($0, source: "--hotwords") } ?? [])
         guard !merged.isEmpty else { return nil }
-        return HotwordMatcher(hotwords: merged, dictionary: try PinyinDictionary())
+        return HotwordMatcher(hotwords: merged, lexicon: try Lexicon())
     }
 
     private func write(_ transcript: Transcript, for file: String, to output: URL?) throws {

@@ -51,11 +51,11 @@ struct DecoderHotwordTests {
         #expect(try decode([Hotword("#乙"), Hotword(":乙")]) == "甲")
     }
 
-    @Test(.enabled(if: TestData.realModelsAvailable && Pinyin.dictionary != nil, TestData.skipReason))
+    @Test(.enabled(if: TestData.realModelsAvailable && Pinyin.lexicon != nil, TestData.skipReason))
     func transcriptSaysTheDecoderProducedTheHotword() async throws {
         let recognizer = try #require(Self.recognizer)
         let audio = try #require(TestData.corpus).appendingPathComponent("001.wav")
-        let matcher = HotwordMatcher(hotwords: [Hotword("乙")], dictionary: try #require(Pinyin.dictionary))
+        let matcher = HotwordMatcher(hotwords: [Hotword("乙")], lexicon: try #require(Pinyin.lexicon))
         let (plain, biased) = try await withThreadPool { pool in
             let pipeline = try WhisperRecognitionTests.pipeline(threadPool: pool, recognizer: recognizer)
             return (try await pipeline.transcribe(audio), try await pipeline.transcribe(audio, hotwords: matcher))
@@ -71,7 +71,7 @@ struct DecoderHotwordTests {
         }
     }
 
-    @Test(.enabled(if: Pinyin.dictionary != nil, "needs Debian's unicode-data (Unihan_Readings.txt); run `make test`"))
+    @Test(.enabled(if: Pinyin.lexicon != nil, Pinyin.skipReason))
     func serverHotwordsApplyToEveryRequest() async throws {
         let recognizer = try #require(Self.recognizer)
         try await withTestServer(recognizer: recognizer, hotwords: [Hotword("乙")]) { client, _ in
@@ -97,7 +97,7 @@ struct DecoderHotwordTests {
         }
     }
 
-    @Test(.enabled(if: Pinyin.dictionary != nil, "needs Debian's unicode-data (Unihan_Readings.txt); run `make test`"))
+    @Test(.enabled(if: Pinyin.lexicon != nil, Pinyin.skipReason))
     func anOpenAIPromptIsReadForTerms() async throws {
         let recognizer = try #require(Self.recognizer)
         try await withTestServer(recognizer: recognizer) { client, _ in

@@ -32,7 +32,7 @@ func withTestServer(
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let app = try buildApplication(configuration: configured,
-                                       engine: TranscriptionEngine(pipeline: pipeline, dictionary: Pinyin.dictionary, serverHotwords: hotwords),
+                                       engine: TranscriptionEngine(pipeline: pipeline, lexicon: Pinyin.lexicon, serverHotwords: hotwords),
                                        logger: logger,
                                        resources: resources)
         try await app.test(testing) { client in try await test(client, configured) }
