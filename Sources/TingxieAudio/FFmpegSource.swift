@@ -27,11 +27,13 @@ public final class FFmpegSource: AudioSource {
     public let probe: AudioProbe
     public var duration: Double? { probe.duration }
     private let name: String
-    private let process: LimitedProcess
+    private let process: Subprocess
     private var decodedSamples = 0
     private var leftover = Data()
     private var finished = false
     private static let bytesPerRead = 65_536
+    /// How much longer than probed a file may decode (times the probed duration, plus a minute).
+    static let durationMargin = 1.5
 
     /// Probes `url` and starts decoding it.
     /// - Throws: `TingxieError` `.unsupportedFormat` when ffprobe finds no allowed container with
@@ -42,12 +44,16 @@ public final class FFmpegSource: AudioSource {
         var limits = limits
         // Decoding needs a small fraction of real time; anything far beyond that is hostile.
         limits.cpuSeconds = min(limits.cpuSeconds, 30 + Int((probe.duration ?? 36_000) * 0.25))
-        process = try LimitedProcess(executable: "ffmpeg", arguments: [
+        // Nothing is decoded far past what the file said it holds (and was admitted for): a
+        // header claiming 10 s over hours of audio yields a little more than 10 s. The margin
+        // covers estimates (a VBR MP3 without a Xing header is probed from its bitrate).
+        let cap = probe.duration.map { ["-t", String(format: "%.3f", $0 * Self.durationMargin + 60)] } ?? []
+        process = try Subprocess(executable: "ffmpeg", arguments: [
             "-nostdin", "-hide_banner", "-v", "error",
             "-protocol_whitelist", "file", "-format_whitelist", Self.allowedDemuxers.joined(separator: ","),
             "-threads", "1", "-i", "file:" + url.path,
-            "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", "\(modelSampleRate)", "-f", "f32le", "pipe:1",
-        ], limits: limits)
+            "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", "\(modelSampleRate)",
+        ] + cap + ["-f", "f32le", "pipe:1"], limits: limits)
     }
 
     public func nextChunk() throws -> [Float]? {
@@ -73,7 +79,9 @@ public final class FFmpegSource: AudioSource {
         process.terminate()
     }
 
-    /// Turns how the decoder ended into an error, or none.
+    /// Turns how the decoder ended into an error, or none. A decoder that finished without
+    /// error decoded the truth, whatever the container's header guessed: shorter (a VBR MP3's
+    /// estimate, a truncated file) is not a failure.
     private func checkEnd() throws {
         let status = process.wait()
         if process.wasStalled {
@@ -87,10 +95,6 @@ public final class FFmpegSource: AudioSource {
             let reason = process.lastErrorLine
             throw TingxieError(.decodeError, "\(name): the audio could not be decoded" + (reason.isEmpty ? "" : " (\(reason))"))
         }
-        let decoded = Double(decodedSamples) / Double(modelSampleRate)
-        if let declared = probe.duration, decoded < declared * 0.95 - 0.5 {
-            throw TingxieError(.invalidAudio, String(format: "%@: the file is truncated or corrupt: %.1f s decoded of the %.1f s it declares", name, decoded, declared))
-        }
     }
 
     /// Runs ffprobe on `url` under the same sandbox.
@@ -98,7 +102,7 @@ public final class FFmpegSource: AudioSource {
         let name = url.lastPathComponent
         var probeLimits = limits
         probeLimits.cpuSeconds = min(limits.cpuSeconds, 30)
-        let process = try LimitedProcess(executable: "ffprobe", arguments: [
+        let process = try Subprocess(executable: "ffprobe", arguments: [
             "-hide_banner", "-v", "error",
             "-protocol_whitelist", "file", "-format_whitelist", allowedDemuxers.joined(separator: ","),
             "-show_entries", "format=format_name,duration:stream=codec_type,codec_name,sample_rate,channels",

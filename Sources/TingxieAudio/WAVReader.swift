@@ -53,6 +53,9 @@ public final class WAVReader: AudioSource {
     deinit { close() }
 
     /// Whether the first bytes of a file look like a WAV file.
+    /// Sample rates Tingxie reads: 1 kHz to 384 kHz, the highest any recorder writes.
+    public static let sampleRates = 1_000...384_000
+
     public static func looksLikeWAV(_ prefix: Data) -> Bool {
         prefix.count >= 12 && (prefix.prefix(4) == Data("RIFF".utf8) || prefix.prefix(4) == Data("RF64".utf8))
             && prefix.dropFirst(8).prefix(4) == Data("WAVE".utf8)
@@ -197,8 +200,9 @@ public final class WAVReader: AudioSource {
         guard (1...64).contains(channels) else {
             throw TingxieError(.invalidAudio, "\(name): the WAV header says \(channels) channels")
         }
-        guard (1_000...768_000).contains(sampleRate) else {
-            throw TingxieError(.invalidAudio, "\(name): the WAV header says a sample rate of \(sampleRate) Hz")
+        // Refused before any set-up: the resampler's cost grows with the rate a header claims.
+        guard Self.sampleRates.contains(sampleRate) else {
+            throw TingxieError(.invalidAudio, "\(name): the WAV header says a sample rate of \(sampleRate) Hz; Tingxie reads 1000 to 384000 Hz")
         }
         let format = Format(encoding: encoding, channels: channels, sampleRate: sampleRate, bitsPerSample: bits)
         guard blockAlign == format.bytesPerFrame else {

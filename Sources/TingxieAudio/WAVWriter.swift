@@ -10,7 +10,7 @@ public final class WAVWriter {
 
     /// Creates (or replaces) the file at `url`.
     public init(url: URL, sampleRate: Int = modelSampleRate) throws {
-        guard FileManager.default.createFile(atPath: url.path, contents: nil),
+        guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]),
               let file = FileHandle(forWritingAtPath: url.path) else {
             throw TingxieError(.ioError, "cannot create \(url.path)")
         }

@@ -7,12 +7,12 @@ extension Duration {
 }
 
 extension Duration {
-    /// Reads `90s`, `30m`, `24h`, `7d` (a number and a unit); `nil` for anything else.
+    /// Reads `90s`, `30m`, `24h`, `7d` (a number and a unit) up to ten years; `nil` for anything else.
     public init?(parsing text: String) {
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        guard let unit = text.last.flatMap({ units[$0] }), let value = Double(text.dropLast()), value >= 0, value.isFinite else {
-            return nil
-        }
-        self = .seconds(value * unit)
+        guard let duration = try? ClientNumber.duration(text, field: "duration", upTo: Self.longestParsed) else { return nil }
+        self = duration
     }
+
+    /// Ten years: longer durations are refused, so that no date arithmetic on them can trap.
+    public static let longestParsed = 3650 * 86_400.0
 }

@@ -19,6 +19,8 @@ public struct TingxieError: Error, Sendable, Equatable, CustomStringConvertible 
         case tooLarge = "too_large"
         case queueFull = "queue_full"
         case unauthorized
+        case forbidden
+        case insufficientStorage = "insufficient_storage"
         case jobNotFinished = "job_not_finished"
         case jobFinished = "job_finished"
         case notReady = "not_ready"

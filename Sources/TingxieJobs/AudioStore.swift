@@ -8,19 +8,43 @@ public struct AudioStore: Sendable {
     private var uploads: URL { directory.appendingPathComponent("uploads", isDirectory: true) }
     private var audio: URL { directory.appendingPathComponent("audio", isDirectory: true) }
 
-    /// Creates the folders and deletes uploads that were cut off by a crash.
+    /// Creates the folders (readable by this user only) and deletes uploads that were cut off
+    /// by a crash.
     public init(directory: URL) throws {
         self.directory = directory
         let files = FileManager.default
         do {
-            try files.createDirectory(at: directory.appendingPathComponent("uploads"), withIntermediateDirectories: true)
-            try files.createDirectory(at: directory.appendingPathComponent("audio"), withIntermediateDirectories: true)
+            for folder in [directory, directory.appendingPathComponent("uploads"), directory.appendingPathComponent("audio")] {
+                try files.createDirectory(at: folder, withIntermediateDirectories: true, attributes: Self.privateFolder)
+                try files.setAttributes(Self.privateFolder, ofItemAtPath: folder.path)
+            }
             for name in try files.contentsOfDirectory(atPath: directory.appendingPathComponent("uploads").path) {
                 try? files.removeItem(at: directory.appendingPathComponent("uploads").appendingPathComponent(name))
             }
         } catch {
             throw TingxieError(.ioError, "cannot prepare the audio folder \(directory.path): \(error.localizedDescription)")
         }
+    }
+
+    /// Audio and transcripts are the users' own: folders 0700, files 0600.
+    public static var privateFolder: [FileAttributeKey: Any] { [.posixPermissions: 0o700] }
+    public static var privateFile: [FileAttributeKey: Any] { [.posixPermissions: 0o600] }
+
+    /// Creates the (empty, private) file an upload for job `id` is written to.
+    public func createPartial(for id: String) throws -> FileHandle {
+        let url = partialURL(for: id)
+        guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: Self.privateFile),
+              let handle = FileHandle(forWritingAtPath: url.path) else {
+            throw TingxieError(.ioError, "cannot store the upload")
+        }
+        return handle
+    }
+
+    /// Bytes free on the data folder's file system.
+    public func freeBytes() -> Int? {
+        var stats = statvfs()
+        guard statvfs(directory.path, &stats) == 0 else { return nil }
+        return Int(stats.f_bavail) * Int(stats.f_frsize)
     }
 
     /// Where the audio of job `id` is kept.

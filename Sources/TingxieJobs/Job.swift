@@ -35,15 +35,17 @@ public struct Job: Sendable, Equatable, Identifiable {
     public var finishedAt: Date?
     /// A queued job is not claimed before this time (retry backoff).
     public var notBefore: Date?
-    /// The worker that holds the job while it runs, and until when.
+    /// The worker that holds the job while it runs, and until when, in `LeaseClock` seconds.
     public var leaseOwner: String?
-    public var leaseExpiresAt: Date?
+    public var leaseExpiresAt: Double?
+    /// Whose job it is: a hash of the API key that submitted it, when keys are configured.
+    public var owner: String?
 
     public init(id: String, batchID: String? = nil, status: Status = .queued, filename: String?, bytes: Int,
                 durationS: Double, language: String? = nil, hotwords: String? = nil, model: String? = nil,
                 progress: Double = 0, attempts: Int = 0, maxAttempts: Int = 3, error: TingxieError? = nil,
                 createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil, notBefore: Date? = nil,
-                leaseOwner: String? = nil, leaseExpiresAt: Date? = nil) {
+                leaseOwner: String? = nil, leaseExpiresAt: Double? = nil, owner: String? = nil) {
         self.id = id
         self.batchID = batchID
         self.status = status
@@ -63,6 +65,7 @@ public struct Job: Sendable, Equatable, Identifiable {
         self.notBefore = notBefore
         self.leaseOwner = leaseOwner
         self.leaseExpiresAt = leaseExpiresAt
+        self.owner = owner
     }
 
     /// A new random identifier: 128 bits, lowercase hex, safe in any path or URL.
@@ -92,5 +95,17 @@ public struct QueueStats: Sendable, Equatable {
         self.queuedJobs = queuedJobs
         self.queuedSeconds = queuedSeconds
         self.runningJobs = runningJobs
+    }
+}
+
+/// The clock leases are measured on: monotonic, so that a step of the wall clock (NTP, a
+/// hand-set date) or a suspended VM does not expire every lease at once. Its zero is the
+/// machine's boot, so values stay comparable across restarts of the server, and a store that
+/// outlives a reboot requeues its running jobs at start-up anyway.
+public enum LeaseClock {
+    public static var now: Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 }

@@ -15,8 +15,8 @@ public protocol JobStore: Sendable {
     func job(id: String) async throws -> Job?
     /// The jobs of a batch, oldest first (empty when there is no such batch).
     func jobs(batchID: String) async throws -> [Job]
-    /// Jobs newest first, `limit` at most, older than `cursor` when given.
-    func list(status: Job.Status?, limit: Int, cursor: Int64?) async throws -> (jobs: [Job], nextCursor: Int64?)
+    /// Jobs newest first, `limit` at most, older than `cursor` when given, of `owner` alone when given.
+    func list(status: Job.Status?, limit: Int, cursor: Int64?, owner: String?) async throws -> (jobs: [Job], nextCursor: Int64?)
 
     /// Claims the oldest queued job that is due, leasing it to `owner` for `lease`.
     func claim(owner: String, lease: Duration) async throws -> Job?
@@ -40,6 +40,10 @@ public protocol JobStore: Sendable {
     func recoverAllRunning() async throws -> [Job]
 
     func transcript(id: String) async throws -> Transcript?
+
+    /// Deletes finished jobs, their results and their incidents, and resolved alerts, from
+    /// before `date` (retention); returns how many jobs went.
+    func purge(finishedBefore date: Date) async throws -> Int
     /// Checks that the store answers.
     func ping() async throws
 

@@ -98,6 +98,14 @@ public final class SQLiteJobStore: JobStore {
                 CREATE INDEX jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v3-owner-monotonic-leases") { db in
+            // Leases move to the monotonic clock; none is held while the store is migrated.
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN owner TEXT;
+                CREATE INDEX jobs_by_owner ON jobs (owner, seq) WHERE owner IS NOT NULL;
+                UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running';
+                """)
+        }
         return migrator
     }
 
@@ -108,10 +116,10 @@ public final class SQLiteJobStore: JobStore {
             for job in jobs {
                 try db.execute(sql: """
                     INSERT INTO jobs (id, batch_id, status, filename, bytes, duration_s, language, hotwords, model,
-                                      max_attempts, created_at)
-                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+                                      max_attempts, created_at, owner)
+                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [job.id, job.batchID, job.filename, job.bytes, job.durationS, job.language,
-                                     job.hotwords, job.model, job.maxAttempts, job.createdAt.timeIntervalSince1970])
+                                     job.hotwords, job.model, job.maxAttempts, job.createdAt.timeIntervalSince1970, job.owner])
             }
         }
     }
@@ -125,7 +133,7 @@ public final class SQLiteJobStore: JobStore {
                 WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
                              ORDER BY seq LIMIT 1)
                 RETURNING *
-                """, arguments: [owner, now + lease.seconds, now, now]).map(Job.init(row:))
+                """, arguments: [owner, LeaseClock.now + lease.seconds, now, now]).map(Job.init(row:))
         }
     }
 
@@ -134,7 +142,7 @@ public final class SQLiteJobStore: JobStore {
             try db.execute(sql: """
                 UPDATE jobs SET lease_expires_at = ?, progress = max(progress, ?)
                 WHERE id = ? AND status = 'running' AND lease_owner = ?
-                """, arguments: [Date().timeIntervalSince1970 + lease.seconds, progress, id, owner])
+                """, arguments: [LeaseClock.now + lease.seconds, progress, id, owner])
             return db.changesCount == 1
         }
     }
@@ -198,7 +206,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func recoverExpiredLeases() async throws -> [Job] {
-        try await recover(where: "status = 'running' AND lease_expires_at < ?", [Date().timeIntervalSince1970],
+        try await recover(where: "status = 'running' AND lease_expires_at < ?", [LeaseClock.now],
                           reason: "its worker stopped renewing the lease")
     }
 
@@ -270,10 +278,14 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func list(status: Job.Status?, limit: Int, cursor: Int64?) async throws -> (jobs: [Job], nextCursor: Int64?) {
+    public func list(status: Job.Status?, limit: Int, cursor: Int64?, owner: String?) async throws -> (jobs: [Job], nextCursor: Int64?) {
         try await pool.read { db in
             var conditions: [String] = []
             var arguments: StatementArguments = []
+            if let owner {
+                conditions.append("owner = ?")
+                arguments += [owner]
+            }
             if let status {
                 conditions.append("status = ?")
                 arguments += [status.rawValue]
@@ -288,6 +300,19 @@ public final class SQLiteJobStore: JobStore {
             let page = rows.prefix(limit)
             let next: Int64? = rows.count > limit ? page.last?["seq"] : nil
             return (page.map(Job.init(row:)), next)
+        }
+    }
+
+    public func purge(finishedBefore date: Date) async throws -> Int {
+        try await write { db in
+            let cutoff = date.timeIntervalSince1970
+            try db.execute(sql: """
+                DELETE FROM results WHERE job_id IN (SELECT id FROM jobs WHERE finished_at < ?
+                                                     AND status IN ('succeeded', 'failed', 'canceled'));
+                DELETE FROM incidents WHERE resolved_at < ?;
+                DELETE FROM jobs WHERE finished_at < ? AND status IN ('succeeded', 'failed', 'canceled');
+                """, arguments: [cutoff, cutoff, cutoff])
+            return db.changesCount
         }
     }
 
@@ -395,7 +420,7 @@ extension Job {
             error: errorCode.map { TingxieError($0, row["error_message"] ?? "") },
             createdAt: date("created_at") ?? Date(timeIntervalSince1970: 0), startedAt: date("started_at"),
             finishedAt: date("finished_at"), notBefore: date("not_before"), leaseOwner: row["lease_owner"],
-            leaseExpiresAt: date("lease_expires_at")
+            leaseExpiresAt: row["lease_expires_at"], owner: row["owner"]
         )
     }
 }

@@ -120,8 +120,12 @@ public final class WorkerPool: Service {
     private let events: AsyncStream<Signal>
     private let eventSink: AsyncStream<Signal>.Continuation
     private let throttled = Atomic<Bool>(false)
-    private let running = Mutex<[String: Running]>([:])
+    /// Running work by claim (owner token), not by job: a job whose lease was lost and that was
+    /// claimed again here runs twice for a while, and the old run's cleanup must not touch the new.
+    private let running = Mutex<[String: (job: String, handle: Running)]>([:])
     private let stopping = Atomic<Bool>(false)
+    /// Whether the service group itself has told the pool to shut down.
+    private let notified = Atomic<Bool>(false)
     private let claims = Atomic<Int>(0)
     private let poolID = Job.newID().prefix(8)
 
@@ -153,10 +157,21 @@ public final class WorkerPool: Service {
     /// Stops a running job that was canceled in the store. Returns whether it was running here.
     @discardableResult
     public func stopCanceled(id: String) -> Bool {
-        guard let job = running.withLock({ $0[id] }) else { return false }
-        job.stop(.canceled)
-        return true
+        let handles = running.withLock { $0.values.filter { $0.job == id }.map(\.handle) }
+        for handle in handles { handle.stop(.canceled) }
+        return !handles.isEmpty
     }
+
+    /// Stops claiming jobs at once and gives running ones `shutdownGrace` before they are
+    /// requeued. Called as soon as the server begins to shut down, ahead of everything else
+    /// that drains (HTTP, webhooks); the pool's own graceful shutdown then waits for the rest.
+    public func beginShutdown() {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        eventSink.yield(.stop)
+    }
+
+    /// Whether the pool has stopped claiming jobs (shutdown began).
+    public var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     /// Jobs running in this pool now.
     public var runningCount: Int { running.withLock { $0.count } }
@@ -165,14 +180,6 @@ public final class WorkerPool: Service {
         for job in try await store.recoverAllRunning() {
             logger.warning("job requeued after restart", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
             recovered(job)
-        }
-        // Audio whose job ended, or never got queued (a crash between storing an upload and
-        // queueing it). Recent files are left alone: their upload may be finishing right now.
-        for id in audio.ids(writtenBefore: Date().addingTimeInterval(-3600)) {
-            if try await store.job(id: id).map({ $0.status.isTerminal }) ?? true {
-                audio.remove(id)
-                logger.info("removed audio with no job waiting for it", metadata: ["job": "\(id)"])
-            }
         }
         // Jobs already queued start without waiting for the first tick.
         eventSink.yield(.wake)
@@ -203,19 +210,22 @@ public final class WorkerPool: Service {
                 group.cancelAll()
             }
         } onGracefulShutdown: {
-            self.stopping.store(true, ordering: .relaxed)
-            self.eventSink.yield(.stop)
+            self.notified.store(true, ordering: .relaxed)
+            self.beginShutdown()
         }
         stopAll(.shutdown)
+        // Told early (`beginShutdown`): a service that returned before its own turn would end
+        // the group abruptly, so the pool stays until its turn comes.
+        if !notified.load(ordering: .relaxed) { try? await gracefulShutdown() }
     }
 
     private func startJob(_ job: Job, owner: String, in group: inout TaskGroup<Void>) {
         let handle = Running()
-        running.withLock { $0[job.id] = handle }
+        running.withLock { $0[owner] = (job.id, handle) }
         observer(.started(job))
         group.addTask {
             await self.execute(job, owner: owner, handle: handle)
-            self.running.withLock { _ = $0.removeValue(forKey: job.id) }
+            self.running.withLock { _ = $0.removeValue(forKey: owner) }
             self.eventSink.yield(.finished)
         }
     }
@@ -258,7 +268,7 @@ public final class WorkerPool: Service {
     }
 
     private func stopAll(_ reason: StopReason) {
-        for job in running.withLock({ Array($0.values) }) { job.stop(reason) }
+        for entry in running.withLock({ Array($0.values) }) { entry.handle.stop(reason) }
     }
 
     // MARK: One job
@@ -345,7 +355,10 @@ public final class WorkerPool: Service {
                 log.info("job requeued at shutdown")
             case (_, .timeout?):
                 let error = TingxieError(.timeout, String(format: "the job took longer than its limit of %.1f s for %.1f s of audio", timeout.seconds, job.durationS))
-                _ = try await store.fail(id: job.id, owner: owner, error: error, retryAt: nil)
+                guard try await store.fail(id: job.id, owner: owner, error: error, retryAt: nil) else {
+                    log.warning("job timed out but is no longer held by this worker; left to its new owner")
+                    return nil
+                }
                 log.error("job timed out", metadata: ["code": "timeout"])
                 audio.remove(job.id)
                 return .failed
@@ -365,11 +378,18 @@ public final class WorkerPool: Service {
         let permanent: Set<TingxieError.Code> = [.invalidAudio, .unsupportedFormat, .decodeError, .fileNotFound, .invalidArgument]
         if !permanent.contains(tingxieError.code), job.attempts < job.maxAttempts {
             let delay = configuration.retryBackoff * (1 << min(job.attempts - 1, 10))
-            _ = try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: Date().addingTimeInterval(delay.seconds))
-            log.warning("job failed; will retry", metadata: ["error": "\(tingxieError.message)", "retry_in_s": "\(delay.seconds)"])
+            if try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: Date().addingTimeInterval(delay.seconds)) {
+                log.warning("job failed; will retry", metadata: ["error": "\(tingxieError.message)", "retry_in_s": "\(delay.seconds)"])
+            } else {
+                log.warning("job failed but is no longer held by this worker; left to its new owner")
+            }
             return nil
         }
-        _ = try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: nil)
+        // A job this worker no longer holds is another's now: not failed, its audio kept.
+        guard try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: nil) else {
+            log.warning("job failed but is no longer held by this worker; left to its new owner")
+            return nil
+        }
         log.error("job failed", metadata: ["code": "\(tingxieError.code.rawValue)", "error": "\(tingxieError.message)"])
         audio.remove(job.id)
         return .failed

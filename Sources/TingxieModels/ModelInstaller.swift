@@ -179,22 +179,10 @@ public struct ModelInstaller: Sendable {
         return String(output.prefix(64))
     }
 
-    /// Runs a tool to its end; returns its output.
+    /// Runs a tool to its end with the installers' limits; returns its output. Its stdout and
+    /// stderr are read at the same time, so a child that says a lot on either never hangs.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TingxieError(.ioError, "\(URL(fileURLWithPath: executable).lastPathComponent) failed: " + String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-        }
-        return String(decoding: data, as: UTF8.self)
+        try Subprocess.run(executable, arguments)
     }
 }

@@ -26,6 +26,8 @@ struct APIError: Error, Sendable {
         let status: HTTPResponse.Status = switch error.code {
         case .invalidArgument, .modelNotFound, .invalidModel: .badRequest
         case .unauthorized: .unauthorized
+        case .forbidden: .forbidden
+        case .insufficientStorage: .init(code: 507, reasonPhrase: "Insufficient Storage")
         case .notFound, .fileNotFound: .notFound
         case .jobNotFinished, .jobFinished, .canceled: .conflict
         case .tooLarge: .contentTooLarge
@@ -37,7 +39,7 @@ struct APIError: Error, Sendable {
         case .modelError, .ioError, .internalError: .internalServerError
         }
         self.init(status, code: error.code.rawValue, error.message,
-                  retryAfter: error.code == .queueFull || error.code == .notReady ? retryAfter ?? 5 : nil)
+                  retryAfter: [.queueFull, .notReady, .insufficientStorage].contains(error.code) ? retryAfter ?? 5 : nil)
     }
 
     func response(style: Style) -> Response {
@@ -58,11 +60,12 @@ struct APIError: Error, Sendable {
 /// Turns every error a route throws into the API's error shape; unexpected errors are logged
 /// and answered with a 500 that does not leak internals.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    var style: APIError.Style = .tingxie
     /// Seconds a client refused for a full queue should wait.
     var retryAfter: @Sendable () -> Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // OpenAI's routes answer in OpenAI's shape, their 401s included.
+        let style: APIError.Style = request.uri.path.hasPrefix("/v1/audio/") ? .openAI : .tingxie
         do {
             return try await next(request, context)
         } catch let error as APIError {

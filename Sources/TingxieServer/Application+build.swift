@@ -7,15 +7,51 @@ import NIOPosix
 import TingxieCore
 import TingxieJobs
 
+/// The application (routes, store, workers, monitor), for tests that drive it directly.
+/// See `buildServer`.
+public func buildApplication(configuration: ServerConfiguration, engine: TranscriptionEngine, logger: Logger,
+                             resources: any ResourceSource = SystemResources(),
+                             onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+    try buildServer(configuration: configuration, engine: engine, logger: logger, resources: resources, onListening: onListening).application
+}
+
+/// A running server: the application, and the workers, which must hear of a shutdown first.
+public struct Server<App: ApplicationProtocol>: Service {
+    public let application: App
+    let workers: WorkerPool
+    let logger: Logger
+
+    /// Runs until SIGTERM or SIGINT, then shuts down: the workers stop claiming jobs at once
+    /// (running ones get the shutdown grace), while HTTP drains and the rest stops in turn.
+    public func runService() async throws {
+        try await ServiceGroup(configuration: .init(services: [self], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+    }
+
+    public func run() async throws {
+        // Services shut down in reverse order: the notice, last, is told first.
+        try await ServiceGroup(configuration: .init(services: [application, ShutdownNotice(workers: workers)], logger: logger)).run()
+    }
+
+    /// Tells the workers as soon as the shutdown begins.
+    struct ShutdownNotice: Service {
+        let workers: WorkerPool
+
+        func run() async throws {
+            try? await gracefulShutdown()
+            workers.beginShutdown()
+        }
+    }
+}
+
 /// The server's composition root, shared by `tingxie serve` and the tests: opens the job
 /// store in the data folder, starts the workers and builds the routes.
 /// - Parameters:
 ///   - resources: where memory readings come from (tests pass their own).
 ///   - onListening: called with the bound port once the server listens.
 /// - Throws: `TingxieError(.ioError)` when the data folder cannot be used.
-public func buildApplication(configuration: ServerConfiguration, engine: TranscriptionEngine, logger: Logger,
-                             resources: any ResourceSource = SystemResources(),
-                             onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+public func buildServer(configuration: ServerConfiguration, engine: TranscriptionEngine, logger: Logger,
+                        resources: any ResourceSource = SystemResources(),
+                        onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> Server<some ApplicationProtocol> {
     let store = try SQLiteJobStore(path: configuration.dataDirectory.appendingPathComponent("jobs.sqlite"),
                                    limits: configuration.queue)
     let audio = try AudioStore(directory: configuration.dataDirectory)
@@ -35,27 +71,27 @@ public func buildApplication(configuration: ServerConfiguration, engine: Transcr
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     StreamController(service: service, threadPool: streamPool, active: .init(limit: configuration.maxStreams))
         .addRoutes(to: webSocketRouter)
-    return Application(
+    let application = Application(
         router: router,
         server: .http1WebSocketUpgrade(
             webSocketRouter: webSocketRouter,
             configuration: .init(http1: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
-                                 ws: .init(maxFrameSize: 1 << 20))
+                                 ws: .init(maxFrameSize: 1 << 20, autoPing: .disabled))
         ),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tingxie"),
-        services: [pool, monitor, ThreadPoolService(pool: streamPool)],
+        services: [pool, monitor, ThreadPoolService(pool: streamPool),
+                   RetentionService(store: store, audio: audio, retention: configuration.retention, logger: logger)],
         onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
+    return Server(application: application, workers: pool, logger: logger)
 }
 
 func buildRouter(service: JobService) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     let configuration = service.configuration
     router.add(middleware: MetricsMiddleware(metrics: service.metrics))
-    if !configuration.corsOrigins.isEmpty {
-        router.add(middleware: OriginMiddleware(origins: Set(configuration.corsOrigins)))
-    }
+    router.add(middleware: BrowserPolicyMiddleware(policy: OriginPolicy(allowed: configuration.corsOrigins)))
     router.add(middleware: ErrorMiddleware(retryAfter: service.retryAfter))
     if let web = Bundle.module.url(forResource: "Web", withExtension: nil) {
         router.add(middleware: FileMiddleware(web.path, cacheControl: .init([(MediaType(type: .any), [.noCache])]), searchForIndexHtml: true))

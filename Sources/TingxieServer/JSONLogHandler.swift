@@ -2,13 +2,51 @@ import Foundation
 import Logging
 import Synchronization
 
+/// Where the server's log lines go: standard error, written with `write(2)` so that a reader
+/// that went away (`tingxie serve | collector`, the collector restarting) costs a dropped line,
+/// counted, and never the process. SIGPIPE must be ignored (`ignoreBrokenPipes()`), as `serve` does.
+public enum LogOutput {
+    private static let lock = Mutex(())
+    private static let dropped = Atomic<Int>(0)
+
+    /// Lines that could not be written (no reader, a full disk), for `/metrics`.
+    public static var droppedLines: Int { dropped.load(ordering: .relaxed) }
+
+    /// Keeps writes to a closed pipe from ending the process; they fail with EPIPE instead.
+    public static func ignoreBrokenPipes() {
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Writes one line (a newline is added), whole or not at all as far as this process can tell.
+    public static func write(_ line: String) {
+        var bytes = Array(line.utf8)
+        bytes.append(UInt8(ascii: "\n"))
+        let written = lock.withLock { _ in
+            bytes.withUnsafeBytes { buffer -> Bool in
+                var offset = 0
+                while offset < buffer.count {
+                    let result = Glibc.write(STDERR_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
+                    if result > 0 {
+                        offset += result
+                    } else if result < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        return false
+                    }
+                }
+                return true
+            }
+        }
+        if !written { dropped.add(1, ordering: .relaxed) }
+    }
+}
+
 /// Writes one JSON object per line to stderr: `ts`, `level`, `label`, `msg` and the metadata,
 /// for log collectors (`--log-format json`).
 public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     private let label: String
-    private static let output = Mutex(FileHandle.standardError)
 
     public init(label: String) {
         self.label = label
@@ -31,6 +69,51 @@ public struct JSONLogHandler: LogHandler {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(fields) else { return }
-        Self.output.withLock { $0.write(data + Data("\n".utf8)) }
+        LogOutput.write(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// One readable line per event on stderr: `ts level label : key=value ... message`, with every
+/// control character escaped (`\n`, `\u{1B}`), so that text a client sent (a file name, a
+/// stream's `wav_name`) can never forge or break a log line.
+public struct TextLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    private let label: String
+
+    public init(label: String) {
+        self.label = label
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
+        let fields = merged.keys.sorted().map { "\(Self.escaped($0))=\(Self.escaped("\(merged[$0]!)"))" }.joined(separator: " ")
+        let time = Date.ISO8601FormatStyle(includingFractionalSeconds: false).format(Date())
+        LogOutput.write("\(time) \(event.level) \(label) :\(fields.isEmpty ? "" : " " + fields) \(Self.escaped("\(event.message)"))")
+    }
+
+    /// The text with control characters written as escapes.
+    static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            default:
+                if scalar.properties.generalCategory == .control {
+                    result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result
     }
 }

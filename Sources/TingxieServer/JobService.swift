@@ -32,9 +32,25 @@ struct JobService: Sendable {
         try uploads.checkDeclaredLength(request)
         let reservation = try store.gauge.reserve()
         defer { store.gauge.release(reservation) }
+        try checkFreeDisk(for: request.headers[.contentLength].flatMap { Int($0) } ?? 0)
         let upload = try await uploads.receive(request, reservation: reservation, maxFiles: maxFiles)
         do {
             try validate(upload)
+        } catch {
+            for file in upload.files { uploads.audio.remove(file.id) }
+            throw error
+        }
+        let owner = APIKeyMiddleware<BasicRequestContext>.owner(of: request, keys: configuration.apiKeys)
+        let jobs = try await queue(upload, reservation: reservation, batchID: batchID, fieldNames: fieldNames, owner: owner)
+        return (jobs, upload.fields)
+    }
+
+    /// Queues the received files as jobs under the reservation their request holds; on any
+    /// failure their audio is deleted and nothing is queued.
+    func queue(_ upload: ReceivedUpload, reservation: QueueGauge.Reservation, batchID: String? = nil,
+               fieldNames: FieldNames = FieldNames(), owner: String? = nil) async throws -> [Job] {
+        do {
+            try checkFreeDisk(for: 0)
             let given = upload.fields[fieldNames.hotwords]
             let hotwords = fieldNames.hotwordsArePrompt
                 ? given.map { Hotword.listText(Hotword.terms(inPrompt: $0)) }.flatMap { $0.isEmpty ? nil : $0 }
@@ -45,15 +61,22 @@ struct JobService: Sendable {
             let jobs = upload.files.map { file in
                 Job(id: file.id, batchID: batchID, filename: file.filename, bytes: file.bytes, durationS: file.durationS,
                     language: language, hotwords: hotwords, model: upload.fields[fieldNames.model],
-                    maxAttempts: configuration.maxAttempts, createdAt: now)
+                    maxAttempts: configuration.maxAttempts, createdAt: now, owner: owner)
             }
             try await store.enqueue(jobs, settling: reservation)
             pool.wake()
-            return (jobs, upload.fields)
+            return jobs
         } catch {
             for file in upload.files { uploads.audio.remove(file.id) }
             throw error
         }
+    }
+
+    /// Refuses work that would leave the data folder's disk with less than the configured
+    /// free space (`--min-free-disk-mb`): a full disk would fail every job and the store.
+    func checkFreeDisk(for bytes: Int) throws {
+        guard let free = uploads.audio.freeBytes(), free - bytes < configuration.minFreeDiskBytes else { return }
+        throw TingxieError(.insufficientStorage, "the server's disk is nearly full (\(free >> 20) MB free, \(configuration.minFreeDiskBytes >> 20) MB kept free); try again later")
     }
 
     /// The server transcribes one language (its model's); a request may name it or a variant.
@@ -88,12 +111,17 @@ struct JobService: Sendable {
         return after
     }
 
-    /// Waits until the job is finished, checking every 50 ms, for at most `timeout`.
+    /// Waits until the job is finished, checking every 50 ms, for at most `timeout`. When the
+    /// server shuts down, a job still queued will not run here before it stops: the wait ends
+    /// with a 503, so that HTTP can drain.
     func waitForResult(_ id: String, timeout: Duration) async throws -> Job {
         let deadline = ContinuousClock.now + timeout
         while true {
             let current = try await job(id)
             if current.status.isTerminal { return current }
+            if current.status == .queued, pool.isStopping {
+                throw TingxieError(.notReady, "the server is shutting down before job \(id) could run; try again shortly")
+            }
             guard ContinuousClock.now < deadline else {
                 throw TingxieError(.timeout, "job \(id) did not finish within \(Int(timeout.seconds)) s; it goes on: GET /v1/jobs/\(id)")
             }

@@ -48,17 +48,11 @@ struct JobsController<Context: RequestContext> {
             }
             return status
         }
-        let limit = try query["limit"].map { value in
-            guard let limit = Int(value), (1...500).contains(limit) else {
-                throw TingxieError(.invalidArgument, "limit must be a number from 1 to 500")
-            }
-            return limit
-        } ?? 50
-        let cursor = try query["cursor"].map { value in
-            guard let cursor = Int64(value) else { throw TingxieError(.invalidArgument, "cursor must be a value from next_cursor") }
-            return cursor
-        }
-        let page = try await service.store.list(status: status, limit: limit, cursor: cursor)
+        let limit = try query["limit"].map { try ClientNumber.integer($0, field: "limit", in: 1...500) } ?? 50
+        let cursor = try query["cursor"].map { Int64(try ClientNumber.integer($0, field: "cursor (a value from next_cursor)", in: 0...Int.max)) }
+        // With keys, each key holder sees only the jobs its key submitted.
+        let owner = APIKeyMiddleware<Context>.owner(of: request, keys: service.configuration.apiKeys)
+        let page = try await service.store.list(status: status, limit: limit, cursor: cursor, owner: owner)
         return JSONResponse.make(ListDTO(jobs: page.jobs.map(JobDTO.init), nextCursor: page.nextCursor.map(String.init)))
     }
 

@@ -11,9 +11,7 @@ struct OpenAIController<Context: RequestContext> {
     enum ResponseFormat: String { case json, text, srt, vtt, verboseJSON = "verbose_json" }
 
     func addRoutes(to router: Router<Context>) {
-        router.group("/v1/audio")
-            .add(middleware: ErrorMiddleware(style: .openAI, retryAfter: service.retryAfter))
-            .post("transcriptions", use: transcribe)
+        router.post("/v1/audio/transcriptions", use: transcribe)
     }
 
     @Sendable func transcribe(request: Request, context: Context) async throws -> Response {
@@ -25,6 +23,10 @@ struct OpenAIController<Context: RequestContext> {
                 throw TingxieError(.invalidArgument, "response_format \"\(name.prefix(20))\" is not one of json, text, srt, verbose_json, vtt")
             }
             format = requested
+            // Ignored (decoding is greedy), but still a number a client sent.
+            if let temperature = upload.fields["temperature"] {
+                _ = try ClientNumber.number(temperature, field: "temperature", in: 0...1)
+            }
             if let file = upload.files.first, file.durationS > limit {
                 throw TingxieError(.tooLarge, String(format: "the audio is %.0f s long; this endpoint transcribes up to %.0f s while the client waits. Submit longer files to POST /v1/jobs", file.durationS, limit))
             }

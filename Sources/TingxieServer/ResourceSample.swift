@@ -71,17 +71,41 @@ public struct SystemResources: ResourceSource {
             systemTotalBytes: Self.kilobytes("MemTotal:", in: "/proc/meminfo").map { $0 * 1024 },
             systemAvailableBytes: Self.kilobytes("MemAvailable:", in: "/proc/meminfo").map { $0 * 1024 }
         )
-        if let limit = Self.number(at: "/sys/fs/cgroup/memory.max") {
-            sample.cgroupLimitBytes = limit
-            sample.cgroupUsageBytes = Self.number(at: "/sys/fs/cgroup/memory.current")
-        } else if let limit = Self.number(at: "/sys/fs/cgroup/memory/memory.limit_in_bytes"), limit < 1 << 60 {
-            sample.cgroupLimitBytes = limit
-            sample.cgroupUsageBytes = Self.number(at: "/sys/fs/cgroup/memory/memory.usage_in_bytes")
+        if let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+           let memory = Self.cgroupMemory(membership: membership) {
+            sample.cgroupLimitBytes = memory.limit
+            sample.cgroupUsageBytes = memory.usage
         }
         if let nvidiaSMI {
             sample.gpus = await Self.gpus(nvidiaSMI)
         }
         return sample
+    }
+
+    /// The memory limit that binds this process and the usage it is measured against: the
+    /// tightest `memory.max` (v2) or `memory.limit_in_bytes` (v1) on the way from the process's
+    /// own cgroup (`/proc/self/cgroup`, as systemd's `MemoryMax` sets it) up to the root.
+    static func cgroupMemory(membership: String, root: String = "/sys/fs/cgroup") -> (limit: Int, usage: Int?)? {
+        let lines = membership.split(separator: "\n").map { $0.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false) }
+        let files: (base: String, limit: String, usage: String, path: Substring)
+        if let v1 = lines.first(where: { $0.count == 3 && $0[1].split(separator: ",").contains("memory") }) {
+            files = (root + "/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", v1[2])
+        } else if let v2 = lines.first(where: { $0.count == 3 && $0[0] == "0" && $0[1].isEmpty }) {
+            files = (root, "memory.max", "memory.current", v2[2])
+        } else {
+            return nil
+        }
+        var components = files.path.split(separator: "/").map(String.init).filter { $0 != ".." }
+        var best: (limit: Int, usage: Int?)?
+        while true {
+            let directory = ([files.base] + components).joined(separator: "/")
+            // v1 writes "no limit" as a huge number, v2 as `max`.
+            if let limit = number(at: directory + "/" + files.limit), limit < 1 << 60, limit < best?.limit ?? .max {
+                best = (limit, number(at: directory + "/" + files.usage))
+            }
+            guard !components.isEmpty else { return best }
+            components.removeLast()
+        }
     }
 
     /// `nvidia-smi --query-gpu`, at most 5 s; no GPUs when it fails.

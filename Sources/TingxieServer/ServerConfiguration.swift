@@ -42,6 +42,10 @@ public struct ServerConfiguration: Sendable {
     public var alertWebhook: URL?
     /// Live WebSocket streams served at once (each holds a thread while it runs).
     public var maxStreams: Int
+    /// Uploads that would leave less than this free on the data folder's disk are refused.
+    public var minFreeDiskBytes: Int
+    /// Finished jobs, their results and incidents are deleted this long after they ended.
+    public var retention: Duration
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: URL,
                 workers: WorkerPool.Configuration = WorkerPool.Configuration(), threadsPerWorker: Int = 1,
@@ -50,7 +54,8 @@ public struct ServerConfiguration: Sendable {
                 maxBatchFiles: Int = 100, maxFieldBytes: Int = 64 << 10, apiKeys: [String] = [],
                 corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60,
                 alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil,
-                maxStreams: Int = 4, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30)) {
+                maxStreams: Int = 4, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30),
+                minFreeDiskBytes: Int = 1 << 30, retention: Duration = .seconds(30 * 86_400)) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
@@ -72,5 +77,7 @@ public struct ServerConfiguration: Sendable {
         self.maxStreams = max(1, maxStreams)
         self.minUploadBytesPerSecond = max(0, minUploadBytesPerSecond)
         self.uploadRateGrace = uploadRateGrace
+        self.minFreeDiskBytes = max(0, minFreeDiskBytes)
+        self.retention = retention
     }
 }

@@ -98,6 +98,7 @@ public final class ServerMetrics: Sendable {
             set("gpu_memory_used", "bytes", "GPU memory in use", Double(gpu.usedBytes), labels: [("gpu", String(gpu.index))])
             set("gpu_memory_total", "bytes", "GPU memory", Double(gpu.totalBytes), labels: [("gpu", String(gpu.index))])
         }
+        set("log_lines_dropped", "", "Log lines that could not be written (the log's reader went away)", Double(LogOutput.droppedLines))
         for (alert, open) in levels.alerts {
             set("alert_open", "", "1 while the server's own monitor has this alert open", open ? 1 : 0, labels: [("alert", alert)])
         }

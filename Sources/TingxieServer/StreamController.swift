@@ -51,7 +51,8 @@ struct StreamController {
         var mode: String?
         var wav_name: String?
         var wav_format: String?
-        var audio_fs: Int?
+        /// Read as any JSON number, then checked as a whole sample rate.
+        var audio_fs: Double?
         var is_speaking: Bool?
         var hotwords: String?
         var itn: Bool?
@@ -59,22 +60,47 @@ struct StreamController {
 
     enum Mode: String { case offline, online, twoPass = "2pass" }
 
-    /// Browsers cannot set headers on a WebSocket, so the key may also come as `?api_key=`.
+    /// The key may come as `Authorization: Bearer`, as a subprotocol `tingxie-key.<key>` (what
+    /// browsers can send) or, for clients that can do neither (FunASR's), as `?api_key=` (which
+    /// proxies may log).
+    static func presentedKey(_ request: Request) -> String? {
+        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") { return String(header.dropFirst(7)) }
+        if let key = subprotocols(request).first(where: { $0.hasPrefix(keyProtocolPrefix) }) {
+            return String(key.dropFirst(keyProtocolPrefix.count))
+        }
+        return request.uri.queryParameters["api_key"].map(String.init)
+    }
+
+    static let keyProtocolPrefix = "tingxie-key."
+
+    static func subprotocols(_ request: Request) -> [String] {
+        request.headers[values: .secWebSocketProtocol].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
     private func authorized(_ request: Request) -> Bool {
         let keys = service.configuration.apiKeys
         guard !keys.isEmpty else { return true }
-        let header = request.headers[.authorization].map { String($0.dropFirst("Bearer ".count)) }
-        let key: String = header ?? request.uri.queryParameters["api_key"].map { String($0) } ?? ""
-        return APIKeyMiddleware<BasicWebSocketRequestContext>.matches(Array(key.utf8), keys.map { Array($0.utf8) })
+        return APIKeyMiddleware<BasicWebSocketRequestContext>.matches(Array((Self.presentedKey(request) ?? "").utf8), keys.map { Array($0.utf8) })
     }
 
     func addRoutes(to router: Router<BasicWebSocketRequestContext>) {
         router.ws("/v1/stream") { request, _ in
-            .upgrade([:])
+            // A browser that offers subprotocols needs one back: FunASR's `binary`, or ours.
+            let offered = Self.subprotocols(request)
+            let chosen = ["binary", "tingxie"].first(where: offered.contains)
+            return .upgrade(chosen.map { [.secWebSocketProtocol: $0] } ?? [:])
         } onUpgrade: { inbound, outbound, context in
-            let session = StreamSession(controller: self, outbound: outbound, logger: context.logger)
+            let keys = service.configuration.apiKeys
+            let owner = keys.isEmpty ? nil : Self.presentedKey(context.request).map(APIKeyMiddleware<BasicRequestContext>.owner(ofKey:))
+            let session = StreamSession(controller: self, outbound: outbound, logger: context.logger, owner: owner)
             guard authorized(context.request) else {
-                try await session.fail(TingxieError(.unauthorized, "this server needs an API key: send Authorization: Bearer <key> or ?api_key=<key>"))
+                try await session.fail(TingxieError(.unauthorized, "this server needs an API key: send Authorization: Bearer <key>, the subprotocol tingxie-key.<key>, or ?api_key=<key>"))
+                return
+            }
+            if let origin = context.request.headers[.origin],
+               !OriginPolicy(allowed: service.configuration.corsOrigins).allows(origin: origin, host: context.request.head.authority) {
+                try await session.fail(TingxieError(.forbidden, "streams from the web page at \(origin.prefix(100)) are not allowed; add it with --cors-origin"))
                 return
             }
             guard active.enter() else {
@@ -82,7 +108,7 @@ struct StreamController {
                 return
             }
             defer { active.leave() }
-            try await session.run(inbound.messages(maxSize: 16 << 20))
+            try await session.runWatched(inbound.messages(maxSize: 16 << 20))
         }
     }
 }
@@ -114,24 +140,68 @@ private struct StreamSession {
     let controller: StreamController
     let outbound: WebSocketOutboundWriter
     let logger: Logger
+    /// Whose jobs an offline stream makes (its key's hash).
+    let owner: String?
+    let activity = Activity()
     var service: JobService { controller.service }
+
+    /// When the client last sent something, and whether the server is the one keeping it
+    /// waiting (recognition behind, the result being made), which is never the client's idling.
+    final class Activity: Sendable {
+        private let last = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+        private let busy = Atomic<Int>(0)
+
+        func touch() { last.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
+
+        /// Runs `body` as server-side work: the idle clock does not run meanwhile.
+        func serverWork<T>(_ body: () async throws -> T) async rethrows -> T {
+            busy.add(1, ordering: .relaxed)
+            defer {
+                busy.subtract(1, ordering: .relaxed)
+                touch()
+            }
+            return try await body()
+        }
+
+        func idleSeconds() -> Double {
+            guard busy.load(ordering: .relaxed) == 0 else { return 0 }
+            return Double(DispatchTime.now().uptimeNanoseconds - last.load(ordering: .relaxed)) / 1e9
+        }
+    }
+
+    /// Runs the conversation; a client that sends nothing for the idle timeout (while the
+    /// server waits for it) gets a `request_timeout` error and is closed.
+    func runWatched(_ messages: WebSocketInboundMessageStream) async throws {
+        let timeout = Double(service.configuration.idleTimeoutSeconds)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await run(messages) }
+            group.addTask {
+                while activity.idleSeconds() < timeout {
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                try await fail(TingxieError(.requestTimeout, String(format: "nothing arrived for %.0f s; the stream is closed", timeout)))
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
 
     func run(_ messages: WebSocketInboundMessageStream) async throws {
         var iterator = messages.makeAsyncIterator()
         guard case .text(let text)? = try await iterator.next() else {
             return try await fail(TingxieError(.invalidArgument, "the first message must be a JSON text message with the stream's config"))
         }
+        activity.touch()
         let config: StreamController.Config
         let mode: StreamController.Mode
+        let rate: Int
         do {
             config = try JSONDecoder().decode(StreamController.Config.self, from: Data(text.utf8))
             guard let parsed = StreamController.Mode(rawValue: config.mode ?? "offline") else {
                 throw TingxieError(.invalidArgument, "mode must be offline, online or 2pass")
             }
             mode = parsed
-            guard (8000...48_000).contains(config.audio_fs ?? modelSampleRate) else {
-                throw TingxieError(.invalidArgument, "audio_fs must be a sample rate from 8000 to 48000")
-            }
+            rate = try config.audio_fs.map { try ClientNumber.integer($0, field: "audio_fs", in: 8000...48_000) } ?? modelSampleRate
             if mode != .offline, (config.wav_format ?? "pcm") != "pcm" {
                 throw TingxieError(.invalidArgument, "\(mode.rawValue) mode takes PCM only (wav_format \"pcm\")")
             }
@@ -140,41 +210,50 @@ private struct StreamSession {
         } catch {
             return try await fail(TingxieError(.invalidArgument, "the config is not valid JSON: \(text.prefix(80))"))
         }
-        let hotwords: HotwordMatcher?
+        let hotwords = StreamController.hotwordList(config.hotwords)
+        let matcher: HotwordMatcher?
         do {
-            hotwords = try service.engine.matcher(for: StreamController.hotwordList(config.hotwords))
+            matcher = try service.engine.matcher(for: hotwords)
         } catch let error as TingxieError {
             return try await fail(error)
         }
         logger.info("stream started", metadata: ["mode": "\(mode.rawValue)", "wav_name": "\(config.wav_name ?? "")"])
         do {
             if mode == .offline {
-                try await offline(&iterator, config: config, hotwords: hotwords)
+                try await offline(&iterator, config: config, rate: rate, hotwords: hotwords)
             } else {
-                try await live(&iterator, config: config, mode: mode, hotwords: hotwords)
+                try await live(&iterator, config: config, rate: rate, mode: mode, hotwords: matcher)
             }
         } catch let error as TingxieError {
             try await fail(error, mode: mode.rawValue, name: config.wav_name)
         }
     }
 
-    // MARK: Offline: collect, then transcribe once
+    // MARK: Offline: collect, then transcribe as a job
 
+    /// The audio is stored and queued as a job, with the admission, limits, timeout and retries
+    /// of every upload: its place in the queue is taken before any audio is read, and a client
+    /// that leaves before the result cancels the job.
     private func offline(_ iterator: inout WebSocketInboundMessageStream.AsyncIterator, config: StreamController.Config,
-                         hotwords: HotwordMatcher?) async throws {
+                         rate: Int, hotwords: String?) async throws {
+        let gauge = service.store.gauge
+        let reservation = try gauge.reserve()
+        defer { gauge.release(reservation) }
         let id = Job.newID()
         let audio = service.uploads.audio
         let url = audio.partialURL(for: id)
-        defer { audio.remove(id) }
+        var queued = false
+        defer { if !queued { audio.remove(id) } }
         let format = config.wav_format ?? "pcm"
-        let rate = config.audio_fs ?? modelSampleRate
         var budget = ByteBudget(limit: service.configuration.maxUploadBytes)
         let tooLarge = service.uploads.tooLarge("stream")
         let maxSeconds = service.configuration.maxDurationSeconds
         let writer = format == "pcm" ? try WAVWriter(url: url, sampleRate: rate) : nil
-        let file: FileHandle? = format == "pcm" ? nil : try Self.create(url)
+        let file: FileHandle? = format == "pcm" ? nil : try audio.createPartial(for: id)
         defer { try? file?.close() }
-        while let message = try await iterator.next() {
+        var ended = false
+        receiving: while let message = try await iterator.next() {
+            activity.touch()
             switch message {
             case .binary(let buffer):
                 try budget.spend(buffer.readableBytes, or: tooLarge)
@@ -187,16 +266,54 @@ private struct StreamSession {
                     try file?.write(contentsOf: Data(buffer.readableBytesView))
                 }
             case .text(let text):
-                guard Self.isEnd(text) else { continue }
-                try writer?.finish()
-                try file?.close()
-                let duration = try await service.uploads.threadPool.runIfActive { try AudioDecoder.duration(of: url) } ?? 0
-                guard duration <= maxSeconds else {
-                    throw TingxieError(.tooLarge, String(format: "the audio is %.0f s long; this server accepts at most %.0f s", duration, maxSeconds))
+                if Self.isEnd(text) {
+                    ended = true
+                    break receiving
                 }
-                let transcript = duration > 0 ? try await service.engine.pipeline.transcribe(url, hotwords: hotwords) : nil
-                try await send(Self.offlineMessage(transcript, name: config.wav_name))
-                return
+            }
+        }
+        // A client that left before its end flag wants nothing more.
+        guard ended else { return }
+        try writer?.finish()
+        try file?.close()
+        var upload = ReceivedUpload(files: [.init(id: id, filename: UploadReceiver.displayName(config.wav_name), bytes: budget.spent, durationS: 0)],
+                                    fields: hotwords.map { ["hotwords": $0] } ?? [:])
+        guard budget.spent > 0 else {
+            return try await send(Self.offlineMessage(nil, name: config.wav_name))
+        }
+        try await activity.serverWork {
+            try await service.uploads.measure(&upload, reservation: reservation)
+            try audio.commit(id)
+            queued = true
+            let job = try await service.queue(upload, reservation: reservation, owner: owner)[0]
+            try await answer(job, config: config, whileReading: &iterator)
+        }
+    }
+
+    /// Sends the job's result (or its error) when it is done, then closes; meanwhile the socket
+    /// is read, and a client that goes away first cancels the job: nobody will collect it.
+    private func answer(_ job: Job, config: StreamController.Config,
+                        whileReading iterator: inout WebSocketInboundMessageStream.AsyncIterator) async throws {
+        let timeout = service.configuration.workers.timeout(for: job) + .seconds(600)
+        let answered = Flag()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    let finished = try await service.waitForResult(job.id, timeout: timeout)
+                    if finished.status == .failed, let error = finished.error { throw error }
+                    try await send(Self.offlineMessage(try await service.transcript(of: finished), name: config.wav_name))
+                    answered.value.store(true, ordering: .relaxed)
+                    try await outbound.close(.normalClosure, reason: nil)
+                } catch let error as TingxieError {
+                    answered.value.store(true, ordering: .relaxed)
+                    try await fail(error, mode: "offline", name: config.wav_name)
+                }
+            }
+            while try await iterator.next() != nil {}
+            if !answered.value.load(ordering: .relaxed) {
+                logger.info("stream client left before its result; job canceled", metadata: ["job": "\(job.id)"])
+                _ = try? await service.cancel(job.id)
+                group.cancelAll()
             }
         }
     }
@@ -204,12 +321,12 @@ private struct StreamSession {
     // MARK: Live: VAD on the incoming audio, a message per sentence
 
     private func live(_ iterator: inout WebSocketInboundMessageStream.AsyncIterator, config: StreamController.Config,
-                      mode: StreamController.Mode, hotwords: HotwordMatcher?) async throws {
-        let source = PushedAudioSource(sampleRate: config.audio_fs ?? modelSampleRate)
+                      rate: Int, mode: StreamController.Mode, hotwords: HotwordMatcher?) async throws {
+        let source = PushedAudioSource(sampleRate: rate)
         let pipeline = try service.engine.pipeline.with(configuration: .init(
             language: service.configuration.language, mergeTargetSeconds: 0, maxSpeechSeconds: StreamController.liveMaxSpeechSeconds))
         let (segments, segmentSink) = AsyncStream.makeStream(of: Transcript.Segment.self)
-        let canceled = CancelFlag()
+        let canceled = Flag()
         let label = mode == .online ? "online" : "2pass-offline"
         let maxSeconds = service.configuration.maxDurationSeconds
         var budget = ByteBudget(limit: service.configuration.maxUploadBytes)
@@ -231,29 +348,42 @@ private struct StreamSession {
                 }
                 return nil
             }
+            func stop() {
+                canceled.value.store(true, ordering: .relaxed)
+                source.end()
+                group.cancelAll()
+            }
+            var ended = false
             do {
                 receiving: while let message = try await iterator.next() {
+                    activity.touch()
                     switch message {
                     case .binary(let buffer):
                         try budget.spend(buffer.readableBytes, or: tooLarge)
-                        source.push(Self.samples(buffer))
+                        // Waits while recognition is behind: the socket is not read meanwhile.
+                        await activity.serverWork { await source.push(Self.samples(buffer)) }
                         guard source.pushedSeconds <= maxSeconds else {
                             throw TingxieError(.tooLarge, String(format: "the stream is longer than this server's limit of %.0f s", maxSeconds))
                         }
                     case .text(let text):
-                        if Self.isEnd(text) { break receiving }
+                        if Self.isEnd(text) {
+                            ended = true
+                            break receiving
+                        }
                     }
                 }
             } catch {
-                canceled.value.store(true, ordering: .relaxed)
-                source.end()
-                group.cancelAll()
+                stop()
                 throw error
             }
+            // A client that left before its end flag wants nothing more: stop its work.
+            guard ended else { return stop() }
             source.end()
             var transcript: Transcript?
-            while let result = try await group.next() {
-                if let result { transcript = result }
+            try await activity.serverWork {
+                while let result = try await group.next() {
+                    if let result { transcript = result }
+                }
             }
             try await send(["mode": label, "wav_name": config.wav_name ?? "", "text": transcript?.text ?? "",
                             "is_final": true])
@@ -261,13 +391,6 @@ private struct StreamSession {
     }
 
     // MARK: Messages
-
-    private static func create(_ url: URL) throws -> FileHandle {
-        guard FileManager.default.createFile(atPath: url.path, contents: nil), let handle = FileHandle(forWritingAtPath: url.path) else {
-            throw TingxieError(.ioError, "cannot store the stream")
-        }
-        return handle
-    }
 
     private static func isEnd(_ text: String) -> Bool {
         (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["is_speaking"] as? Bool == false
@@ -333,7 +456,7 @@ private struct StreamSession {
     }
 }
 
-/// A cancellation flag that can be handed to the blocking pipeline.
-private final class CancelFlag: Sendable {
+/// A flag tasks share: a cancellation flag that can be handed to the blocking pipeline, say.
+private final class Flag: Sendable {
     let value = Atomic<Bool>(false)
 }

@@ -27,17 +27,9 @@ struct SystemController<Context: RequestContext> {
     @Sendable func incidents(request: Request, context: Context) async throws -> Response {
         let query = request.uri.queryParameters
         let since = try query["since"].map { value in
-            guard let duration = Duration(parsing: String(value)) else {
-                throw TingxieError(.invalidArgument, "since must be a duration such as 30m, 24h or 7d")
-            }
-            return Date().addingTimeInterval(-duration.seconds)
+            Date().addingTimeInterval(-(try ClientNumber.duration(value, field: "since", upTo: Duration.longestParsed)).seconds)
         }
-        let limit = try query["limit"].map { value in
-            guard let limit = Int(value), (1...1000).contains(limit) else {
-                throw TingxieError(.invalidArgument, "limit must be a number from 1 to 1000")
-            }
-            return limit
-        } ?? 100
+        let limit = try query["limit"].map { try ClientNumber.integer($0, field: "limit", in: 1...1000) } ?? 100
         let incidents = try await service.store.incidents(since: since, limit: limit)
         return JSONResponse.text(IncidentReport.json(incidents), contentType: "application/json")
     }

@@ -31,7 +31,8 @@ struct UploadReceiver: Sendable {
 
     /// Refuses, from the headers alone, a body that says it is too large.
     func checkDeclaredLength(_ request: Request) throws {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxUploadBytes {
+        if let declared = request.headers[.contentLength],
+           try ClientNumber.integer(declared, field: "Content-Length", in: 0...Int.max) > configuration.maxUploadBytes {
             throw tooLarge()
         }
     }
@@ -94,6 +95,12 @@ struct UploadReceiver: Sendable {
         guard !upload.files.isEmpty else {
             throw TingxieError(.invalidArgument, "the form has no \"file\" field")
         }
+        try await measure(&upload, reservation: reservation)
+    }
+
+    /// Probes each received file, checks it against the limits and adds its duration to the
+    /// reservation.
+    func measure(_ upload: inout ReceivedUpload, reservation: QueueGauge.Reservation) async throws {
         for index in upload.files.indices {
             let duration = try await probe(upload.files[index])
             upload.files[index].durationS = duration
@@ -104,11 +111,7 @@ struct UploadReceiver: Sendable {
     /// Writes one file's chunks to its partial path; returns its size.
     private func store(id: String, budget: inout ByteBudget,
                        next: () async throws -> ArraySlice<UInt8>?) async throws -> Int {
-        let url = audio.partialURL(for: id)
-        guard FileManager.default.createFile(atPath: url.path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: url.path) else {
-            throw TingxieError(.ioError, "cannot store the upload")
-        }
+        let handle = try audio.createPartial(for: id)
         defer { try? handle.close() }
         var bytes = 0
         while let chunk = try await next() {
@@ -179,7 +182,12 @@ struct ByteBudget {
 
 extension TingxieError {
     /// The error with the stored file's name (its generated id) replaced by the client's name for it.
+    /// The full path goes first (ffmpeg says `file:/…/uploads/ID.part`), so that no server path
+    /// is ever shown to a client.
     func naming(_ stored: URL, as name: String) -> TingxieError {
-        TingxieError(code, message.replacingOccurrences(of: stored.lastPathComponent, with: name))
+        TingxieError(code, message
+            .replacingOccurrences(of: "file:" + stored.path, with: name)
+            .replacingOccurrences(of: stored.path, with: name)
+            .replacingOccurrences(of: stored.lastPathComponent, with: name))
     }
 }

@@ -35,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json.") var logFormat: String?
     @Option(help: "Uploads slower than this many bytes/s on average are cut off with a 408 (default 8192).") var minUploadRate: Int?
     @Option(help: "Seconds before the upload rate is checked (default 30).") var uploadRateGrace: Double?
+    @Option(help: "Refuse uploads that would leave less than this many MB free on the data folder's disk (default 1024).") var minFreeDiskMb: Int?
+    @Option(help: "Days finished jobs, their transcripts and incidents are kept (default 30).") var retentionDays: Double?
     @Option(help: "POST alerts as JSON to this URL.") var alertWebhook: String?
     @Option(help: "Memory use (0-1) that opens the memory alert and stops workers claiming jobs (default 0.9).") var alertMemory: Double?
     @Option(help: "GPU memory use (0-1) that opens the GPU alert (default 0.9).") var alertGpuMemory: Double?
@@ -49,8 +51,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let format = setting(logFormat, "LOG_FORMAT") ?? "text"
+        LogOutput.ignoreBrokenPipes()
+        // The job store, its journal and every upload are readable by this user only.
+        umask(0o077)
         LoggingSystem.bootstrap { label in
-            format == "json" ? JSONLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
+            format == "json" ? JSONLogHandler(label: label) as any LogHandler : TextLogHandler(label: label)
         }
         let logger = Logger(label: "tingxie")
         let configuration = try await serverConfiguration()
@@ -68,7 +73,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("hotwords are unavailable: \(error)")
             lexicon = nil
         }
-        let app = try buildApplication(
+        let app = try buildServer(
             configuration: configuration,
             engine: try model.serverEngine(recognizer: recognizer, threadPool: threadPool, lexicon: lexicon, hotwords: hotwords),
             logger: logger
@@ -142,8 +147,16 @@ struct ServeCommand: AsyncParsableCommand {
             alerts: alerts,
             alertWebhook: webhook,
             minUploadBytesPerSecond: try option(minUploadRate, "MIN_UPLOAD_RATE") ?? defaults.minUploadBytesPerSecond,
-            uploadRateGrace: try option(uploadRateGrace, "UPLOAD_RATE_GRACE").map { .seconds($0) } ?? defaults.uploadRateGrace
+            uploadRateGrace: try option(uploadRateGrace, "UPLOAD_RATE_GRACE").map { .seconds($0) } ?? defaults.uploadRateGrace,
+            minFreeDiskBytes: try option(minFreeDiskMb, "MIN_FREE_DISK_MB").map { $0 << 20 } ?? defaults.minFreeDiskBytes,
+            retention: try retention()
         )
+    }
+
+    private func retention() throws -> Duration {
+        guard let days: Double = try option(retentionDays, "RETENTION_DAYS") else { return .seconds(30 * 86_400) }
+        guard days > 0, days <= 36_500 else { throw ValidationError("--retention-days must be more than 0 and at most 36500") }
+        return .seconds(days * 86_400)
     }
 
     /// One worker per `threadsPerWorker` cores (two jobs of one thread beat one job of two by

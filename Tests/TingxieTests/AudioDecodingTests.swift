@@ -98,12 +98,65 @@ import TingxiePipeline
         #expect(error.message.contains("truncated"))
     }
 
-    /// Real encoder output cut in half: a clear error, never half a transcript presented as whole.
+    /// Real encoder output cut in half: a clear error, or, where the decoder finishes without
+    /// one, the audio that is there (never more, never a crash).
     @Test(.enabled(if: TestData.corpus != nil, TestData.skipReason), arguments: ["mp3", "flac", "m4a"])
-    func truncatedCompressedFilesAreErrors(_ format: String) throws {
-        let original = try Data(contentsOf: try #require(TestData.corpus).appendingPathComponent("formats/003.\(format)"))
-        let error = try #require(throws: TingxieError.self) { try decode(original.prefix(original.count / 2)) }
-        #expect([.invalidAudio, .unsupportedFormat, .decodeError].contains(error.code), "\(error.message)")
+    func truncatedCompressedFilesGiveWhatIsThereOrAClearError(_ format: String) throws {
+        let corpus = try #require(TestData.corpus)
+        let whole = try TestData.samples(corpus.appendingPathComponent("003.wav")).count
+        let original = try Data(contentsOf: corpus.appendingPathComponent("formats/003.\(format)"))
+        do {
+            let decoded = try decode(original.prefix(original.count / 2)).count
+            #expect(decoded > 0 && decoded < whole * 3 / 4, "\(format): \(decoded) of \(whole) samples")
+        } catch let error as TingxieError {
+            #expect([.invalidAudio, .unsupportedFormat, .decodeError].contains(error.code), "\(error.message)")
+        }
+    }
+
+    /// A VBR MP3 without a Xing header only lets ffprobe estimate its length from the first
+    /// frames' bitrate; the decoder's length is the truth, so the whole file is decoded.
+    @Test(.enabled(if: TestData.corpus != nil, TestData.skipReason))
+    func aVBRMP3WithoutAXingHeaderDecodesWhole() throws {
+        let corpus = try #require(TestData.corpus)
+        let directory = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Silence first (few bits a frame), then speech: the estimate from the start is far off.
+        let silence = [Float](repeating: 0, count: 16_000 * 20)
+        let speech = try (1...6).flatMap { try TestData.samples(corpus.appendingPathComponent(String(format: "%03d.wav", $0))) }
+        let wav = directory.appendingPathComponent("input.wav")
+        let writer = try WAVWriter(url: wav)
+        try writer.append(silence + speech)
+        try writer.finish()
+        let mp3 = directory.appendingPathComponent("vbr.mp3")
+        try Subprocess.run("ffmpeg", ["-v", "error", "-i", wav.path, "-c:a", "libmp3lame", "-q:a", "0", "-write_xing", "0", mp3.path],
+                           limits: SubprocessLimits())
+        let probed = try #require(try FFmpegSource.probe(mp3).duration)
+        let expected = Double(silence.count + speech.count) / 16_000
+        let decoded = try AudioDecoder.open(mp3).readAll()
+        print(String(format: "VBR MP3 without Xing: %.1f s of audio, ffprobe estimates %.1f s, %.1f s decoded", expected, probed, Double(decoded.count) / 16_000))
+        #expect(abs(probed - expected) > 2, "the estimate should be off for this test to mean anything")
+        #expect(abs(Double(decoded.count) / 16_000 - expected) < 0.5)
+    }
+
+    /// A Matroska file whose header says 5 s over two minutes of audio: ffmpeg stops a little
+    /// after what the file said (1.5 x 5 s + 60 s), never decoding what it hid.
+    @Test func decodingStopsNotFarPastTheProbedDuration() throws {
+        let directory = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let honest = directory.appendingPathComponent("honest.mka")
+        try Subprocess.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=16000:duration=125",
+                                      "-c:a", "pcm_s16le", honest.path], limits: SubprocessLimits())
+        // The Segment's Duration element (ID 0x4489, an 8-byte float in milliseconds) -> 5000.
+        var bytes = [UInt8](try Data(contentsOf: honest))
+        let at = try #require((0..<(bytes.count - 11)).first { bytes[$0] == 0x44 && bytes[$0 + 1] == 0x89 && bytes[$0 + 2] == 0x88 })
+        bytes.replaceSubrange((at + 3)..<(at + 11), with: withUnsafeBytes(of: (5000.0).bitPattern.bigEndian, Array.init))
+        let lying = directory.appendingPathComponent("lying.mka")
+        try Data(bytes).write(to: lying)
+        let probed = try #require(try FFmpegSource.probe(lying).duration)
+        let decoded = Double(try AudioDecoder.open(lying).readAll().count) / 16_000
+        print(String(format: "Matroska claiming %.1f s over 125 s of audio: %.1f s decoded", probed, decoded))
+        #expect(probed == 5)
+        #expect(decoded <= probed * 1.5 + 61)
     }
 
     @Test func validHeaderWithoutFramesDecodesToNothing() throws {
@@ -113,6 +166,8 @@ import TingxiePipeline
     @Test(arguments: [
         ("zero channels", WAVFixture.file([0.1], sampleRate: 16_000, channels: 0), TingxieError.Code.invalidAudio),
         ("zero sample rate", WAVFixture.file([0.1], sampleRate: 0), .invalidAudio),
+        ("767999 Hz", WAVFixture.file([0.1], sampleRate: 767_999), .invalidAudio),
+        ("384001 Hz", WAVFixture.file([0.1], sampleRate: 384_001), .invalidAudio),
         ("absurd block size", WAVFixture.file([0.1], sampleRate: 16_000, blockAlignOverride: 60_000), .invalidAudio),
         ("12-bit PCM", WAVFixture.file([], sampleRate: 16_000, bits: 12), .unsupportedFormat),
         ("empty file", Data(), .invalidAudio),

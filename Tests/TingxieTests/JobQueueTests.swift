@@ -250,28 +250,6 @@ struct QueueFixture {
         #expect(try await fixture.store.job(id: poison.id)?.error?.message.contains("gave up after 1 attempts") == true)
     }
 
-    @Test func audioNoJobWaitsForIsRemovedAtStart() async throws {
-        let fixture = try QueueFixture()
-        defer { fixture.remove() }
-        let queued = try await fixture.add()
-        let canceled = try await fixture.add()
-        _ = try await fixture.store.cancel(id: canceled.id)
-        let orphan = Job.newID(), recentOrphan = Job.newID()
-        for id in [orphan, recentOrphan] {
-            FileManager.default.createFile(atPath: fixture.audio.url(for: id).path, contents: Data([0]))
-        }
-        for id in [queued.id, canceled.id, orphan] {
-            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-7200)],
-                                                  ofItemAtPath: fixture.audio.url(for: id).path)
-        }
-        try await fixture.run(ScriptedProcessor { _ in .hang }, .init(workers: 0)) {
-            !FileManager.default.fileExists(atPath: fixture.audio.url(for: orphan).path)
-        }
-        let exists = { (id: String) in FileManager.default.fileExists(atPath: fixture.audio.url(for: id).path) }
-        #expect(exists(queued.id) && exists(recentOrphan))
-        #expect(!exists(canceled.id) && !exists(orphan))
-    }
-
     @Test func alertsLeftOpenByAPreviousProcessAreClosedAtStart() async throws {
         let fixture = try QueueFixture()
         defer { fixture.remove() }

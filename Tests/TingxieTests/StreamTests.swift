@@ -30,6 +30,20 @@ struct StreamClient {
         return data
     }
 
+    /// Sends `config` and the end flag; the first text answer goes to `received`.
+    func send(config: String, into received: Inbox) async throws {
+        var logger = Logger(label: "ws-test")
+        logger.logLevel = .error
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/stream", logger: logger) { inbound, outbound, _ in
+            try await outbound.write(.text(config))
+            try await outbound.write(.text(#"{"is_speaking": false}"#))
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                if case .text(let text) = message { received.texts.withLock { $0.append(text) } }
+                break
+            }
+        }
+    }
+
     /// Runs one conversation. `beforeEnd` is awaited after the audio and before the end flag.
     func converse(first: WebSocketOutboundWriter.OutboundFrame, audio: Data = Data(), chunkBytes: Int = 3200,
                   beforeEnd: @escaping @Sendable (Inbox) async throws -> Void = { _ in }) async throws -> [[String: Any]] {

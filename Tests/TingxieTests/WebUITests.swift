@@ -5,18 +5,21 @@ import TingxieText
 
 /// The web UI in a real headless Chromium (Debian's chromium and chromium-driver, Selenium from
 /// PyPI), against the real server with Whisper base. Screenshots go to test-output/webui/.
-@Suite struct WebUITests {
+@Suite(.serialized) struct WebUITests {
     static let available = TestData.realModelsAvailable
         && FileManager.default.isExecutableFile(atPath: "/usr/bin/chromedriver")
         && FileManager.default.fileExists(atPath: TestData.pythonTools.appendingPathComponent("selenium").path)
 
-    @Test(.enabled(if: available, "needs the real models, chromium and chromium-driver, and selenium from scripts/setup --test; run `make test`"))
-    func everyTabWorksInABrowser() async throws {
+    /// Without and with an API key: with one, the page opens, asks for the key, and then works
+    /// the same (the live tab sends it as a WebSocket subprotocol).
+    @Test(.enabled(if: available, "needs the real models, chromium and chromium-driver, and selenium from scripts/setup --test; run `make test`"),
+          arguments: [nil, "ui-test-key"] as [String?])
+    func everyTabWorksInABrowser(key: String?) async throws {
         let root = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
         let corpus = try #require(TestData.corpus)
         let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.whisperBase),
-                                             arguments: ["--max-duration", "20"])
+                                             arguments: ["--max-duration", "20"] + (key.map { ["--api-key", $0] } ?? []))
         // 30 s of audio, over the server's 20 s limit.
         let long = root.appendingPathComponent("long.wav")
         let longWriter = try WAVWriter(url: long)
@@ -27,16 +30,17 @@ import TingxieText
         let micWriter = try WAVWriter(url: microphone)
         try micWriter.append(try TestData.samples(corpus.appendingPathComponent("001.wav")) + [Float](repeating: 0, count: 24_000))
         try micWriter.finish()
-        let screenshots = TestData.projectRoot.appendingPathComponent("test-output/webui")
+        let screenshots = TestData.projectRoot.appendingPathComponent(key == nil ? "test-output/webui" : "test-output/webui-key")
 
         let hotwordCorpus = try #require(TestData.root).appendingPathComponent("corpus/zh-tts-hotwords")
         let (_, data) = try runPythonFixture("webui_test.py", [server.baseURL, corpus.path, hotwordCorpus.appendingPathComponent("004.wav").path,
-                                                               "涠洲岛", long.path, microphone.path, screenshots.path])
+                                                               "涠洲岛", long.path, microphone.path, screenshots.path] + (key.map { [$0] } ?? []))
         let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(String(decoding: data, as: UTF8.self))")
         #expect(results["error"] == nil, "\(results["error"] ?? "")")
         print("web UI: screenshots in \(screenshots.path)")
 
         #expect(results["tabs"] as? [String] == ["单文件识别", "批量处理", "实时录音", "系统信息"])
+        #expect(results["asked_for_key"] as? Bool == (key == nil ? nil : true))
         let expected = try TestData.transcripts(corpus)
         let single = (results["single"] as? [String] ?? []).joined()
         let sentence = try TestData.transcripts(hotwordCorpus).first { $0.id == "004" }!.text

@@ -543,8 +543,9 @@ async function startLive() {
     return;
   }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = state.key ? "?api_key=" + encodeURIComponent(state.key) : "";
-  const socket = new WebSocket(`${scheme}//${location.host}/v1/stream${query}`);
+  // Browsers cannot set headers on a WebSocket: the key travels as a subprotocol, never in the URL.
+  const protocols = state.key ? ["tingxie", "tingxie-key." + state.key] : [];
+  const socket = new WebSocket(`${scheme}//${location.host}/v1/stream`, protocols);
   live.socket = socket;
   socket.binaryType = "arraybuffer";
   socket.onopen = async () => {

@@ -1,8 +1,9 @@
 """Drives Tingxie's web UI in headless Chromium and reports what a user would see.
 
-usage: webui_test.py BASE_URL CORPUS_DIR HOTWORD_WAV HOTWORD LONG_WAV MICROPHONE_WAV SCREENSHOT_DIR
+usage: webui_test.py BASE_URL CORPUS_DIR HOTWORD_WAV HOTWORD LONG_WAV MICROPHONE_WAV SCREENSHOT_DIR [API_KEY]
 HOTWORD_WAV is transcribed on the single-file tab with HOTWORD; MICROPHONE_WAV is what
-Chromium's fake microphone plays, in a loop.
+Chromium's fake microphone plays, in a loop. With API_KEY (a server started with it), the page
+must ask for the key first; it is typed into the dialog as a user would.
 Prints one JSON object; the Swift test makes the assertions. Every wait is bounded.
 """
 import json
@@ -16,6 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 base, corpus, hotword_wav, hotword, long_wav, microphone, shots = sys.argv[1:8]
+key = sys.argv[8] if len(sys.argv) > 8 else None
 hotword_wav, long_wav, microphone = map(os.path.abspath, (hotword_wav, long_wav, microphone))
 os.makedirs(shots, exist_ok=True)
 speech = [os.path.abspath(os.path.join(corpus, name)) for name in ("001.wav", "002.wav", "003.wav")]
@@ -51,7 +53,8 @@ def tab(name):
 
 
 def job_count():
-    with urllib.request.urlopen(base + "/v1/jobs?limit=500") as response:
+    request = urllib.request.Request(base + "/v1/jobs?limit=500", headers={"Authorization": f"Bearer {key}"} if key else {})
+    with urllib.request.urlopen(request) as response:
         return len(json.load(response)["jobs"])
 
 
@@ -59,6 +62,14 @@ try:
     driver.get(base + "/")
     results["title"] = driver.title
     results["tabs"] = read("nav button")
+    if key:
+        # The page opens without a key and asks for one as soon as the API refuses it.
+        wait(15, lambda: driver.execute_script("return document.getElementById('key-dialog').open"))
+        results["asked_for_key"] = True
+        driver.save_screenshot(os.path.join(shots, "0-key.png"))
+        driver.find_element(By.ID, "key-input").send_keys(key)
+        driver.find_element(By.CSS_SELECTOR, '#key-dialog button[value="save"]').click()
+        driver.get_log("browser")  # the refusals that made the page ask are expected
 
     # Single file with a hotword: upload, progress, timed segments, the hotword marked.
     wait(15, lambda: driver.find_element(By.ID, "single-limits").text != "")
