@@ -5,6 +5,7 @@ import Synchronization
 import TingxieAudio
 import TingxieCore
 import TingxiePipeline
+import TingxieServer
 import TingxieText
 
 /// Prints the figures of docs/performance.md: RTF and peak memory of `tingxie transcribe` on the
@@ -33,14 +34,23 @@ struct BenchCommand: AsyncParsableCommand {
     var hotwordsFile: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case corpus, long, overhead, server
+        case corpus, long, overhead, server, flood
     }
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all).")
-    var sections: [Section] = Section.allCases
+    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood).")
+    var sections: [Section] = [.corpus, .long, .overhead, .server]
+
+    @Option(name: .long, help: "Minutes of audio each stream-flood client pushes (section flood).")
+    var floodMinutes: Double = 60
+
+    @Option(name: .long, help: "Stream-flood clients (section flood).")
+    var floodClients: Int = 4
 
     func validate() throws {
         guard (1...20).contains(runs) else { throw ValidationError("--runs must be between 1 and 20") }
+        guard floodMinutes > 0, floodMinutes <= 600, (1...4).contains(floodClients) else {
+            throw ValidationError("--flood-minutes takes 0 to 600 and --flood-clients 1 to 4 (the server's stream limit)")
+        }
         guard !minutes.isEmpty, minutes.allSatisfy({ (1...600).contains($0) }) else {
             throw ValidationError("--minutes takes lengths between 1 and 600")
         }
@@ -72,14 +82,20 @@ struct BenchCommand: AsyncParsableCommand {
             let overheadMinutes = minutes.contains(10) ? 10 : minutes.min()!
             try await measureOverhead(try longFile(minutes: overheadMinutes, from: files, in: work), minutes: overheadMinutes)
         }
-        if sections.contains(.server) {
+        if sections.contains(.server) || sections.contains(.flood) {
             let recognizer = try model.loadRecognizer(threads: 1)
             let pool = NIOThreadPool(numberOfThreads: 2)
             pool.start()
-            let bench = ServerBench(engine: { _ in try model.serverEngine(recognizer: recognizer, threadPool: pool, lexicon: nil) },
-                                    files: files, audioSeconds: audioSeconds, runs: runs, work: work)
+            let engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine = { _ in
+                try model.serverEngine(recognizer: recognizer, threadPool: pool, lexicon: nil)
+            }
             do {
-                try await bench.run()
+                if sections.contains(.server) {
+                    try await ServerBench(engine: engine, files: files, audioSeconds: audioSeconds, runs: runs, work: work).run()
+                }
+                if sections.contains(.flood) {
+                    try await StreamFloodBench(engine: engine, files: files, minutes: floodMinutes, clients: floodClients, work: work).run()
+                }
             } catch {
                 try? await pool.shutdownGracefully()
                 throw error

@@ -93,30 +93,8 @@ struct ServerBench: Sendable {
 
     // MARK: Server and client
 
-    /// Runs a fresh server (new data folder) with `workers` workers while `body` runs.
     private func withServer<T: Sendable>(workers: Int, _ body: @Sendable @escaping (String) async throws -> T) async throws -> T {
-        let data = work.appendingPathComponent("server-data")
-        try? FileManager.default.removeItem(at: data)
-        let configuration = ServerConfiguration(port: 0, dataDirectory: data, workers: .init(workers: workers), threadsPerWorker: 1)
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
-        let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
-        let app = try buildApplication(configuration: configuration, engine: try engine(configuration), logger: logger) { port in
-            portSink.yield(port)
-        }
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        return try await withThrowingTaskGroup(of: T?.self) { tasks in
-            tasks.addTask {
-                try await group.run()
-                return nil
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw TingxieError(.internalError, "the server did not start") }
-            let result = try await body("http://127.0.0.1:\(port)")
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        }
+        try await withBenchServer(workers: workers, engine: engine, work: work, body)
     }
 
     private func submit(_ base: String, _ file: URL) async throws -> String {
@@ -168,5 +146,33 @@ struct ServerBench: Sendable {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
         let body = try await response.body.collect(upTo: 16 << 20)
         return Reply(status: response.status, body: String(buffer: body))
+    }
+}
+
+/// Runs a fresh server (new data folder under `work`) with `workers` workers in this process
+/// while `body` runs against its base URL.
+func withBenchServer<T: Sendable>(workers: Int, engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine, work: URL,
+                                  _ body: @Sendable @escaping (String) async throws -> T) async throws -> T {
+    let data = work.appendingPathComponent("server-data")
+    try? FileManager.default.removeItem(at: data)
+    let configuration = ServerConfiguration(port: 0, dataDirectory: data, workers: .init(workers: workers), threadsPerWorker: 1)
+    var logger = Logger(label: "bench")
+    logger.logLevel = .error
+    let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+    let app = try buildApplication(configuration: configuration, engine: try engine(configuration), logger: logger) { port in
+        portSink.yield(port)
+    }
+    let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+    return try await withThrowingTaskGroup(of: T?.self) { tasks in
+        tasks.addTask {
+            try await group.run()
+            return nil
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TingxieError(.internalError, "the server did not start") }
+        let result = try await body("http://127.0.0.1:\(port)")
+        await group.triggerGracefulShutdown()
+        try await tasks.waitForAll()
+        return result
     }
 }

@@ -52,7 +52,10 @@ struct ServerAbuseTests {
         // Headers: a Content-Length that is no number is refused before the body (NIO's parser
         // closes such a connection without an answer), or too large.
         for value in ["-1", "1e16", "99999999999999999999999", "abc", "100000000000"] {
-            let line = try LiveHTTP.rawStatusLine(port: server.port, head: "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: \(value)\r\n\r\n")
+            let port = server.port
+            let line = try await offThePool {
+                try LiveHTTP.rawStatusLine(port: port, head: "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: \(value)\r\n\r\n")
+            }
             #expect(line.isEmpty || line.hasPrefix("HTTP/1.1 4"), "Content-Length \(value): \(line)")
             requests += 1
         }
@@ -115,7 +118,7 @@ struct ServerAbuseTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.tinyModel),
                                              arguments: ["--max-duration", "120", "--max-queued-jobs", "2000"])
-        let files = try MalformedMedia.generate()
+        let files = try await offThePool { try MalformedMedia.generate() }
         let base = server.baseURL
         let healthFailures = Atomic<Int>(0)
         let polling = Task {

@@ -80,6 +80,12 @@ func runPythonFixture(_ script: String, _ arguments: [String]) throws -> (status
     return (process.terminationStatus, data)
 }
 
+/// Runs blocking work (a subprocess, a blocking read) on NIO's thread pool, off Swift's
+/// cooperative pool, which other tests running at the same time need.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await NIOThreadPool.singleton.runIfActive(body)
+}
+
 /// Runs `body` with a started thread pool and shuts it down afterwards.
 func withThreadPool<T>(threads: Int = 1, _ body: (NIOThreadPool) async throws -> T) async throws -> T {
     let pool = NIOThreadPool(numberOfThreads: threads)

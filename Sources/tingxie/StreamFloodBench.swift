@@ -1,0 +1,151 @@
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import Synchronization
+import TingxieAudio
+import TingxieCore
+import TingxieServer
+
+/// Stream flood (R8): several WebSocket clients each push `minutes` of 16-bit PCM (the corpus's
+/// sentences with pauses, looped) over `/v1/stream` in 2pass mode as fast as the socket takes
+/// it. Prints the server's RSS at idle and at its peak, and what each client got back. The
+/// server runs in this process; the clients make their audio as they send it, so their own
+/// memory stays a few hundred kilobytes.
+struct StreamFloodBench: Sendable {
+    let engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine
+    let files: [URL]
+    let minutes: Double
+    let clients: Int
+    let work: URL
+
+    struct Outcome: Sendable {
+        var sentences = 0
+        var finalCharacters = 0
+        var gotFinal = false
+        var error: String?
+    }
+
+    func run() async throws {
+        var speech: [Int16] = []
+        for file in files {
+            speech += try WAVReader(url: file).readAll().map { Int16(max(-1, min(1, $0)) * 32767) }
+            speech += [Int16](repeating: 0, count: 12_800)   // 0.8 s: the VAD ends the sentence
+        }
+        let loop = speech
+        say(String(format: "\n## Stream flood: %d clients, %.0f minutes of PCM each, 2pass, as fast as the socket takes it", clients, minutes))
+        try await withBenchServer(workers: 0, engine: engine, work: work) { base in
+            let port = base.split(separator: ":").last.map(String.init) ?? ""
+            try await Task.sleep(for: .seconds(1))
+            let idle = Self.residentBytes()
+            let memory = Sampling(idle)
+            let started = ContinuousClock.now
+            let outcomes = try await withThrowingTaskGroup(of: Outcome?.self) { group in
+                group.addTask {
+                    while !memory.done.load(ordering: .relaxed) {
+                        memory.peak.max(Self.residentBytes(), ordering: .relaxed)
+                        try? await Task.sleep(for: .milliseconds(250))
+                    }
+                    return nil
+                }
+                for _ in 0..<clients {
+                    group.addTask { await Self.client(port: port, audio: loop, samples: Int(minutes * 60 * 16_000)) }
+                }
+                var outcomes: [Outcome] = []
+                while let next = try await group.next() {
+                    if let outcome = next {
+                        outcomes.append(outcome)
+                        if outcomes.count == clients { memory.done.store(true, ordering: .relaxed) }
+                    }
+                }
+                return outcomes
+            }
+            let wall = (ContinuousClock.now - started).seconds
+            say(String(format: "wall %.0f s for %.0f audio minutes in all (%.1fx real time)", wall, minutes * Double(clients),
+                       minutes * 60 * Double(clients) / wall))
+            say(String(format: "server RSS idle %.0f MB, peak %.0f MB, growth %.0f MB (goal <= 200 MB)",
+                       Double(idle) / 1_048_576, Double(memory.peak.load(ordering: .relaxed)) / 1_048_576,
+                       Double(memory.peak.load(ordering: .relaxed) - idle) / 1_048_576))
+            for (index, outcome) in outcomes.enumerated() {
+                say("client \(index + 1): \(outcome.sentences) sentences, final transcript \(outcome.gotFinal ? "received" : "MISSING") (\(outcome.finalCharacters) characters)"
+                    + (outcome.error.map { ", error: \($0)" } ?? ""))
+            }
+        }
+    }
+
+    /// One client: config, then the looped audio in 100 ms frames, then the end flag; reads
+    /// every message meanwhile.
+    static func client(port: String, audio: [Int16], samples: Int) async -> Outcome {
+        let outcome = Shared()
+        var logger = Logger(label: "flood")
+        logger.logLevel = .critical
+        do {
+            try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/stream", configuration: .init(maxFrameSize: 1 << 20), logger: logger) { inbound, outbound, _ in
+                try await outbound.write(.text(#"{"mode": "2pass", "wav_name": "flood", "wav_format": "pcm", "audio_fs": 16000, "is_speaking": true}"#))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for try await message in inbound.messages(maxSize: 1 << 22) {
+                            guard case .text(let text) = message,
+                                  let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { continue }
+                            if let error = json["error"] as? [String: Any] {
+                                outcome.withLock { $0.error = error["message"] as? String }
+                                return
+                            }
+                            if json["is_final"] as? Bool == true {
+                                outcome.withLock {
+                                    $0.gotFinal = true
+                                    $0.finalCharacters = (json["text"] as? String)?.count ?? 0
+                                }
+                                return
+                            }
+                            outcome.withLock { $0.sentences += 1 }
+                        }
+                    }
+                    var sent = 0
+                    var position = 0
+                    var frame = [UInt8](repeating: 0, count: 3200)
+                    while sent < samples {
+                        let count = min(1600, samples - sent)
+                        for index in 0..<count {
+                            let value = UInt16(bitPattern: audio[(position + index) % audio.count])
+                            frame[index * 2] = UInt8(value & 0xFF)
+                            frame[index * 2 + 1] = UInt8(value >> 8)
+                        }
+                        try await outbound.write(.binary(ByteBuffer(bytes: frame[0..<(count * 2)])))
+                        position = (position + count) % audio.count
+                        sent += count
+                    }
+                    try await outbound.write(.text(#"{"is_speaking": false}"#))
+                    try await group.waitForAll()
+                }
+            }
+        } catch {
+            outcome.withLock { $0.error = "\(error)" }
+        }
+        return outcome.withLock { $0 }
+    }
+
+    /// The peak RSS seen so far, and whether the clients are done.
+    final class Sampling: Sendable {
+        let peak: Atomic<Int>
+        let done = Atomic<Bool>(false)
+        init(_ start: Int) { peak = Atomic(start) }
+    }
+
+    /// What one client saw, shared with its reading task.
+    final class Shared: Sendable {
+        private let value = Mutex(Outcome())
+        func withLock<T: Sendable>(_ body: (inout Outcome) -> T) -> T { value.withLock { body(&$0) } }
+    }
+
+    static func residentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return 0 }
+        return kilobytes * 1024
+    }
+
+    private func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+}
