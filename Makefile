@@ -19,7 +19,7 @@ TEST_MODELS := $(CURDIR)/.deps/test-models
 export RUN_MODEL ?= paraformer-zh
 ARGS ?=
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench fuzz clean
 
 setup:
 	@scripts/setup
@@ -37,6 +37,10 @@ bench: setup
 	@test -d "$(BENCH_MODEL)" -a -d "$(BENCH_CORPUS)" || { echo "make bench: set BENCH_MODEL=DIR and BENCH_CORPUS=DIR (default: ../shared)"; exit 2; }
 	swift build -c release --product tingxie
 	.build/release/tingxie bench --model-dir "$(BENCH_MODEL)" --corpus "$(BENCH_CORPUS)" $(BENCH_ARGS)
+
+# Coverage-guided fuzzing of the parsers that face clients; FUZZ_SECONDS per target (default 60).
+fuzz:
+	scripts/fuzz
 
 $(TEST_MODELS)/.stamp: scripts/make-test-models.py
 	@PYTHONPATH=$(CURDIR)/.deps/python python3 scripts/make-test-models.py $(TEST_MODELS)

@@ -26,7 +26,7 @@ public struct Hotword: Sendable, Equatable, Codable {
             .flatMap { $0.split(whereSeparator: { $0 == "," || $0 == "，" }) }
         for entry in entries {
             let line = entry.trimmingCharacters(in: .whitespaces)
-            guard !line.isEmpty else { continue }
+            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
             var parts = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             var weight = 1.0
             if parts.count > 1, let parsed = Double(parts.last!) {

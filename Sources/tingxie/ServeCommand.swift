@@ -55,7 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
         // The job store, its journal and every upload are readable by this user only.
         umask(0o077)
         LoggingSystem.bootstrap { label in
-            format == "json" ? JSONLogHandler(label: label) as any LogHandler : TextLogHandler(label: label)
+            LineLogHandler(label: label, format: format == "json" ? .json : .text)
         }
         let logger = Logger(label: "tingxie")
         let configuration = try await serverConfiguration()

@@ -248,8 +248,8 @@ import TingxiePipeline
     }
 
     @Test func textLogsEscapeControlCharacters() {
-        #expect(TextLogHandler.escaped("a\nb\r\tc\u{1B}[31m") == "a\\nb\\r\\tc\\u{1B}[31m")
-        #expect(TextLogHandler.escaped("会议.wav") == "会议.wav")
+        #expect(LineLogHandler.escaped("a\nb\r\tc\u{1B}[31m") == "a\\nb\\r\\tc\\u{1B}[31m")
+        #expect(LineLogHandler.escaped("会议.wav") == "会议.wav")
     }
 
     // MARK: Resources

@@ -41,48 +41,23 @@ public enum LogOutput {
     }
 }
 
-/// Writes one JSON object per line to stderr: `ts`, `level`, `label`, `msg` and the metadata,
-/// for log collectors (`--log-format json`).
-public struct JSONLogHandler: LogHandler {
+/// Writes one line per event to stderr (through `LogOutput`), in one of two formats:
+/// - `json`: one JSON object per line, `ts`, `level`, `label`, `msg` and the metadata, for log
+///   collectors (`--log-format json`);
+/// - `text`: `ts level label : key=value ... message`, with every control character escaped
+///   (`\n`, `\u{1B}`), so that text a client sent (a file name, a stream's `wav_name`) can never
+///   forge or break a log line.
+public struct LineLogHandler: LogHandler {
+    public enum Format: Sendable { case json, text }
+
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     private let label: String
+    private let format: Format
 
-    public init(label: String) {
+    public init(label: String, format: Format) {
         self.label = label
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        var fields: [String: String] = [:]
-        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
-            fields[key] = "\(value)"
-        }
-        fields["ts"] = Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date())
-        fields["level"] = event.level.rawValue
-        fields["label"] = label
-        fields["msg"] = "\(event.message)"
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(fields) else { return }
-        LogOutput.write(String(decoding: data, as: UTF8.self))
-    }
-}
-
-/// One readable line per event on stderr: `ts level label : key=value ... message`, with every
-/// control character escaped (`\n`, `\u{1B}`), so that text a client sent (a file name, a
-/// stream's `wav_name`) can never forge or break a log line.
-public struct TextLogHandler: LogHandler {
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
-    private let label: String
-
-    public init(label: String) {
-        self.label = label
+        self.format = format
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -92,9 +67,22 @@ public struct TextLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let merged = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
-        let fields = merged.keys.sorted().map { "\(Self.escaped($0))=\(Self.escaped("\(merged[$0]!)"))" }.joined(separator: " ")
-        let time = Date.ISO8601FormatStyle(includingFractionalSeconds: false).format(Date())
-        LogOutput.write("\(time) \(event.level) \(label) :\(fields.isEmpty ? "" : " " + fields) \(Self.escaped("\(event.message)"))")
+        switch format {
+        case .json:
+            var fields = merged.mapValues { "\($0)" }
+            fields["ts"] = Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date())
+            fields["level"] = event.level.rawValue
+            fields["label"] = label
+            fields["msg"] = "\(event.message)"
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            guard let data = try? encoder.encode(fields) else { return }
+            LogOutput.write(String(decoding: data, as: UTF8.self))
+        case .text:
+            let fields = merged.keys.sorted().map { "\(Self.escaped($0))=\(Self.escaped("\(merged[$0]!)"))" }.joined(separator: " ")
+            let time = Date.ISO8601FormatStyle(includingFractionalSeconds: false).format(Date())
+            LogOutput.write("\(time) \(event.level) \(label) :\(fields.isEmpty ? "" : " " + fields) \(Self.escaped("\(event.message)"))")
+        }
     }
 
     /// The text with control characters written as escapes.
