@@ -23,17 +23,40 @@ public struct WordList: Sendable {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw TingxieError(.fileNotFound, "\(url.path) not found: hotwords need Debian's python3-jieba package (scripts/setup installs it)")
         }
-        self.init(jiebaDictionary: String(decoding: data, as: UTF8.self))
+        self.init(jiebaDictionary: data)
     }
 
-    /// Parses jieba's `word count tag` lines, keeping words of two to four characters.
-    public init(jiebaDictionary text: String) {
+    /// Parses jieba's `word count tag` lines, keeping words of two to four characters. Read as
+    /// bytes: the file has 349,046 lines, and a server loads it at every start.
+    public init(jiebaDictionary data: Data) {
         var words = Set<String>()
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count >= 2, let count = Int(fields[1]), count >= Self.minimumCount,
-                  (2...4).contains(fields[0].count) else { continue }
-            words.insert(String(fields[0]))
+        words.reserveCapacity(80_000)
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
+                var space = start
+                var characters = 0
+                while space < end, bytes[space] != UInt8(ascii: " ") {
+                    // Every byte but UTF-8's continuation bytes starts a character.
+                    if bytes[space] & 0xC0 != 0x80 { characters += 1 }
+                    space += 1
+                }
+                var count = 0
+                var digits = 0
+                var index = space + 1
+                while index < end, digits < 18, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) {
+                    count = count * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+                    digits += 1
+                    index += 1
+                }
+                if digits > 0, count >= Self.minimumCount, (2...4).contains(characters) {
+                    words.insert(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<space]), as: UTF8.self))
+                }
+                start = end + 1
+            }
         }
         self.words = words
     }

@@ -8,8 +8,13 @@ enum CLI {
 
     static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tingxie")
 
-    /// Runs `tingxie arguments...`, killing it after `timeout` seconds.
-    static func run(_ arguments: [String], timeout: TimeInterval = 300, environment: [String: String] = [:]) throws -> Output {
+    /// Runs `tingxie arguments...`, killing it after `timeout` seconds; waits off the
+    /// cooperative pool, which tests running at the same time need.
+    static func run(_ arguments: [String], timeout: TimeInterval = 300, environment: [String: String] = [:]) async throws -> Output {
+        try await offThePool { try runBlocking(arguments, timeout: timeout, environment: environment) }
+    }
+
+    private static func runBlocking(_ arguments: [String], timeout: TimeInterval, environment: [String: String]) throws -> Output {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -33,32 +38,32 @@ enum CLI {
 }
 
 @Suite struct CLITests {
-    @Test func missingModelDirectoryIsOneClearLine() throws {
-        let result = try CLI.run(["transcribe", "/nonexistent.wav", "--model-dir", "/nonexistent/model"])
+    @Test func missingModelDirectoryIsOneClearLine() async throws {
+        let result = try await CLI.run(["transcribe", "/nonexistent.wav", "--model-dir", "/nonexistent/model"])
         #expect(result.status != 0)
         #expect(result.stderr == "tingxie: model directory /nonexistent/model does not exist\n")
     }
 
     @Test(.enabled(if: TestData.generatedModels != nil, "needs the generated models; run `make test`"))
-    func serveRefusesToStartWithABadHotwordsFile() throws {
+    func serveRefusesToStartWithABadHotwordsFile() async throws {
         let directory = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let model = try #require(TestData.generatedModels).appendingPathComponent("transducer-tiny").path
         let serve = ["serve", "--model-dir", model, "--data-dir", directory.appendingPathComponent("data").path, "--port", "0", "--workers", "1"]
-        let missing = try CLI.run(serve + ["--hotwords-file", "/nonexistent/terms.txt"], timeout: 60)
+        let missing = try await CLI.run(serve + ["--hotwords-file", "/nonexistent/terms.txt"], timeout: 60)
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("cannot read hotwords file /nonexistent/terms.txt"))
         let file = directory.appendingPathComponent("terms.txt")
         try Data("鲲鹏处理器 2\n飞桨 99\n".utf8).write(to: file)
-        let bad = try CLI.run(serve, timeout: 60, environment: ["TINGXIE_HOTWORDS_FILE": file.path])
+        let bad = try await CLI.run(serve, timeout: 60, environment: ["TINGXIE_HOTWORDS_FILE": file.path])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("terms.txt: hotword \"飞桨 99\" has weight 99.0; weights go from 0.1 to 10.0"))
     }
 
     @Test(.enabled(if: TestData.generatedModels != nil && TestData.vadModel != nil, "needs the generated models and the VAD model; run `make test`"))
-    func badModelAndBadFilesFailOneByOne() throws {
+    func badModelAndBadFilesFailOneByOne() async throws {
         let models = try #require(TestData.generatedModels)
-        let corrupt = try CLI.run(["transcribe", "x.wav", "--model-dir", models.appendingPathComponent("paraformer-corrupt").path])
+        let corrupt = try await CLI.run(["transcribe", "x.wav", "--model-dir", models.appendingPathComponent("paraformer-corrupt").path])
         #expect(corrupt.status != 0)
         #expect(corrupt.stderr.contains("not a valid ONNX model"))
 
@@ -70,7 +75,7 @@ enum CLI {
         try Data("not audio".utf8).write(to: text)
         let empty = directory.appendingPathComponent("empty.wav")
         try Data().write(to: empty)
-        let result = try CLI.run(["transcribe", good.path, text.path, empty.path, "/nonexistent/missing.wav",
+        let result = try await CLI.run(["transcribe", good.path, text.path, empty.path, "/nonexistent/missing.wav",
                                   "--model-dir", models.appendingPathComponent("paraformer-tiny").path, "--quiet"])
         #expect(result.status == 1)
         let errors = result.stderr.split(separator: "\n").filter { $0.hasPrefix("tingxie: ") }
@@ -83,17 +88,17 @@ enum CLI {
     }
 
     @Test(.enabled(if: TestData.realModelsAvailable, TestData.skipReason))
-    func transcribesToStdoutAndToFiles() throws {
+    func transcribesToStdoutAndToFiles() async throws {
         let corpus = try #require(TestData.corpus)
         let model = try #require(TestData.whisperBase).path
-        let single = try CLI.run(["transcribe", corpus.appendingPathComponent("005.wav").path, "--model-dir", model])
+        let single = try await CLI.run(["transcribe", corpus.appendingPathComponent("005.wav").path, "--model-dir", model])
         #expect(single.status == 0, "\(single.stderr)")
         #expect(single.stdout.contains("手机"))
 
         let output = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: output) }
         let files = ["003.wav", "formats/012_44k1_stereo.wav"].map { corpus.appendingPathComponent($0).path }
-        let batch = try CLI.run(["transcribe"] + files + ["--model-dir", model, "--format", "srt", "--output-dir", output.path, "--jobs", "2"])
+        let batch = try await CLI.run(["transcribe"] + files + ["--model-dir", model, "--format", "srt", "--output-dir", output.path, "--jobs", "2"])
         #expect(batch.status == 0, "\(batch.stderr)")
         let written = try FileManager.default.contentsOfDirectory(atPath: output.path).sorted()
         #expect(written == ["003.srt", "012_44k1_stereo.srt"])
@@ -104,11 +109,11 @@ enum CLI {
     }
 
     @Test(.enabled(if: TestData.realModelsAvailable, TestData.skipReason))
-    func hotwordsAreAppliedAndReportedInJSON() throws {
+    func hotwordsAreAppliedAndReportedInJSON() async throws {
         let root = try #require(TestData.root)
         let model = try #require(TestData.whisperBase).path
         let audio = root.appendingPathComponent("corpus/zh-tts-hotwords/004.wav").path
-        let result = try CLI.run(["transcribe", audio, "--model-dir", model, "--format", "json", "--hotwords", "涠洲岛,鼓浪屿 2"])
+        let result = try await CLI.run(["transcribe", audio, "--model-dir", model, "--format", "json", "--hotwords", "涠洲岛,鼓浪屿 2"])
         #expect(result.status == 0, "\(result.stderr)")
         let transcript = try JSONDecoder().decode(Transcript.self, from: Data(result.stdout.utf8))
         #expect(transcript.text.contains("涠洲岛"))
@@ -116,7 +121,7 @@ enum CLI {
         #expect(application.hotword == "涠洲岛")
         #expect(application.original != "涠洲岛")
 
-        let bad = try CLI.run(["transcribe", audio, "--model-dir", model, "--hotwords", "涠洲岛 99"])
+        let bad = try await CLI.run(["transcribe", audio, "--model-dir", model, "--hotwords", "涠洲岛 99"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("--hotwords: hotword \"涠洲岛 99\" has weight 99.0"))
     }

@@ -415,10 +415,12 @@ import TingxiePipeline
         let root = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
         let configuration = ServerConfiguration(port: 0, dataDirectory: root.appendingPathComponent("data"),
-                                                workers: .init(workers: 1, shutdownGrace: .seconds(10)))
+                                                workers: .init(workers: 1, shutdownGrace: .seconds(20)))
         let port = Mutex(0)
         let ids = try await withThreadPool { threadPool -> (String, String) in
-            let pipeline = try TranscriptionPipeline(recognizer: FakeRecognizer(delay: .seconds(1)), detectors: FakeVAD(), threadPool: threadPool)
+            // The first job runs 4 s: the second could only start after it, and the shutdown
+            // begins well before.
+            let pipeline = try TranscriptionPipeline(recognizer: FakeRecognizer(delay: .seconds(4)), detectors: FakeVAD(), threadPool: threadPool)
             var logger = Logger(label: "test")
             logger.logLevel = .warning
             let server = try buildServer(configuration: configuration, engine: try TranscriptionEngine(pipeline: pipeline, lexicon: nil),

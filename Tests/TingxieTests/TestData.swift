@@ -66,8 +66,13 @@ enum TestData {
 }
 
 /// Runs one of the Python fixture scripts with the test tools on its path; returns its exit
-/// status and what it printed on stdout.
-func runPythonFixture(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: Data) {
+/// status and what it printed on stdout. It waits off the cooperative pool (a browser session
+/// takes a minute).
+func runPythonFixture(_ script: String, _ arguments: [String]) async throws -> (status: Int32, output: Data) {
+    try await offThePool { try runPythonFixtureBlocking(script, arguments) }
+}
+
+private func runPythonFixtureBlocking(_ script: String, _ arguments: [String]) throws -> (status: Int32, output: Data) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", TestData.projectRoot.appendingPathComponent("Tests/TingxieTests/Fixtures/\(script)").path] + arguments

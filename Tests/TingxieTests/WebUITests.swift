@@ -33,7 +33,7 @@ import TingxieText
         let screenshots = TestData.projectRoot.appendingPathComponent(key == nil ? "test-output/webui" : "test-output/webui-key")
 
         let hotwordCorpus = try #require(TestData.root).appendingPathComponent("corpus/zh-tts-hotwords")
-        let (_, data) = try runPythonFixture("webui_test.py", [server.baseURL, corpus.path, hotwordCorpus.appendingPathComponent("004.wav").path,
+        let (_, data) = try await runPythonFixture("webui_test.py", [server.baseURL, corpus.path, hotwordCorpus.appendingPathComponent("004.wav").path,
                                                                "涠洲岛", long.path, microphone.path, screenshots.path] + (key.map { [$0] } ?? []))
         let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(String(decoding: data, as: UTF8.self))")
         #expect(results["error"] == nil, "\(results["error"] ?? "")")
