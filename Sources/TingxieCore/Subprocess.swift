@@ -125,8 +125,6 @@ public final class Subprocess {
 
     public var wasStalled: Bool { shared.stalled.load(ordering: .relaxed) }
 
-    public var processIdentifier: Int32 { process.processIdentifier }
-
     /// What the process wrote to stderr (its last 4 KB).
     public var errorText: String {
         String(decoding: shared.errorTail.withLock { $0 }, as: UTF8.self)

@@ -29,10 +29,10 @@ struct JobService: Sendable {
     /// - Parameter validate: further checks of the received files and fields before queueing.
     func submit(_ request: Request, maxFiles: Int, batchID: String? = nil, fieldNames: FieldNames = FieldNames(),
                 validate: (ReceivedUpload) throws -> Void = { _ in }) async throws -> (jobs: [Job], fields: [String: String]) {
-        try uploads.checkDeclaredLength(request)
+        let declared = try uploads.checkDeclaredLength(request)
         let reservation = try store.gauge.reserve()
         defer { store.gauge.release(reservation) }
-        try checkFreeDisk(for: request.headers[.contentLength].flatMap { Int($0) } ?? 0)
+        try checkFreeDisk(for: declared)
         let upload = try await uploads.receive(request, reservation: reservation, maxFiles: maxFiles)
         do {
             try validate(upload)

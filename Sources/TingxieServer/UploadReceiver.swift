@@ -29,12 +29,13 @@ struct UploadReceiver: Sendable {
     /// Where probes (ffprobe subprocesses, header reads) block.
     let threadPool: NIOThreadPool
 
-    /// Refuses, from the headers alone, a body that says it is too large.
-    func checkDeclaredLength(_ request: Request) throws {
-        if let declared = request.headers[.contentLength],
-           try ClientNumber.integer(declared, field: "Content-Length", in: 0...Int.max) > configuration.maxUploadBytes {
-            throw tooLarge()
-        }
+    /// Refuses, from the headers alone, a body that says it is too large; returns the length it
+    /// declares (0 when it declares none, as a chunked body does).
+    func checkDeclaredLength(_ request: Request) throws -> Int {
+        guard let declared = request.headers[.contentLength] else { return 0 }
+        let length = try ClientNumber.integer(declared, field: "Content-Length", in: 0...Int.max)
+        guard length <= configuration.maxUploadBytes else { throw tooLarge() }
+        return length
     }
 
     /// Receives the request's files (`maxFiles` at most, from `file` parts or a raw audio body).
