@@ -84,14 +84,17 @@ public struct SystemResources: ResourceSource {
 
     /// The memory limit that binds this process and the usage it is measured against: the
     /// tightest `memory.max` (v2) or `memory.limit_in_bytes` (v1) on the way from the process's
-    /// own cgroup (`/proc/self/cgroup`, as systemd's `MemoryMax` sets it) up to the root.
+    /// own cgroup (`/proc/self/cgroup`, as systemd's `MemoryMax` sets it) up to the root. Usage
+    /// is the working set, as the kernel's OOM decisions and the kubelet see it: the cgroup's
+    /// usage less its inactive file cache (`memory.stat`), which the kernel reclaims before
+    /// it kills anything. Otherwise reading files (a build, uploads) would look like pressure.
     static func cgroupMemory(membership: String, root: String = "/sys/fs/cgroup") -> (limit: Int, usage: Int?)? {
         let lines = membership.split(separator: "\n").map { $0.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false) }
-        let files: (base: String, limit: String, usage: String, path: Substring)
+        let files: (base: String, limit: String, usage: String, inactiveFile: String, path: Substring)
         if let v1 = lines.first(where: { $0.count == 3 && $0[1].split(separator: ",").contains("memory") }) {
-            files = (root + "/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", v1[2])
+            files = (root + "/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file", v1[2])
         } else if let v2 = lines.first(where: { $0.count == 3 && $0[0] == "0" && $0[1].isEmpty }) {
-            files = (root, "memory.max", "memory.current", v2[2])
+            files = (root, "memory.max", "memory.current", "inactive_file", v2[2])
         } else {
             return nil
         }
@@ -101,11 +104,22 @@ public struct SystemResources: ResourceSource {
             let directory = ([files.base] + components).joined(separator: "/")
             // v1 writes "no limit" as a huge number, v2 as `max`.
             if let limit = number(at: directory + "/" + files.limit), limit < 1 << 60, limit < best?.limit ?? .max {
-                best = (limit, number(at: directory + "/" + files.usage))
+                let inactive = statistic(files.inactiveFile, at: directory + "/memory.stat") ?? 0
+                best = (limit, number(at: directory + "/" + files.usage).map { max(0, $0 - inactive) })
             }
             guard !components.isEmpty else { return best }
             components.removeLast()
         }
+    }
+
+    /// One `name value` line of a cgroup's `memory.stat`.
+    private static func statistic(_ name: String, at path: String) -> Int? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count == 2, fields[0] == name { return Int(fields[1]) }
+        }
+        return nil
     }
 
     /// `nvidia-smi --query-gpu`, at most 5 s; no GPUs when it fails.
