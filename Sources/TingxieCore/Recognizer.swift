@@ -1,3 +1,5 @@
+import Dispatch
+
 /// What a model returns for one piece of audio.
 public struct RecognitionResult: Sendable, Equatable {
     public var text: String
@@ -75,5 +77,32 @@ extension Recognizer {
     /// Recognises one piece of 16 kHz mono audio.
     public func recognize(_ samples: [Float]) throws -> RecognitionResult {
         try recognize(batch: [samples])[0]
+    }
+}
+
+/// A recogniser that runs at most `limit` recognitions at once, whoever calls it: the
+/// server's jobs and live streams share one, so its memory is that of `limit` decodes
+/// however many clients are connected. Callers over the limit wait on their own thread.
+public final class SharedRecognizer: Recognizer {
+    public let base: any Recognizer
+    public let limit: Int
+    private let slots: DispatchSemaphore
+
+    public init(_ base: any Recognizer, limit: Int) {
+        self.base = base
+        self.limit = max(1, limit)
+        self.slots = DispatchSemaphore(value: self.limit)
+    }
+
+    public var info: ModelInfo { base.info }
+
+    public func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
+        slots.wait()
+        defer { slots.signal() }
+        return try base.recognize(batch: batch, hotwords: hotwords)
+    }
+
+    public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {
+        base.decodableHotwords(hotwords)
     }
 }

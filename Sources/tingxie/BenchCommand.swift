@@ -34,10 +34,10 @@ struct BenchCommand: AsyncParsableCommand {
     var hotwordsFile: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case corpus, long, overhead, server, flood
+        case corpus, long, overhead, server, flood, soak
     }
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood and soak).")
     var sections: [Section] = [.corpus, .long, .overhead, .server]
 
     @Option(name: .long, help: "Minutes of audio each stream-flood client pushes (section flood).")
@@ -46,11 +46,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Stream-flood clients (section flood).")
     var floodClients: Int = 4
 
+    @Option(name: .long, help: "Minutes the soak's three clients keep the server busy (section soak).")
+    var soakMinutes: Double = 60
+
     func validate() throws {
         guard (1...20).contains(runs) else { throw ValidationError("--runs must be between 1 and 20") }
         guard floodMinutes > 0, floodMinutes <= 600, (1...4).contains(floodClients) else {
             throw ValidationError("--flood-minutes takes 0 to 600 and --flood-clients 1 to 4 (the server's stream limit)")
         }
+        guard soakMinutes >= 1, soakMinutes <= 1440 else { throw ValidationError("--soak-minutes takes 1 to 1440") }
         guard !minutes.isEmpty, minutes.allSatisfy({ (1...600).contains($0) }) else {
             throw ValidationError("--minutes takes lengths between 1 and 600")
         }
@@ -82,16 +86,20 @@ struct BenchCommand: AsyncParsableCommand {
             let overheadMinutes = minutes.contains(10) ? 10 : minutes.min()!
             try await measureOverhead(try longFile(minutes: overheadMinutes, from: files, in: work), minutes: overheadMinutes)
         }
-        if sections.contains(.server) || sections.contains(.flood) {
+        if !Set(sections).isDisjoint(with: [.server, .flood, .soak]) {
             let recognizer = try model.loadRecognizer(threads: 1)
             let pool = NIOThreadPool(numberOfThreads: 2)
             pool.start()
-            let engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine = { _ in
-                try model.serverEngine(recognizer: recognizer, threadPool: pool, lexicon: nil)
+            let engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine = { configuration in
+                try model.serverEngine(recognizer: recognizer, decoders: configuration.workers.workers, threadPool: pool, lexicon: nil)
             }
+            let server = ServerBench(engine: engine, files: files, audioSeconds: audioSeconds, runs: runs, work: work)
             do {
                 if sections.contains(.server) {
-                    try await ServerBench(engine: engine, files: files, audioSeconds: audioSeconds, runs: runs, work: work).run()
+                    try await server.run()
+                }
+                if sections.contains(.soak) {
+                    try await server.soak(minutes: soakMinutes)
                 }
                 if sections.contains(.flood) {
                     try await StreamFloodBench(engine: engine, files: files, minutes: floodMinutes, clients: floodClients, work: work).run()

@@ -43,10 +43,12 @@ struct ModelOptions: ParsableArguments {
         return try SherpaRecognizer(directory: directory, configuration: .init(threads: threads ?? threadCount, language: language))
     }
 
-    /// What the server runs jobs with: the pipeline over `recognizer` and this VAD.
-    func serverEngine(recognizer: any Recognizer, threadPool: NIOThreadPool, lexicon: Lexicon?,
+    /// What the server runs jobs and live streams with: the pipeline over `recognizer` and
+    /// this VAD. Jobs and streams share `decoders` decode slots (the workers'), so memory is
+    /// that of so many decodes however many streams are open.
+    func serverEngine(recognizer: any Recognizer, decoders: Int, threadPool: NIOThreadPool, lexicon: Lexicon?,
                       hotwords: [Hotword] = []) throws -> TranscriptionEngine {
-        let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: try loadVAD(),
+        let pipeline = try TranscriptionPipeline(recognizer: SharedRecognizer(recognizer, limit: decoders), detectors: try loadVAD(),
                                                  configuration: .init(language: language), threadPool: threadPool)
         return try TranscriptionEngine(pipeline: pipeline, lexicon: lexicon, serverHotwords: hotwords)
     }

@@ -75,7 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let app = try buildServer(
             configuration: configuration,
-            engine: try model.serverEngine(recognizer: recognizer, threadPool: threadPool, lexicon: lexicon, hotwords: hotwords),
+            engine: try model.serverEngine(recognizer: recognizer, decoders: configuration.workers.workers, threadPool: threadPool, lexicon: lexicon, hotwords: hotwords),
             logger: logger
         ) { port in
             logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "workers": "\(configuration.workers.workers)",

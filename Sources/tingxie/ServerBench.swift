@@ -87,6 +87,72 @@ struct ServerBench: Sendable {
         say(String(format: "p50 %.3f s  p99 %.3f s  min %.3f s  max %.3f s", percentile(0.5), percentile(0.99), sorted.first!, sorted.last!))
     }
 
+    /// Soak: three clients for `minutes`, each alternating a job through `POST /v1/jobs` (submit,
+    /// wait for it) and a synchronous `POST /v1/audio/transcriptions`, over the corpus in turn.
+    /// RSS is sampled every 5 s; the slope is fitted after the first tenth (warm-up: model
+    /// arenas, caches) so it shows growth, not start-up.
+    func soak(minutes: Double) async throws {
+        say(String(format: "\n## Soak: 3 clients alternating /v1/jobs and /v1/audio/transcriptions for %.0f minutes, 2 workers", minutes))
+        enum Part: Sendable { case samples([(seconds: Double, bytes: Int)]), client(requests: Int, failed: Int) }
+        let parts = try await withServer(workers: 2) { base in
+            let started = ContinuousClock.now
+            let deadline = started + .seconds(minutes * 60)
+            return try await withThrowingTaskGroup(of: Part.self) { group in
+                group.addTask {
+                    var samples: [(seconds: Double, bytes: Int)] = []
+                    while ContinuousClock.now < deadline {
+                        samples.append(((ContinuousClock.now - started).seconds, StreamFloodBench.residentBytes()))
+                        try await Task.sleep(for: .seconds(5))
+                    }
+                    return .samples(samples)
+                }
+                for client in 0..<3 {
+                    group.addTask {
+                        var count = 0, failed = 0
+                        while ContinuousClock.now < deadline {
+                            let file = files[(client + 3 * count) % files.count]
+                            do {
+                                if count % 2 == 0 {
+                                    try await waitUntilDone(base, try await submit(base, file))
+                                } else {
+                                    let reply = try await post(base + "/v1/audio/transcriptions", file: file, fields: ["model": "bench"])
+                                    if reply.status != .ok { failed += 1 }
+                                }
+                            } catch {
+                                failed += 1
+                            }
+                            count += 1
+                        }
+                        return .client(requests: count, failed: failed)
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        var all: [(seconds: Double, bytes: Int)] = []
+        var requests = 0, failures = 0
+        for part in parts {
+            switch part {
+            case .samples(let samples): all = samples
+            case .client(let count, let failed): requests += count; failures += failed
+            }
+        }
+        let settled = Array(all.dropFirst(all.count / 10))
+        guard settled.count >= 4 else { return say("too few samples for a slope: run at least a few minutes") }
+        let megabytes = settled.map { (hours: $0.seconds / 3600, mb: Double($0.bytes) / 1_048_576) }
+        let meanT = megabytes.map(\.hours).reduce(0, +) / Double(megabytes.count)
+        let meanM = megabytes.map(\.mb).reduce(0, +) / Double(megabytes.count)
+        let slope = megabytes.map { ($0.hours - meanT) * ($0.mb - meanM) }.reduce(0, +)
+            / megabytes.map { ($0.hours - meanT) * ($0.hours - meanT) }.reduce(0, +)
+        let minute = max(1, min(12, settled.count / 4))   // 12 samples: one minute
+        func mean(_ part: ArraySlice<(hours: Double, mb: Double)>) -> Double { part.map(\.mb).reduce(0, +) / Double(part.count) }
+        say("\(requests) requests, \(failures) failed; \(all.count) RSS samples")
+        say(String(format: "RSS first sample %.0f MB; after warm-up %.0f MB (mean of its first minute), last minute %.0f MB, peak %.0f MB",
+                   Double(all[0].bytes) / 1_048_576, mean(megabytes.prefix(minute)), mean(megabytes.suffix(minute)),
+                   Double(all.map(\.bytes).max()!) / 1_048_576))
+        say(String(format: "slope after warm-up: %+.1f MB/h (goal < 20 MB/h)", slope))
+    }
+
     private func say(_ line: String) {
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
