@@ -1,11 +1,11 @@
 import Foundation
-import NIOCore
 import TingxieCore
 
 /// A streaming `multipart/form-data` reader: parts are read one at a time and their bodies in
 /// chunks, so memory stays bounded whatever the upload's size. Header blocks and the preamble
-/// have fixed caps; the caller caps part counts and sizes.
-struct MultipartReader<Chunks: AsyncIteratorProtocol> where Chunks.Element == ByteBuffer {
+/// have fixed caps; the caller caps part counts and sizes. It reads any source of byte chunks
+/// (the request body's buffers; the fuzzer's slices).
+struct MultipartReader<Chunks: AsyncIteratorProtocol> where Chunks.Element: Sequence<UInt8> {
     struct Part: Sendable, Equatable {
         var name: String
         var filename: String?
@@ -27,14 +27,6 @@ struct MultipartReader<Chunks: AsyncIteratorProtocol> where Chunks.Element == By
     init(boundary: String, chunks: Chunks) {
         self.chunks = chunks
         delimiter = Array("\r\n--\(boundary)".utf8)
-    }
-
-    /// The `boundary` parameter of a `multipart/form-data` content type.
-    static func boundary(contentType: String) -> String? {
-        let parameters = HeaderParameters(contentType)
-        guard parameters.value.lowercased() == "multipart/form-data",
-              let boundary = parameters["boundary"], (1...200).contains(boundary.utf8.count) else { return nil }
-        return boundary
     }
 
     /// Moves to the next part, skipping what is left of the current one; `nil` after the last.
@@ -110,7 +102,7 @@ struct MultipartReader<Chunks: AsyncIteratorProtocol> where Chunks.Element == By
             buffer.removeFirst(start)
             start = 0
         }
-        buffer.append(contentsOf: next.readableBytesView)
+        buffer.append(contentsOf: next)
         return true
     }
 
@@ -215,4 +207,12 @@ struct HeaderParameters {
     }
 
     subscript(key: String) -> String? { parameters[key] }
+
+    /// The `boundary` parameter of a `multipart/form-data` content type.
+    static func multipartBoundary(contentType: String) -> String? {
+        let parameters = HeaderParameters(contentType)
+        guard parameters.value.lowercased() == "multipart/form-data",
+              let boundary = parameters["boundary"], (1...200).contains(boundary.utf8.count) else { return nil }
+        return boundary
+    }
 }

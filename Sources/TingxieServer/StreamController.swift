@@ -47,19 +47,6 @@ struct StreamController {
         func leave() { count.subtract(1, ordering: .relaxed) }
     }
 
-    struct Config: Decodable {
-        var mode: String?
-        var wav_name: String?
-        var wav_format: String?
-        /// Read as any JSON number, then checked as a whole sample rate.
-        var audio_fs: Double?
-        var is_speaking: Bool?
-        var hotwords: String?
-        var itn: Bool?
-    }
-
-    enum Mode: String { case offline, online, twoPass = "2pass" }
-
     /// The key may come as `Authorization: Bearer`, as a subprotocol `tingxie-key.<key>` (what
     /// browsers can send) or, for clients that can do neither (FunASR's), as `?api_key=` (which
     /// proxies may log).
@@ -114,22 +101,6 @@ struct StreamController {
 }
 
 extension StreamController {
-    /// FunASR sends hotwords as JSON `{"词": weight}` or as space-separated words. Its weights
-    /// are integers with 20 as the usual value (its examples' hotword files), so they are
-    /// divided by 20 onto Tingxie's scale (1 normal, 0.1-10).
-    static func hotwordList(_ text: String?) -> String? {
-        guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
-        if let weights = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
-            return Hotword.listText(weights.keys.sorted().map { word in
-                let weight = (weights[word] as? NSNumber)?.doubleValue ?? funASRNormalWeight
-                return Hotword(word, weight: min(Hotword.weightRange.upperBound, max(Hotword.weightRange.lowerBound, weight / funASRNormalWeight)))
-            })
-        }
-        return text.split(separator: " ").joined(separator: "\n")
-    }
-
-    static let funASRNormalWeight = 20.0
-
     /// Live speech with no pause is cut after this long (at 1.5 times at the latest), so that a
     /// speaker who never stops still sees sentences arrive.
     static let liveMaxSpeechSeconds = 15.0
@@ -192,40 +163,24 @@ private struct StreamSession {
             return try await fail(TingxieError(.invalidArgument, "the first message must be a JSON text message with the stream's config"))
         }
         activity.touch()
-        let config: StreamController.Config
-        let mode: StreamController.Mode
-        let rate: Int
-        do {
-            config = try JSONDecoder().decode(StreamController.Config.self, from: Data(text.utf8))
-            guard let parsed = StreamController.Mode(rawValue: config.mode ?? "offline") else {
-                throw TingxieError(.invalidArgument, "mode must be offline, online or 2pass")
-            }
-            mode = parsed
-            rate = try config.audio_fs.map { try ClientNumber.integer($0, field: "audio_fs", in: 8000...48_000) } ?? modelSampleRate
-            if mode != .offline, (config.wav_format ?? "pcm") != "pcm" {
-                throw TingxieError(.invalidArgument, "\(mode.rawValue) mode takes PCM only (wav_format \"pcm\")")
-            }
-        } catch let error as TingxieError {
-            return try await fail(error)
-        } catch {
-            return try await fail(TingxieError(.invalidArgument, "the config is not valid JSON: \(text.prefix(80))"))
-        }
-        let hotwords = StreamController.hotwordList(config.hotwords)
+        let config: FunASRConfig
         let matcher: HotwordMatcher?
         do {
-            matcher = try service.engine.matcher(for: hotwords)
+            config = try FunASRConfig(json: text, defaultSampleRate: modelSampleRate)
+            matcher = try service.engine.matcher(for: config.hotwords)
         } catch let error as TingxieError {
             return try await fail(error)
         }
-        logger.info("stream started", metadata: ["mode": "\(mode.rawValue)", "wav_name": "\(config.wav_name ?? "")"])
+        let mode = config.mode
+        logger.info("stream started", metadata: ["mode": "\(mode.rawValue)", "wav_name": "\(config.wavName ?? "")"])
         do {
             if mode == .offline {
-                try await offline(&iterator, config: config, rate: rate, hotwords: hotwords)
+                try await offline(&iterator, config: config)
             } else {
-                try await live(&iterator, config: config, rate: rate, mode: mode, hotwords: matcher)
+                try await live(&iterator, config: config, hotwords: matcher)
             }
         } catch let error as TingxieError {
-            try await fail(error, mode: mode.rawValue, name: config.wav_name)
+            try await fail(error, mode: mode.rawValue, name: config.wavName)
         }
     }
 
@@ -234,8 +189,7 @@ private struct StreamSession {
     /// The audio is stored and queued as a job, with the admission, limits, timeout and retries
     /// of every upload: its place in the queue is taken before any audio is read, and a client
     /// that leaves before the result cancels the job.
-    private func offline(_ iterator: inout WebSocketInboundMessageStream.AsyncIterator, config: StreamController.Config,
-                         rate: Int, hotwords: String?) async throws {
+    private func offline(_ iterator: inout WebSocketInboundMessageStream.AsyncIterator, config: FunASRConfig) async throws {
         let gauge = service.store.gauge
         let reservation = try gauge.reserve()
         defer { gauge.release(reservation) }
@@ -244,11 +198,11 @@ private struct StreamSession {
         let url = audio.partialURL(for: id)
         var queued = false
         defer { if !queued { audio.remove(id) } }
-        let format = config.wav_format ?? "pcm"
+        let format = config.wavFormat
         var budget = ByteBudget(limit: service.configuration.maxUploadBytes)
         let tooLarge = service.uploads.tooLarge("stream")
         let maxSeconds = service.configuration.maxDurationSeconds
-        let writer = format == "pcm" ? try WAVWriter(url: url, sampleRate: rate) : nil
+        let writer = format == "pcm" ? try WAVWriter(url: url, sampleRate: config.sampleRate) : nil
         let file: FileHandle? = format == "pcm" ? nil : try audio.createPartial(for: id)
         defer { try? file?.close() }
         var ended = false
@@ -266,7 +220,7 @@ private struct StreamSession {
                     try file?.write(contentsOf: Data(buffer.readableBytesView))
                 }
             case .text(let text):
-                if Self.isEnd(text) {
+                if FunASRConfig.endsInput(text) {
                     ended = true
                     break receiving
                 }
@@ -276,10 +230,10 @@ private struct StreamSession {
         guard ended else { return }
         try writer?.finish()
         try file?.close()
-        var upload = ReceivedUpload(files: [.init(id: id, filename: UploadReceiver.displayName(config.wav_name), bytes: budget.spent, durationS: 0)],
-                                    fields: hotwords.map { ["hotwords": $0] } ?? [:])
+        var upload = ReceivedUpload(files: [.init(id: id, filename: UploadReceiver.displayName(config.wavName), bytes: budget.spent, durationS: 0)],
+                                    fields: config.hotwords.map { ["hotwords": $0] } ?? [:])
         guard budget.spent > 0 else {
-            return try await send(Self.offlineMessage(nil, name: config.wav_name))
+            return try await send(Self.offlineMessage(nil, name: config.wavName))
         }
         try await activity.serverWork {
             try await service.uploads.measure(&upload, reservation: reservation)
@@ -292,7 +246,7 @@ private struct StreamSession {
 
     /// Sends the job's result (or its error) when it is done, then closes; meanwhile the socket
     /// is read, and a client that goes away first cancels the job: nobody will collect it.
-    private func answer(_ job: Job, config: StreamController.Config,
+    private func answer(_ job: Job, config: FunASRConfig,
                         whileReading iterator: inout WebSocketInboundMessageStream.AsyncIterator) async throws {
         let timeout = service.configuration.workers.timeout(for: job) + .seconds(600)
         let answered = Flag()
@@ -301,12 +255,12 @@ private struct StreamSession {
                 do {
                     let finished = try await service.waitForResult(job.id, timeout: timeout)
                     if finished.status == .failed, let error = finished.error { throw error }
-                    try await send(Self.offlineMessage(try await service.transcript(of: finished), name: config.wav_name))
+                    try await send(Self.offlineMessage(try await service.transcript(of: finished), name: config.wavName))
                     answered.value.store(true, ordering: .relaxed)
                     try await outbound.close(.normalClosure, reason: nil)
                 } catch let error as TingxieError {
                     answered.value.store(true, ordering: .relaxed)
-                    try await fail(error, mode: "offline", name: config.wav_name)
+                    try await fail(error, mode: "offline", name: config.wavName)
                 }
             }
             while try await iterator.next() != nil {}
@@ -320,14 +274,14 @@ private struct StreamSession {
 
     // MARK: Live: VAD on the incoming audio, a message per sentence
 
-    private func live(_ iterator: inout WebSocketInboundMessageStream.AsyncIterator, config: StreamController.Config,
-                      rate: Int, mode: StreamController.Mode, hotwords: HotwordMatcher?) async throws {
-        let source = PushedAudioSource(sampleRate: rate)
+    private func live(_ iterator: inout WebSocketInboundMessageStream.AsyncIterator, config: FunASRConfig,
+                      hotwords: HotwordMatcher?) async throws {
+        let source = PushedAudioSource(sampleRate: config.sampleRate)
         let pipeline = try service.engine.pipeline.with(configuration: .init(
             language: service.configuration.language, mergeTargetSeconds: 0, maxSpeechSeconds: StreamController.liveMaxSpeechSeconds))
         let (segments, segmentSink) = AsyncStream.makeStream(of: Transcript.Segment.self)
         let canceled = Flag()
-        let label = mode == .online ? "online" : "2pass-offline"
+        let label = config.mode == .online ? "online" : "2pass-offline"
         let maxSeconds = service.configuration.maxDurationSeconds
         var budget = ByteBudget(limit: service.configuration.maxUploadBytes)
         let tooLarge = service.uploads.tooLarge("stream")
@@ -342,7 +296,7 @@ private struct StreamSession {
             }
             group.addTask {
                 for await segment in segments {
-                    try await send(["mode": label, "wav_name": config.wav_name ?? "", "text": segment.text,
+                    try await send(["mode": label, "wav_name": config.wavName ?? "", "text": segment.text,
                                     "start_time": Int(segment.start * 1000), "end_time": Int(segment.end * 1000),
                                     "timestamp": Self.timestampString(segment), "is_final": false])
                 }
@@ -366,7 +320,7 @@ private struct StreamSession {
                             throw TingxieError(.tooLarge, String(format: "the stream is longer than this server's limit of %.0f s", maxSeconds))
                         }
                     case .text(let text):
-                        if Self.isEnd(text) {
+                        if FunASRConfig.endsInput(text) {
                             ended = true
                             break receiving
                         }
@@ -385,16 +339,12 @@ private struct StreamSession {
                     if let result { transcript = result }
                 }
             }
-            try await send(["mode": label, "wav_name": config.wav_name ?? "", "text": transcript?.text ?? "",
+            try await send(["mode": label, "wav_name": config.wavName ?? "", "text": transcript?.text ?? "",
                             "is_final": true])
         }
     }
 
     // MARK: Messages
-
-    private static func isEnd(_ text: String) -> Bool {
-        (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["is_speaking"] as? Bool == false
-    }
 
     /// 16-bit little-endian PCM as floats.
     private static func samples(_ buffer: ByteBuffer) -> [Float] {

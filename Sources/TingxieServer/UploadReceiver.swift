@@ -60,8 +60,8 @@ struct UploadReceiver: Sendable {
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         var budget = ByteBudget(limit: configuration.maxUploadBytes,
                                 minimumRate: (configuration.minUploadBytesPerSecond, configuration.uploadRateGrace))
-        if let boundary = MultipartReader<RequestBody.AsyncIterator>.boundary(contentType: contentType) {
-            var reader = MultipartReader(boundary: boundary, chunks: request.body.makeAsyncIterator())
+        if let boundary = HeaderParameters.multipartBoundary(contentType: contentType) {
+            var reader = MultipartReader(boundary: boundary, chunks: request.body.map(\.readableBytesView).makeAsyncIterator())
             var parts = 0
             while let part = try await reader.nextPart() {
                 parts += 1
