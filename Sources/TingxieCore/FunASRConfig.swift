@@ -46,8 +46,9 @@ public struct FunASRConfig: Sendable, Equatable {
         hotwords = Self.hotwordList(wire.hotwords)
     }
 
-    /// FunASR sends hotwords as JSON `{"词": weight}` or as space-separated words; weights are
-    /// scaled by `funASRNormalWeight` and clamped to Tingxie's range.
+    /// FunASR sends hotwords as JSON `{"词": weight}` or as a list of words separated by spaces or
+    /// (its current client, from a hotword file) commas; weights are scaled by
+    /// `funASRNormalWeight` and clamped to Tingxie's range.
     public static func hotwordList(_ text: String?) -> String? {
         guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
         if let weights = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
@@ -57,11 +58,15 @@ public struct FunASRConfig: Sendable, Equatable {
                 return Hotword(word, weight: min(Hotword.weightRange.upperBound, max(Hotword.weightRange.lowerBound, scaled)))
             })
         }
-        return text.split(separator: " ").joined(separator: "\n")
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "，" || $0 == "\n" })
+        return words.isEmpty ? nil : words.joined(separator: "\n")
     }
 
-    /// Whether a text message after the config ends the input (`"is_speaking": false`).
+    /// Whether a text message after the config ends the input: `"is_speaking": false`, or
+    /// `"is_end": true` (FunASR's current clients send both and wait for an answer carrying
+    /// `"is_end": true`).
     public static func endsInput(_ text: String) -> Bool {
-        (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["is_speaking"] as? Bool == false
+        guard let message = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return false }
+        return message["is_speaking"] as? Bool == false || message["is_end"] as? Bool == true
     }
 }

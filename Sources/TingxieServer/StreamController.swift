@@ -12,17 +12,23 @@ import TingxieJobs
 import TingxiePipeline
 import TingxieText
 
-/// `GET /v1/stream`: real-time recognition over a WebSocket, in the FunASR runtime protocol so
-/// that FunASR clients work unchanged. The client sends a JSON config, then audio (16-bit PCM,
-/// or a whole file in `offline` mode), then `{"is_speaking": false}`.
+/// `GET /v1/stream`, and a WebSocket upgrade on `/` (where FunASR's clients connect; a plain
+/// `GET /` is the web UI): real-time recognition in the FunASR runtime protocol, so that FunASR
+/// clients work unchanged. The client sends a JSON config, then audio (16-bit PCM, or a whole
+/// file in `offline` mode), then `{"is_speaking": false}` or `{"is_end": true}` (current
+/// clients send both).
 ///
-/// - `offline`: one message with the whole transcript after the end flag.
+/// - `offline`: one message with the whole transcript after the end.
 /// - `2pass` and `online`: the server runs the VAD on the incoming audio and sends each sentence
 ///   as soon as it ends (`2pass-offline` messages with its times; with no streaming model there
-///   are no word-by-word partials), then a final message with `is_final: true`.
+///   are no word-by-word partials).
+/// - Then the acknowledgement FunASR's clients wait for: `{"mode", "wav_name", "text": "",
+///   "is_final": true, "is_end": true}`. It carries no text: clients append every message's
+///   text, and every sentence was sent already.
 ///
-/// Audio is capped by the upload byte and duration limits; a malformed config gets an error
-/// message and the connection is closed.
+/// Audio is capped by the upload byte and duration limits. An error (a malformed config, a
+/// limit) is one message, `{"error": {"code", "message"}, "is_final": false, "is_end": true}`,
+/// and the connection is closed.
 struct StreamController {
     let service: JobService
     /// Where live recognitions block; its size is the number of streams served at once.
@@ -72,7 +78,13 @@ struct StreamController {
     }
 
     func addRoutes(to router: Router<BasicWebSocketRequestContext>) {
-        router.ws("/v1/stream") { request, _ in
+        for path in ["/v1/stream", "/"] {
+            addRoute(RouterPath(path), to: router)
+        }
+    }
+
+    private func addRoute(_ path: RouterPath, to router: Router<BasicWebSocketRequestContext>) {
+        router.ws(path) { request, _ in
             // A browser that offers subprotocols needs one back: FunASR's `binary`, or ours.
             let offered = Self.subprotocols(request)
             let chosen = ["binary", "tingxie"].first(where: offered.contains)
@@ -233,7 +245,8 @@ private struct StreamSession {
         var upload = ReceivedUpload(files: [.init(id: id, filename: UploadReceiver.displayName(config.wavName), bytes: budget.spent, durationS: 0)],
                                     fields: config.hotwords.map { ["hotwords": $0] } ?? [:])
         guard budget.spent > 0 else {
-            return try await send(Self.offlineMessage(nil, name: config.wavName))
+            try await send(Self.offlineMessage(nil, name: config.wavName))
+            return try await acknowledgeEnd(mode: "offline", name: config.wavName)
         }
         try await activity.serverWork {
             try await service.uploads.measure(&upload, reservation: reservation)
@@ -256,6 +269,7 @@ private struct StreamSession {
                     let finished = try await service.waitForResult(job.id, timeout: timeout)
                     if finished.status == .failed, let error = finished.error { throw error }
                     try await send(Self.offlineMessage(try await service.transcript(of: finished), name: config.wavName))
+                    try await acknowledgeEnd(mode: "offline", name: config.wavName)
                     answered.value.store(true, ordering: .relaxed)
                     try await outbound.close(.normalClosure, reason: nil)
                 } catch let error as TingxieError {
@@ -285,10 +299,10 @@ private struct StreamSession {
         let maxSeconds = service.configuration.maxDurationSeconds
         var budget = ByteBudget(limit: service.configuration.maxUploadBytes)
         let tooLarge = service.uploads.tooLarge("stream")
-        try await withThrowingTaskGroup(of: Transcript?.self) { group in
+        try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { segmentSink.finish() }
-                return try await controller.threadPool.runIfActive {
+                _ = try await controller.threadPool.runIfActive {
                     try pipeline.run(source: source, hotwords: hotwords, canceled: canceled.value, progress: nil) { segment in
                         segmentSink.yield(segment)
                     }
@@ -300,7 +314,6 @@ private struct StreamSession {
                                     "start_time": Int(segment.start * 1000), "end_time": Int(segment.end * 1000),
                                     "timestamp": Self.timestampString(segment), "is_final": false])
                 }
-                return nil
             }
             func stop() {
                 canceled.value.store(true, ordering: .relaxed)
@@ -333,14 +346,9 @@ private struct StreamSession {
             // A client that left before its end flag wants nothing more: stop its work.
             guard ended else { return stop() }
             source.end()
-            var transcript: Transcript?
-            try await activity.serverWork {
-                while let result = try await group.next() {
-                    if let result { transcript = result }
-                }
-            }
-            try await send(["mode": label, "wav_name": config.wavName ?? "", "text": transcript?.text ?? "",
-                            "is_final": true])
+            // Every sentence has been sent when recognition and the sender are done.
+            try await activity.serverWork { try await group.waitForAll() }
+            try await acknowledgeEnd(mode: label, name: config.wavName)
         }
     }
 
@@ -395,10 +403,17 @@ private struct StreamSession {
         try await outbound.write(.text(String(decoding: data, as: UTF8.self)))
     }
 
-    /// Sends the error in the API's shape and closes the connection.
+    /// The end of a conversation, as FunASR's clients wait for it: no text (each sentence was
+    /// sent once already), `is_final` and `is_end`.
+    private func acknowledgeEnd(mode: String, name: String?) async throws {
+        try await send(["mode": mode, "wav_name": name ?? "", "text": "", "is_final": true, "is_end": true])
+    }
+
+    /// Sends the error in the API's shape, as the end FunASR's clients wait for (`is_end` with
+    /// `is_final: false`), and closes the connection.
     func fail(_ error: TingxieError, mode: String? = nil, name: String? = nil) async throws {
         logger.info("stream refused", metadata: ["code": "\(error.code.rawValue)", "detail": "\(error.message)"])
-        var message: [String: Any] = ["error": ["code": error.code.rawValue, "message": error.message], "is_final": true]
+        var message: [String: Any] = ["error": ["code": error.code.rawValue, "message": error.message], "is_final": false, "is_end": true]
         if let mode { message["mode"] = mode }
         if let name { message["wav_name"] = name }
         try await send(message)

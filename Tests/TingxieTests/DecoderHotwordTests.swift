@@ -117,6 +117,7 @@ struct DecoderHotwordTests {
         #expect(FunASRConfig.hotwordList(#"{"阿里巴巴": 20, "通义": 40, "魔搭": 1000, "达摩院": 1}"#)
             == "达摩院 0.1\n通义 2.0\n阿里巴巴 1.0\n魔搭 10.0")
         #expect(FunASRConfig.hotwordList("阿里巴巴 通义") == "阿里巴巴\n通义")
+        #expect(FunASRConfig.hotwordList("阿里巴巴,通义，达摩院") == "阿里巴巴\n通义\n达摩院", "the current client joins a file's words with commas")
         #expect(FunASRConfig.hotwordList("  ") == nil)
     }
 }

@@ -62,7 +62,7 @@ struct StreamClient {
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 1 << 20) {
                         if case .text(let text) = message { received.texts.withLock { $0.append(text) } }
-                        if let last = received.texts.withLock({ $0.last }), last.contains("\"is_final\":true") { break }
+                        if let last = received.texts.withLock({ $0.last }), last.contains("\"is_end\":true") { break }
                     }
                 }
                 try await beforeEnd(received)
@@ -81,8 +81,9 @@ struct StreamClient {
             let messages = try await StreamClient(port: client.port!).converse(
                 first: .text(#"{"mode": "offline", "wav_name": "meeting", "wav_format": "pcm", "audio_fs": 16000, "is_speaking": true}"#),
                 audio: audio)
-            #expect(messages.count == 1)
+            #expect(messages.count == 2)
             let message = try #require(messages.first)
+            #expect(messages.last?["is_end"] as? Bool == true && messages.last?["is_final"] as? Bool == true)
             #expect(message["mode"] as? String == "offline")
             #expect(message["wav_name"] as? String == "meeting")
             #expect(message["is_final"] as? Bool == false)
@@ -114,8 +115,8 @@ struct StreamClient {
             let starts = sentences.compactMap { $0["start_time"] as? Int }
             #expect(starts.count == 3 && starts == starts.sorted() && starts[2] >= 2400)
             let final = try #require(messages.last)
-            #expect(final["is_final"] as? Bool == true)
-            #expect(final["text"] as? String == sentences.compactMap { $0["text"] as? String }.joined())
+            #expect(final["is_final"] as? Bool == true && final["is_end"] as? Bool == true)
+            #expect(final["text"] as? String == "", "every sentence was sent already")
         }
     }
 
@@ -127,11 +128,53 @@ struct StreamClient {
                 let messages = try await stream.converse(first: first)
                 let error = messages.first?["error"] as? [String: Any]
                 #expect(error?["code"] as? String == "invalid_argument", "\(messages)")
+                #expect(messages.first?["is_end"] as? Bool == true && messages.first?["is_final"] as? Bool == false)
                 #expect(messages.count == 1)
             }
             #expect(try await client.get("/healthz").status == .ok)
             let good = try await stream.converse(first: .text(#"{"mode": "offline"}"#), audio: StreamClient.pcm(seconds: 1, bursts: [(0.2, 0.8)]))
             #expect((good.first?["text"] as? String)?.isEmpty == false)
+        }
+    }
+
+    /// As FunASR's current Python client (`funasr_wss_client.py`) speaks: the root path with the
+    /// `binary` subprotocol, its config (chunk sizes, hotwords from a file joined by commas),
+    /// 60 ms frames, both end flags at once. It appends the text of every message and waits
+    /// for one carrying `is_end`, which must say `is_final`.
+    @Test(arguments: ["offline", "2pass", "online"])
+    func funASRsOwnClientIsServedAtTheRootPath(mode: String) async throws {
+        try await withTestServer(testing: .live) { client, _ in
+            let port = try #require(client.port)
+            let audio = StreamClient.pcm(seconds: 4, bursts: [(0.2, 0.8), (1.4, 2.0), (2.6, 3.2)])
+            let config = #"{"mode": "\#(mode)", "chunk_size": [5, 10, 5], "chunk_interval": 10, "encoder_chunk_look_back": 4, "#
+                + #""decoder_chunk_look_back": 0, "audio_fs": 16000, "wav_name": "demo", "wav_format": "pcm", "is_speaking": true, "#
+                + #""hotwords": "阿里巴巴,达摩院", "itn": true}"#
+            let texts = try await offThePool {
+                let socket = try RawWebSocket(port: port, path: "/", headers: ["Sec-WebSocket-Protocol": "binary"])
+                try socket.send(text: config)
+                let stride = 60 * 10 / 10 * 16 * 2   // the client's 60 ms of 16 kHz 16-bit samples
+                for start in Swift.stride(from: 0, to: audio.count, by: stride) {
+                    try socket.send(binary: audio[start..<min(audio.count, start + stride)])
+                }
+                try socket.send(text: #"{"is_speaking": false, "is_end": true}"#)
+                var texts: [String] = []
+                while texts.count < 20, let text = try socket.nextText() {
+                    texts.append(text)
+                    if text.contains("\"is_end\":true") { break }
+                }
+                return texts
+            }
+            let messages = texts.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let end = try #require(messages.last)
+            #expect(end["is_end"] as? Bool == true && end["is_final"] as? Bool == true, "\(texts)")
+            #expect(end["wav_name"] as? String == "demo")
+            let results = messages.dropLast()
+            let expected = mode == "offline" ? 1 : 3
+            #expect(results.count == expected, "\(texts)")
+            #expect(results.allSatisfy { $0["mode"] as? String == (mode == "2pass" ? "2pass-offline" : mode) })
+            // What the client shows: every text appended. Each sentence appears once.
+            let shown = messages.compactMap { $0["text"] as? String }.joined()
+            #expect(shown.components(separatedBy: "段").count - 1 == 3, "\(shown)")
         }
     }
 }
