@@ -82,14 +82,16 @@ public final class TranscriptionPipeline: Sendable {
     /// Transcribes one file.
     /// - Parameter hotwords: terms to favour in this transcript (see `HotwordMatcher`).
     /// - Throws: `TingxieError` naming the file and what was wrong; `.canceled` when the task is cancelled.
-    public func transcribe(_ url: URL, hotwords: HotwordMatcher? = nil, progress: ProgressHandler? = nil) async throws -> Transcript {
+    /// - Parameter onSegment: called with each segment as soon as it is recognised.
+    public func transcribe(_ url: URL, hotwords: HotwordMatcher? = nil, progress: ProgressHandler? = nil,
+                           onSegment: (@Sendable (Transcript.Segment) -> Void)? = nil) async throws -> Transcript {
         let canceled = Atomic<Bool>(false)
         do {
             return try await withTaskCancellationHandler {
                 try await threadPool.runIfActive { [self] in
                     let source = try AudioDecoder.open(url)
                     defer { source.close() }
-                    return try run(source: source, hotwords: hotwords, canceled: canceled, progress: progress)
+                    return try run(source: source, hotwords: hotwords, canceled: canceled, progress: progress, onSegment: onSegment)
                 }
             } onCancel: {
                 canceled.store(true, ordering: .relaxed)
@@ -250,7 +252,7 @@ public final class TranscriptionPipeline: Sendable {
     /// a VAD emits (silero's forced cut is at 180 s).
     static let historySeconds = 200
 
-    static func joinsWithoutSpaces(_ language: String) -> Bool {
+    public static func joinsWithoutSpaces(_ language: String) -> Bool {
         ["zh", "ja", "yue", "ko"].contains { language == $0 || language.hasPrefix($0 + "-") }
     }
 }

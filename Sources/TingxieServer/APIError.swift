@@ -42,13 +42,18 @@ struct APIError: Error, Sendable {
                   retryAfter: [.queueFull, .notReady, .insufficientStorage].contains(error.code) ? retryAfter ?? 5 : nil)
     }
 
-    func response(style: Style) -> Response {
+    /// The fields of the `error` object in `style`'s shape.
+    func fields(style: Style) -> [String: String?] {
         var fields: [String: String?] = ["code": code, "message": message]
         if style == .openAI {
             fields["type"] = status.code >= 500 ? "server_error" : "invalid_request_error"
             fields["param"] = .some(nil)
         }
-        var response = JSONResponse.make(["error": fields], status: status)
+        return fields
+    }
+
+    func response(style: Style) -> Response {
+        var response = JSONResponse.make(["error": fields(style: style)], status: status)
         response.headers[.tingxieError] = code
         if let retryAfter {
             response.headers[.retryAfter] = String(retryAfter)

@@ -1,7 +1,9 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import TingxieCore
 import TingxieJobs
+import TingxiePipeline
 
 /// OpenAI-compatible `POST /v1/audio/transcriptions`: synchronous for the client, but run as a
 /// durable job through the same queue, limits and workers as every other upload.
@@ -17,12 +19,21 @@ struct OpenAIController<Context: RequestContext> {
     @Sendable func transcribe(request: Request, context: Context) async throws -> Response {
         let limit = service.configuration.maxSyncDurationSeconds
         var format = ResponseFormat.json
+        var streaming = false
         let (jobs, fields) = try await service.submit(request, maxFiles: 1, fieldNames: .init(hotwords: "prompt", hotwordsArePrompt: true)) { upload in
             let name = upload.fields["response_format"].map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             guard let requested = ResponseFormat(rawValue: name.isEmpty ? "json" : name) else {
                 throw TingxieError(.invalidArgument, "response_format \"\(name.prefix(20))\" is not one of json, text, srt, verbose_json, vtt")
             }
             format = requested
+            switch upload.fields["stream"]?.trimmingCharacters(in: .whitespaces).lowercased() {
+            case nil, "false": streaming = false
+            case "true": streaming = true
+            case let other?: throw TingxieError(.invalidArgument, "stream must be true or false, not \"\(other.prefix(20))\"")
+            }
+            if streaming, format != .json, format != .text {
+                throw TingxieError(.invalidArgument, "stream=true sends text events; response_format must be json or text")
+            }
             // Ignored (decoding is greedy), but still a number a client sent.
             if let temperature = upload.fields["temperature"] {
                 _ = try ClientNumber.number(temperature, field: "temperature", in: 0...1)
@@ -32,6 +43,7 @@ struct OpenAIController<Context: RequestContext> {
             }
         }
         let job = jobs[0]
+        if streaming { return events(for: job) }
         let finished: Job
         do {
             finished = try await service.waitForResult(job.id, timeout: service.configuration.workers.timeout(for: job) + .seconds(600))
@@ -45,6 +57,72 @@ struct OpenAIController<Context: RequestContext> {
         }
         let transcript = try await service.transcript(of: finished)
         return render(transcript, format: format, granularities: Self.granularities(fields))
+    }
+
+    /// `stream=true`: server-sent events as OpenAI's SDK reads them: a `transcript.text.delta`
+    /// for each segment as soon as a worker has recognised it (a long file streams while it is
+    /// transcribed), then `transcript.text.done` with the whole text. A failure is an event
+    /// with `error`; a client that goes away cancels the job.
+    private func events(for job: Job) -> Response {
+        let service = service
+        let separator = TranscriptionPipeline.joinsWithoutSpaces(service.configuration.language) ? "" : " "
+        let body = ResponseBody { writer in
+            var sent = 0
+            var events: [[String: Any]] = []
+            do {
+                let deadline = ContinuousClock.now + service.configuration.workers.timeout(for: job) + .seconds(600)
+                var current = try await service.job(job.id)
+                while true {
+                    let segments = current.status.isTerminal && current.status == .succeeded
+                        ? try await service.transcript(of: current).segments.dropFirst(sent)
+                        : service.engine.running.segments(of: job.id, from: sent)
+                    for segment in segments {
+                        events.append(["type": "transcript.text.delta", "delta": (sent > 0 ? separator : "") + segment.text])
+                        sent += 1
+                    }
+                    if current.status.isTerminal { break }
+                    try await Self.write(events, to: &writer)
+                    events = []
+                    guard ContinuousClock.now < deadline else {
+                        throw TingxieError(.timeout, "job \(job.id) did not finish in time; it goes on: GET /v1/jobs/\(job.id)")
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                    current = try await service.job(job.id)
+                }
+                events.append(["type": "transcript.text.done", "text": try await service.transcript(of: current).text])
+            } catch let error as TingxieError {
+                events.append(Self.errorEvent(APIError(error)))
+            } catch let error as APIError {
+                events.append(Self.errorEvent(error))
+            } catch {
+                // The client went away (a write failed) or the wait was cancelled.
+                _ = try? await service.cancel(job.id)
+                throw error
+            }
+            do {
+                try await Self.write(events, to: &writer)
+            } catch {
+                _ = try? await service.cancel(job.id)
+                throw error
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache"], body: body)
+    }
+
+    /// An `error` event; the SDK raises it as an `APIError`.
+    private static func errorEvent(_ error: APIError) -> [String: Any] {
+        ["type": "error", "error": error.fields(style: .openAI).mapValues { $0.map { $0 as Any } ?? NSNull() }]
+    }
+
+    private static func write(_ events: [[String: Any]], to writer: inout any ResponseBodyWriter) async throws {
+        guard !events.isEmpty else { return }
+        var text = ""
+        for event in events {
+            let data = try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys, .withoutEscapingSlashes])
+            text += "data: " + String(decoding: data, as: UTF8.self) + "\n\n"
+        }
+        try await writer.write(ByteBuffer(string: text))
     }
 
     /// `timestamp_granularities[]` arrives as repeated bracket keys; the form keeps the last,

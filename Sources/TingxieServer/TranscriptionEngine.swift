@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TingxieCore
 import TingxieJobs
 import TingxiePipeline
@@ -12,6 +13,8 @@ public struct TranscriptionEngine: JobProcessor {
     public let lexicon: Lexicon?
     /// Hotwords for every request (`serve --hotwords-file`).
     public let serverHotwords: [Hotword]
+    /// The segments of the jobs running now, as they are recognised (for clients that stream).
+    let running = RunningSegments()
 
     /// - Throws: `TingxieError(.invalidArgument)` when there are server hotwords but no dictionary.
     public init(pipeline: TranscriptionPipeline, lexicon: Lexicon?, serverHotwords: [Hotword] = []) throws {
@@ -25,7 +28,11 @@ public struct TranscriptionEngine: JobProcessor {
 
     public func process(_ job: Job, audio: URL, progress: @escaping @Sendable (Double) -> Void) async throws -> Transcript {
         do {
-            return try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), progress: progress)
+            running.begin(job.id)
+            defer { running.end(job.id) }
+            return try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), progress: progress) { [running] segment in
+                running.append(segment, to: job.id)
+            }
         } catch let error as TingxieError {
             throw error.naming(audio, as: job.filename ?? "the upload")
         }
@@ -43,4 +50,22 @@ public struct TranscriptionEngine: JobProcessor {
 
     static let missingDictionary = TingxieError(
         .invalidArgument, "hotwords need the Unihan readings and jieba's word list (Debian packages unicode-data and python3-jieba), which this server lacks")
+}
+
+/// The segments recognised so far of each job running in this process. A job's list lives
+/// while it runs; its stored transcript is the truth afterwards.
+final class RunningSegments: Sendable {
+    private let jobs = Mutex<[String: [Transcript.Segment]]>([:])
+
+    func begin(_ id: String) { jobs.withLock { $0[id] = [] } }
+    func end(_ id: String) { jobs.withLock { _ = $0.removeValue(forKey: id) } }
+    func append(_ segment: Transcript.Segment, to id: String) { jobs.withLock { $0[id]?.append(segment) } }
+
+    /// The segments of job `id` from index `start` on (none when it is not running here).
+    func segments(of id: String, from start: Int) -> ArraySlice<Transcript.Segment> {
+        jobs.withLock { jobs in
+            guard let segments = jobs[id], start < segments.count else { return [] }
+            return segments[start...]
+        }
+    }
 }

@@ -166,6 +166,9 @@ import TingxieText
         let verbose = try #require(results["verbose_json"] as? [String: Any])
         #expect(abs((verbose["duration"] as? Double ?? 0) - 4.149) < 0.05)
         #expect((verbose["segments"] as? Int ?? 0) >= 1)
+        let stream = try #require(results["stream"] as? [String: [String]])
+        #expect(stream["done"] == [text])
+        #expect(stream["deltas"]?.isEmpty == false && stream["deltas"]?.joined() == text)
         #expect(results["unauthorized"] as? Int == 401)
     }
 }

@@ -263,6 +263,37 @@ import TingxieServer
         }
     }
 
+    /// `stream=true`, as OpenAI's SDK reads it: a delta per segment, then the whole text.
+    @Test func theOpenAIEndpointStreamsEachSegmentAsAnEvent() async throws {
+        try await withTestServer(recognizer: FakeRecognizer(delay: .milliseconds(200))) { client, _ in
+            // Three tones with pauses: three segments for the fake VAD.
+            let rate = 16_000
+            let samples = (0..<(4 * rate)).map { index -> Double in
+                let t = Double(index) / Double(rate)
+                return [(0.2, 0.8), (1.4, 2.0), (2.6, 3.2)].contains { t > $0.0 && t < $0.1 } ? 0.3 * sin(2 * .pi * 300 * t) : 0
+            }
+            let response = try await client.post("/v1/audio/transcriptions", parts: [
+                .file(WAVFixture.file(samples, sampleRate: rate)), .field("model", "whisper-1"), .field("stream", "true"),
+            ])
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType] == "text/event-stream; charset=utf-8")
+            let events = response.text.components(separatedBy: "\n\n").filter { !$0.isEmpty }.compactMap { event -> [String: Any]? in
+                guard event.hasPrefix("data: ") else { return nil }
+                return try? JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any]
+            }
+            let deltas = events.filter { $0["type"] as? String == "transcript.text.delta" }.compactMap { $0["delta"] as? String }
+            #expect(deltas.count == 3, "\(response.text)")
+            #expect(events.last?["type"] as? String == "transcript.text.done")
+            #expect(events.last?["text"] as? String == deltas.joined())
+            for (stream, format) in [("yes", "json"), ("true", "srt")] {
+                let refused = try await client.post("/v1/audio/transcriptions", parts: [
+                    .file(Upload.wav()), .field("stream", stream), .field("response_format", format),
+                ])
+                #expect(refused.status == .badRequest, "stream=\(stream) response_format=\(format)")
+            }
+        }
+    }
+
     @Test func theOpenAIEndpointAnswersInEveryResponseFormat() async throws {
         try await withTestServer(setup: { $0.maxSyncDurationSeconds = 5 }) { client, _ in
             let expected: [(String, String)] = [("json", "application/json"), ("text", "text/plain; charset=utf-8"),

@@ -1,8 +1,8 @@
 """Transcribes one file through Tingxie with the official openai SDK, in every response format.
 
 usage: openai_client.py BASE_URL API_KEY AUDIO
-Prints one JSON object: the text of each format, a summary of verbose_json, and the status a
-wrong key gets.
+Prints one JSON object: the text of each format, a summary of verbose_json, the events of a
+streamed transcription, and the status a wrong key gets.
 """
 import json
 import sys
@@ -24,6 +24,14 @@ for response_format in ["json", "text", "srt", "vtt", "verbose_json"]:
         results["verbose_json"] = {"duration": response.duration, "segments": len(response.segments or [])}
     else:
         results[response_format] = response.strip() if isinstance(response, str) else str(response)
+
+# stream=True: deltas as segments are recognised, then the whole text.
+with open(audio, "rb") as file:
+    events = list(client.audio.transcriptions.create(model="whisper-1", file=file, language="zh", stream=True))
+results["stream"] = {
+    "deltas": [event.delta for event in events if event.type == "transcript.text.delta"],
+    "done": [event.text for event in events if event.type == "transcript.text.done"],
+}
 
 wrong = openai.OpenAI(base_url=base_url, api_key="wrong-key", max_retries=0)
 try:
