@@ -1,7 +1,10 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
+import NIOSSL
 import ServiceLifecycle
 import NIOPosix
 import TingxieCore
@@ -71,13 +74,17 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
     StreamController(service: service, threadPool: streamPool, active: .init(limit: configuration.maxStreams))
         .addRoutes(to: webSocketRouter)
+    var server = HTTPServerBuilder.http1WebSocketUpgrade(
+        webSocketRouter: webSocketRouter,
+        configuration: .init(http1: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
+                             ws: .init(maxFrameSize: 1 << 20, autoPing: .disabled))
+    )
+    if let tls = configuration.tls {
+        server = try .tls(server, tlsConfiguration: try tlsConfiguration(tls))
+    }
     let application = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: webSocketRouter,
-            configuration: .init(http1: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
-                                 ws: .init(maxFrameSize: 1 << 20, autoPing: .disabled))
-        ),
+        server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tingxie"),
         services: [pool, monitor, ThreadPoolService(pool: streamPool),
                    RetentionService(store: store, audio: audio, retention: configuration.retention, logger: logger)],
@@ -85,6 +92,25 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
         logger: logger
     )
     return Server(application: application, workers: pool, logger: logger)
+}
+
+/// The server side of TLS from PEM files.
+/// - Throws: `TingxieError(.invalidArgument)` naming the file that cannot be read.
+func tlsConfiguration(_ files: ServerConfiguration.TLSFiles) throws -> TLSConfiguration {
+    let chain: [NIOSSLCertificate]
+    do {
+        chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain.path)
+    } catch {
+        throw TingxieError(.invalidArgument, "cannot read the TLS certificate \(files.certificateChain.path) as PEM: \(error)")
+    }
+    guard !chain.isEmpty else { throw TingxieError(.invalidArgument, "no certificate in \(files.certificateChain.path)") }
+    let key: NIOSSLPrivateKey
+    do {
+        key = try NIOSSLPrivateKey(file: files.privateKey.path, format: .pem)
+    } catch {
+        throw TingxieError(.invalidArgument, "cannot read the TLS private key \(files.privateKey.path) as PEM: \(error)")
+    }
+    return .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
 }
 
 func buildRouter(service: JobService) -> Router<BasicRequestContext> {

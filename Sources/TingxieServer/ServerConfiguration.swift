@@ -46,6 +46,18 @@ public struct ServerConfiguration: Sendable {
     public var minFreeDiskBytes: Int
     /// Finished jobs, their results and incidents are deleted this long after they ended.
     public var retention: Duration
+    /// PEM certificate chain and private key: with them the port serves HTTPS and WSS only.
+    public var tls: TLSFiles?
+
+    public struct TLSFiles: Sendable {
+        public var certificateChain: URL
+        public var privateKey: URL
+
+        public init(certificateChain: URL, privateKey: URL) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+        }
+    }
 
     public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: URL,
                 workers: WorkerPool.Configuration = WorkerPool.Configuration(), threadsPerWorker: Int = 1,
@@ -55,7 +67,7 @@ public struct ServerConfiguration: Sendable {
                 corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60,
                 alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil,
                 maxStreams: Int = 4, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30),
-                minFreeDiskBytes: Int = 1 << 30, retention: Duration = .seconds(30 * 86_400)) {
+                minFreeDiskBytes: Int = 1 << 30, retention: Duration = .seconds(30 * 86_400), tls: TLSFiles? = nil) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
@@ -78,6 +90,7 @@ public struct ServerConfiguration: Sendable {
         self.minUploadBytesPerSecond = max(0, minUploadBytesPerSecond)
         self.uploadRateGrace = uploadRateGrace
         self.minFreeDiskBytes = max(0, minFreeDiskBytes)
+        self.tls = tls
         self.retention = retention
     }
 }

@@ -29,6 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Hours of audio allowed to wait in the queue (default 100).") var maxQueuedAudioHours: Double?
     @Option(help: "Require this bearer key (repeatable; env: comma-separated).") var apiKey: [String] = []
     @Option(help: "Allow browsers from this origin (repeatable; env: comma-separated).") var corsOrigin: [String] = []
+    @Option(help: "PEM certificate chain: with --tls-key the port serves HTTPS and WSS (FunASR clients' default).") var tlsCert: String?
+    @Option(help: "PEM private key for --tls-cert.") var tlsKey: String?
     @Option(help: "Seconds running jobs may finish in after SIGTERM before they are requeued (default 30).") var shutdownGrace: Double?
     @Option(help: "Lease of a running job in seconds; a job whose worker stops renewing it is requeued (default 30).") var leaseSeconds: Double?
     @Option(help: "Hotwords for every request: a file with one term per line, optionally `term weight`.") var hotwordsFile: String?
@@ -78,7 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
             engine: try model.serverEngine(recognizer: recognizer, decoders: configuration.workers.workers, threadPool: threadPool, lexicon: lexicon, hotwords: hotwords),
             logger: logger
         ) { port in
-            logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "workers": "\(configuration.workers.workers)",
+            logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
+                                                "workers": "\(configuration.workers.workers)",
                                                 "model": "\(recognizer.info.name)", "data_dir": "\(configuration.dataDirectory.path)"])
         }
         do {
@@ -149,8 +152,18 @@ struct ServeCommand: AsyncParsableCommand {
             minUploadBytesPerSecond: try option(minUploadRate, "MIN_UPLOAD_RATE") ?? defaults.minUploadBytesPerSecond,
             uploadRateGrace: try option(uploadRateGrace, "UPLOAD_RATE_GRACE").map { .seconds($0) } ?? defaults.uploadRateGrace,
             minFreeDiskBytes: try option(minFreeDiskMb, "MIN_FREE_DISK_MB").map { $0 << 20 } ?? defaults.minFreeDiskBytes,
-            retention: try retention()
+            retention: try retention(),
+            tls: try tls()
         )
+    }
+
+    private func tls() throws -> ServerConfiguration.TLSFiles? {
+        switch (setting(tlsCert, "TLS_CERT"), setting(tlsKey, "TLS_KEY")) {
+        case (nil, nil): return nil
+        case let (certificate?, key?):
+            return .init(certificateChain: URL(fileURLWithPath: certificate), privateKey: URL(fileURLWithPath: key))
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
     }
 
     private func retention() throws -> Duration {
