@@ -28,6 +28,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSherpaOnnx"),
         .systemLibrary(name: "COpenCC", pkgConfig: "opencc", providers: [.apt(["libopencc-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "TingxieCore",
             dependencies: [.product(name: "Logging", package: "swift-log")]
@@ -60,7 +61,7 @@ let package = Package(
         .target(
             name: "TingxieServer",
             dependencies: [
-                "TingxieCore", "TingxieAudio", "TingxieText", "TingxiePipeline", "TingxieJobs",
+                "TingxieCore", "TingxieAudio", "TingxieText", "TingxiePipeline", "TingxieJobs", "CMalloc",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

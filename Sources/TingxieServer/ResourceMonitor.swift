@@ -125,6 +125,7 @@ public final class ResourceMonitor: Service {
 
     /// Takes a sample and opens or closes alerts accordingly.
     public func check() async {
+        ProcessMemory.trim()
         let sample = await source.sample()
         let oldest = (try? await store.oldestQueuedAt()) ?? nil
         let age = oldest.map { max(0, Date().timeIntervalSince($0)) } ?? 0

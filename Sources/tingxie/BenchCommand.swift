@@ -87,6 +87,8 @@ struct BenchCommand: AsyncParsableCommand {
             try await measureOverhead(try longFile(minutes: overheadMinutes, from: files, in: work), minutes: overheadMinutes)
         }
         if !Set(sections).isDisjoint(with: [.server, .flood, .soak]) {
+            // As `tingxie serve` runs.
+            ProcessMemory.limitArenas()
             let recognizer = try model.loadRecognizer(threads: 1)
             let pool = NIOThreadPool(numberOfThreads: 2)
             pool.start()

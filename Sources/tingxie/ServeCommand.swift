@@ -52,6 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ProcessMemory.limitArenas()
         let format = setting(logFormat, "LOG_FORMAT") ?? "text"
         LogOutput.ignoreBrokenPipes()
         // The job store, its journal and every upload are readable by this user only.

@@ -1,0 +1,2 @@
+// glibc's allocator tuning (mallopt, malloc_trim), which the Glibc module does not expose.
+#include <malloc.h>
