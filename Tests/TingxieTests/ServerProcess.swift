@@ -112,17 +112,8 @@ enum LiveHTTP {
     /// Sends `head`, then `trickle` one byte per `every` (or at once when `every` is zero), and
     /// returns the first line the server answers (at most after 10 s of silence).
     static func rawExchange(port: Int, head: String, trickle: Data, every interval: Duration) throws -> String {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { throw POSIXError(.EIO) }
+        let socket = try loopbackSocket(port: port)
         defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
         func send(_ bytes: Data) { _ = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
         var buffer = [UInt8](repeating: 0, count: 4096)
         func answer(waiting: timeval) -> String? {
