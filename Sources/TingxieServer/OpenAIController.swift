@@ -69,18 +69,17 @@ struct OpenAIController<Context: RequestContext> {
         let body = ResponseBody { writer in
             var sent = 0
             var events: [[String: Any]] = []
+            func deltas(_ segments: some Sequence<Transcript.Segment>) {
+                for segment in segments {
+                    events.append(["type": "transcript.text.delta", "delta": (sent > 0 ? separator : "") + segment.text])
+                    sent += 1
+                }
+            }
             do {
                 let deadline = ContinuousClock.now + service.configuration.workers.timeout(for: job) + .seconds(600)
                 var current = try await service.job(job.id)
-                while true {
-                    let segments = current.status.isTerminal && current.status == .succeeded
-                        ? try await service.transcript(of: current).segments.dropFirst(sent)
-                        : service.engine.running.segments(of: job.id, from: sent)
-                    for segment in segments {
-                        events.append(["type": "transcript.text.delta", "delta": (sent > 0 ? separator : "") + segment.text])
-                        sent += 1
-                    }
-                    if current.status.isTerminal { break }
+                while !current.status.isTerminal {
+                    deltas(service.engine.running.segments(of: job.id, from: sent))
                     try await Self.write(events, to: &writer)
                     events = []
                     guard ContinuousClock.now < deadline else {
@@ -89,7 +88,10 @@ struct OpenAIController<Context: RequestContext> {
                     try await Task.sleep(for: .milliseconds(100))
                     current = try await service.job(job.id)
                 }
-                events.append(["type": "transcript.text.done", "text": try await service.transcript(of: current).text])
+                // The stored transcript is the truth: the rest of its segments, then its text.
+                let transcript = try await service.transcript(of: current)
+                deltas(transcript.segments.dropFirst(sent))
+                events.append(["type": "transcript.text.done", "text": transcript.text])
             } catch let error as TingxieError {
                 events.append(Self.errorEvent(APIError(error)))
             } catch let error as APIError {

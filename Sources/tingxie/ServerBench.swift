@@ -140,12 +140,12 @@ struct ServerBench: Sendable {
         let settled = Array(all.dropFirst(all.count / 10))
         guard settled.count >= 4 else { return say("too few samples for a slope: run at least a few minutes") }
         let megabytes = settled.map { (hours: $0.seconds / 3600, mb: Double($0.bytes) / 1_048_576) }
+        func mean(_ part: ArraySlice<(hours: Double, mb: Double)>) -> Double { part.map(\.mb).reduce(0, +) / Double(part.count) }
         let meanT = megabytes.map(\.hours).reduce(0, +) / Double(megabytes.count)
-        let meanM = megabytes.map(\.mb).reduce(0, +) / Double(megabytes.count)
+        let meanM = mean(megabytes[...])
         let slope = megabytes.map { ($0.hours - meanT) * ($0.mb - meanM) }.reduce(0, +)
             / megabytes.map { ($0.hours - meanT) * ($0.hours - meanT) }.reduce(0, +)
         let minute = max(1, min(12, settled.count / 4))   // 12 samples: one minute
-        func mean(_ part: ArraySlice<(hours: Double, mb: Double)>) -> Double { part.map(\.mb).reduce(0, +) / Double(part.count) }
         say("\(requests) requests, \(failures) failed; \(all.count) RSS samples")
         say(String(format: "RSS first sample %.0f MB; after warm-up %.0f MB (mean of its first minute), last minute %.0f MB, peak %.0f MB",
                    Double(all[0].bytes) / 1_048_576, mean(megabytes.prefix(minute)), mean(megabytes.suffix(minute)),
