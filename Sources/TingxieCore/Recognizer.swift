@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// What a model returns for one piece of audio.
 public struct RecognitionResult: Sendable, Equatable {
@@ -18,6 +19,24 @@ public struct RecognitionResult: Sendable, Equatable {
     }
 }
 
+/// What one recognition asks of the model besides the audio.
+public struct RecognitionOptions: Sendable, Hashable {
+    public enum Task: String, Sendable, Codable, CaseIterable {
+        case transcribe, translate
+    }
+
+    /// The language spoken: a code from `ModelInfo.languages`, `ModelInfo.detect` to let the
+    /// model find it, or `nil` for the language the model was loaded with.
+    public var language: String?
+    /// `translate` gives English text (models with `ModelInfo.translates`).
+    public var task: Task
+
+    public init(language: String? = nil, task: Task = .transcribe) {
+        self.language = language
+        self.task = task
+    }
+}
+
 /// Describes a loaded model.
 public struct ModelInfo: Sendable, Equatable, Codable {
     /// The family as sherpa-onnx knows it: `paraformer`, `whisper`, `sense_voice`, `transducer`.
@@ -33,15 +52,57 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     public var givesTokenTimestamps: Bool
     /// Whether the decoder itself can be biased towards hotwords (transducers with beam search).
     public var biasesHotwords: Bool
+    /// The languages a recognition may name (`RecognitionOptions.language`); the first is the
+    /// one the model was loaded with.
+    public var languages: [String]
+    /// Whether the model can find the language itself (`ModelInfo.detect`).
+    public var detectsLanguage: Bool
+    /// Whether the model can translate what it hears into English.
+    public var translates: Bool
+
+    /// The language code that asks the model to detect the language.
+    public static let detect = "auto"
 
     public init(family: String, name: String, emitsTraditional: Bool, maxSegmentSeconds: Double,
-                givesTokenTimestamps: Bool = false, biasesHotwords: Bool = false) {
+                givesTokenTimestamps: Bool = false, biasesHotwords: Bool = false, languages: [String] = ["zh"],
+                detectsLanguage: Bool = false, translates: Bool = false) {
         self.family = family
         self.name = name
         self.emitsTraditional = emitsTraditional
         self.maxSegmentSeconds = maxSegmentSeconds
         self.givesTokenTimestamps = givesTokenTimestamps
         self.biasesHotwords = biasesHotwords
+        self.languages = languages
+        self.detectsLanguage = detectsLanguage
+        self.translates = translates
+    }
+
+    /// The code of a language a client named, as this model takes it: lower case, a region or
+    /// script dropped (`zh-CN`, `zh_Hant` -> `zh`), or `detect`.
+    /// - Throws: `TingxieError(.invalidArgument)` listing what the model supports.
+    public func language(named requested: String) throws -> String {
+        let trimmed = requested.trimmingCharacters(in: .whitespaces).lowercased()
+        let code = String(trimmed.prefix { $0 != "-" && $0 != "_" })
+        if code == Self.detect {
+            guard detectsLanguage else {
+                throw TingxieError(.invalidArgument, "the model \(name) cannot detect the language; name one of: \(languages.joined(separator: ", "))")
+            }
+            return code
+        }
+        guard languages.contains(code) else {
+            let detection = detectsLanguage ? ", or \(Self.detect) to detect it" : ""
+            throw TingxieError(.invalidArgument, "language \"\(requested.prefix(20))\" is not one the model \(name) speaks; supported: \(languages.joined(separator: ", "))\(detection)")
+        }
+        return code
+    }
+
+    /// Checks that the model can carry out `options`.
+    /// - Throws: `TingxieError(.invalidArgument)` naming what the model can do.
+    public func check(_ options: RecognitionOptions) throws {
+        if let language = options.language { _ = try self.language(named: language) }
+        if options.task == .translate, !translates {
+            throw TingxieError(.invalidArgument, "the model \(name) (\(family)) cannot translate; it transcribes \(languages.joined(separator: ", "))")
+        }
     }
 }
 
@@ -56,8 +117,9 @@ public protocol Recognizer: Sendable {
     /// Recognises several independent pieces of 16 kHz mono audio in one batch.
     /// - Parameter hotwords: terms to bias the decoder towards; ignored unless
     ///   `info.biasesHotwords`.
+    /// - Parameter options: the language and task, which `info.check` accepts.
     /// - Returns: one result per piece, in order.
-    func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult]
+    func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult]
 
     /// The hotwords the decoder takes: all of them for a biasable model unless it says
     /// otherwise (terms it cannot spell), none for others.
@@ -69,9 +131,9 @@ extension Recognizer {
         info.biasesHotwords ? hotwords : []
     }
 
-    /// Recognises several pieces without hotwords.
-    public func recognize(batch: [[Float]]) throws -> [RecognitionResult] {
-        try recognize(batch: batch, hotwords: [])
+    /// Recognises several pieces without hotwords, in the model's own language.
+    public func recognize(batch: [[Float]], hotwords: [Hotword] = []) throws -> [RecognitionResult] {
+        try recognize(batch: batch, hotwords: hotwords, options: RecognitionOptions())
     }
 
     /// Recognises one piece of 16 kHz mono audio.
@@ -96,10 +158,10 @@ public final class SharedRecognizer: Recognizer {
 
     public var info: ModelInfo { base.info }
 
-    public func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
+    public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
         slots.wait()
         defer { slots.signal() }
-        return try base.recognize(batch: batch, hotwords: hotwords)
+        return try base.recognize(batch: batch, hotwords: hotwords, options: options)
     }
 
     public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {

@@ -28,7 +28,11 @@ public struct Transcript: Sendable, Equatable, Codable {
     public var text: String
     /// Length of the audio in seconds.
     public var durationS: Double
+    /// The language spoken, as the model found it or was told.
     public var language: String?
+    /// `translate` when the text is the model's English translation; `nil` for a transcript
+    /// (stored transcripts from before translation have none).
+    public var task: RecognitionOptions.Task?
     public var model: String
     public var segments: [Segment]
     /// Wall-clock seconds spent producing the transcript.
@@ -36,11 +40,12 @@ public struct Transcript: Sendable, Equatable, Codable {
     /// Real-time factor: processing time divided by audio duration.
     public var rtf: Double
 
-    public init(text: String, durationS: Double, language: String?, model: String,
-                segments: [Segment], processingS: Double) {
+    public init(text: String, durationS: Double, language: String?, task: RecognitionOptions.Task = .transcribe,
+                model: String, segments: [Segment], processingS: Double) {
         self.text = text
         self.durationS = durationS
         self.language = language
+        self.task = task == .translate ? task : nil
         self.model = model
         self.segments = segments
         self.processingS = processingS
@@ -48,7 +53,7 @@ public struct Transcript: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case text, language, model, segments, rtf
+        case text, language, task, model, segments, rtf
         case durationS = "duration_s"
         case processingS = "processing_s"
     }

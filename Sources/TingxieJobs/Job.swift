@@ -20,7 +20,10 @@ public struct Job: Sendable, Equatable, Identifiable {
     public var bytes: Int
     /// Audio duration in seconds as probed on upload (0 when the container did not say).
     public var durationS: Double
+    /// The language code the client named, `auto` to detect it, or `nil` for the server's.
     public var language: String?
+    /// `translate` for an English translation.
+    public var task: RecognitionOptions.Task
     /// Hotwords as the client gave them (parsed again by the worker).
     public var hotwords: String?
     /// The model name the client asked for, if any.
@@ -42,7 +45,7 @@ public struct Job: Sendable, Equatable, Identifiable {
     public var owner: String?
 
     public init(id: String, batchID: String? = nil, status: Status = .queued, filename: String?, bytes: Int,
-                durationS: Double, language: String? = nil, hotwords: String? = nil, model: String? = nil,
+                durationS: Double, language: String? = nil, task: RecognitionOptions.Task = .transcribe, hotwords: String? = nil, model: String? = nil,
                 progress: Double = 0, attempts: Int = 0, maxAttempts: Int = 3, error: TingxieError? = nil,
                 createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil, notBefore: Date? = nil,
                 leaseOwner: String? = nil, leaseExpiresAt: Double? = nil, owner: String? = nil) {
@@ -53,6 +56,7 @@ public struct Job: Sendable, Equatable, Identifiable {
         self.bytes = bytes
         self.durationS = durationS
         self.language = language
+        self.task = task
         self.hotwords = hotwords
         self.model = model
         self.progress = progress

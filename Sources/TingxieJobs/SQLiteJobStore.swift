@@ -106,6 +106,9 @@ public final class SQLiteJobStore: JobStore {
                 UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL WHERE status = 'running';
                 """)
         }
+        migrator.registerMigration("v4-task") { db in
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN task TEXT")
+        }
         return migrator
     }
 
@@ -115,11 +118,11 @@ public final class SQLiteJobStore: JobStore {
         try await write(settling: reservation) { db in
             for job in jobs {
                 try db.execute(sql: """
-                    INSERT INTO jobs (id, batch_id, status, filename, bytes, duration_s, language, hotwords, model,
+                    INSERT INTO jobs (id, batch_id, status, filename, bytes, duration_s, language, task, hotwords, model,
                                       max_attempts, created_at, owner)
-                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [job.id, job.batchID, job.filename, job.bytes, job.durationS, job.language,
-                                     job.hotwords, job.model, job.maxAttempts, job.createdAt.timeIntervalSince1970, job.owner])
+                                     job.task == .translate ? job.task.rawValue : nil, job.hotwords, job.model, job.maxAttempts, job.createdAt.timeIntervalSince1970, job.owner])
             }
         }
     }
@@ -415,7 +418,7 @@ extension Job {
         self.init(
             id: row["id"], batchID: row["batch_id"], status: Status(rawValue: row["status"]) ?? .failed,
             filename: row["filename"], bytes: row["bytes"], durationS: row["duration_s"], language: row["language"],
-            hotwords: row["hotwords"], model: row["model"], progress: row["progress"], attempts: row["attempts"],
+            task: (row["task"] as String?).flatMap(RecognitionOptions.Task.init) ?? .transcribe, hotwords: row["hotwords"], model: row["model"], progress: row["progress"], attempts: row["attempts"],
             maxAttempts: row["max_attempts"],
             error: errorCode.map { TingxieError($0, row["error_message"] ?? "") },
             createdAt: date("created_at") ?? Date(timeIntervalSince1970: 0), startedAt: date("started_at"),

@@ -11,7 +11,7 @@ import TingxieText
 /// VAD's open segment (capped by its maximum speech length) and one batch of segments.
 public final class TranscriptionPipeline: Sendable {
     public struct Configuration: Sendable {
-        /// Language of the audio, for the model and text normalisation.
+        /// Language of the audio when a transcription names none, for text normalisation.
         public var language: String
         /// Longest piece given to the model in one call; `nil` uses the model's own limit.
         public var maxSegmentSeconds: Double?
@@ -59,7 +59,9 @@ public final class TranscriptionPipeline: Sendable {
     public let recognizer: any Recognizer
     public let detectors: any VoiceActivityDetectorFactory
     public let configuration: Configuration
-    private let normalizer: TextNormalizer
+    /// Text in Chinese is given in Simplified characters; other text as the model wrote it.
+    private let simplifying: TextNormalizer
+    private let plain = TextNormalizer(toSimplified: nil)
     private let splitter: SegmentSplitter
     private let padding: [Float]
     private let threadPool: NIOThreadPool
@@ -72,7 +74,7 @@ public final class TranscriptionPipeline: Sendable {
         self.detectors = detectors
         self.configuration = configuration
         self.threadPool = threadPool
-        normalizer = try TextNormalizer.forLanguage(configuration.language)
+        simplifying = try TextNormalizer.forLanguage("zh")
         let padding = [Float](repeating: 0, count: Int(configuration.paddingSeconds * Double(modelSampleRate)))
         self.padding = padding
         let maxSeconds = configuration.maxSegmentSeconds ?? recognizer.info.maxSegmentSeconds
@@ -80,10 +82,14 @@ public final class TranscriptionPipeline: Sendable {
     }
 
     /// Transcribes one file.
-    /// - Parameter hotwords: terms to favour in this transcript (see `HotwordMatcher`).
+    /// - Parameter hotwords: terms to favour in this transcript (see `HotwordMatcher`); used for
+    ///   Chinese text only.
+    /// - Parameter options: the language spoken and the task, which the model must accept
+    ///   (`ModelInfo.check`).
     /// - Throws: `TingxieError` naming the file and what was wrong; `.canceled` when the task is cancelled.
     /// - Parameter onSegment: called with each segment as soon as it is recognised.
-    public func transcribe(_ url: URL, hotwords: HotwordMatcher? = nil, progress: ProgressHandler? = nil,
+    public func transcribe(_ url: URL, hotwords: HotwordMatcher? = nil, options: RecognitionOptions = RecognitionOptions(),
+                           progress: ProgressHandler? = nil,
                            onSegment: (@Sendable (Transcript.Segment) -> Void)? = nil) async throws -> Transcript {
         let canceled = Atomic<Bool>(false)
         do {
@@ -91,7 +97,8 @@ public final class TranscriptionPipeline: Sendable {
                 try await threadPool.runIfActive { [self] in
                     let source = try AudioDecoder.open(url)
                     defer { source.close() }
-                    return try run(source: source, hotwords: hotwords, canceled: canceled, progress: progress, onSegment: onSegment)
+                    return try run(source: source, hotwords: hotwords, options: options, canceled: canceled,
+                                   progress: progress, onSegment: onSegment)
                 }
             } onCancel: {
                 canceled.store(true, ordering: .relaxed)
@@ -109,8 +116,9 @@ public final class TranscriptionPipeline: Sendable {
 
     /// Transcribes an already opened audio stream on the calling thread (blocking).
     /// - Parameter onSegment: called with each segment as soon as it is recognised (live audio).
-    public func run(source: any AudioSource, hotwords: HotwordMatcher? = nil, canceled: borrowing Atomic<Bool>,
-                    progress: ProgressHandler?, onSegment: SegmentHandler? = nil) throws -> Transcript {
+    public func run(source: any AudioSource, hotwords: HotwordMatcher? = nil, options: RecognitionOptions = RecognitionOptions(),
+                    canceled: borrowing Atomic<Bool>, progress: ProgressHandler?, onSegment: SegmentHandler? = nil) throws -> Transcript {
+        try recognizer.info.check(options)
         let started = ContinuousClock.now
         var detector = try (configuration.maxSpeechSeconds.map(detectors.limitingSpeech) ?? detectors).makeDetector()
         let expectedSamples = source.duration.map { Int($0 * Double(modelSampleRate)) }
@@ -154,7 +162,7 @@ public final class TranscriptionPipeline: Sendable {
                     }
                     return [[SpeechSegment(startSample: piece[0].startSample, samples: audio, leadSamples: piece[0].leadSamples)] + piece]
                 }
-                let results = try recognizer.recognize(batch: inputs.map { padding + $0[0].samples + padding }, hotwords: biasing)
+                let results = try recognizer.recognize(batch: inputs.map { padding + $0[0].samples + padding }, hotwords: biasing, options: options)
                 for (input, result) in zip(inputs, results) {
                     language = language ?? result.language
                     let parts = Array(input.dropFirst())
@@ -171,7 +179,10 @@ public final class TranscriptionPipeline: Sendable {
             }
         }
         func append(_ segment: SpeechSegment, _ result: RecognitionResult) {
-            guard let assembled = assemble(segment, result, id: segments.count, hotwords: textStage, biasing: biasing) else { return }
+            // Each piece's text is in the language the model found for it, or English.
+            let chinese = options.task == .transcribe && Self.isChinese(result.language ?? options.language ?? configuration.language)
+            guard let assembled = assemble(segment, result, id: segments.count, normalizer: chinese ? simplifying : plain,
+                                           hotwords: chinese ? textStage : nil, biasing: biasing) else { return }
             segments.append(assembled)
             onSegment?(assembled)
         }
@@ -199,18 +210,20 @@ public final class TranscriptionPipeline: Sendable {
         progress?(1)
 
         let duration = Double(decodedSamples) / Double(modelSampleRate)
-        let separator = Self.joinsWithoutSpaces(language ?? configuration.language) ? "" : " "
+        let spoken = language ?? options.language.flatMap { $0 == ModelInfo.detect ? nil : $0 } ?? configuration.language
+        let separator = Self.separator(before: "", language: spoken, task: options.task)
         return Transcript(
             text: segments.map(\.text).joined(separator: separator),
             durationS: duration,
-            language: language ?? configuration.language,
+            language: spoken,
+            task: options.task,
             model: recognizer.info.name,
             segments: segments,
             processingS: (ContinuousClock.now - started).seconds
         )
     }
 
-    private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, id: Int,
+    private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, id: Int, normalizer: TextNormalizer,
                           hotwords: HotwordMatcher?, biasing: [Hotword]) -> Transcript.Segment? {
         var text = normalizer.normalize(result.text)
         guard !text.isEmpty else { return nil }
@@ -252,7 +265,23 @@ public final class TranscriptionPipeline: Sendable {
     /// a VAD emits (silero's forced cut is at 180 s).
     static let historySeconds = 200
 
-    public static func joinsWithoutSpaces(_ language: String) -> Bool {
+    /// Whether text in `language` is Chinese: written in Simplified characters, and the
+    /// language hotwords are matched in.
+    static func isChinese(_ language: String) -> Bool {
+        language == "zh" || language.hasPrefix("zh-")
+    }
+
+    static func joinsWithoutSpaces(_ language: String) -> Bool {
         ["zh", "ja", "yue", "ko"].contains { language == $0 || language.hasPrefix($0 + "-") }
+    }
+
+    /// What goes between a transcript's text so far and a segment's `text`: nothing in
+    /// Chinese, Japanese and Korean, a space otherwise (translations are English). Where the
+    /// language is not known yet, the segment's first character tells.
+    public static func separator(before text: String, language: String?, task: RecognitionOptions.Task) -> String {
+        guard task == .transcribe else { return " " }
+        if let language { return joinsWithoutSpaces(language) ? "" : " " }
+        let first = text.unicodeScalars.first
+        return first.map { $0.properties.isIdeographic || (0x3040...0x30FF).contains($0.value) || (0xAC00...0xD7AF).contains($0.value) } ?? true ? "" : " "
     }
 }

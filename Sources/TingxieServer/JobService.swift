@@ -21,6 +21,11 @@ struct JobService: Sendable {
         var hotwordsArePrompt = false
         var language = "language"
         var model = "model"
+        /// A request that names no language lets the model detect it where it can (OpenAI's
+        /// rule), rather than taking the server's `--language`.
+        var detectsOmittedLanguage = false
+        /// What the jobs ask of the model.
+        var task = RecognitionOptions.Task.transcribe
     }
 
     /// Admits, receives, validates and queues the files of one request.
@@ -56,11 +61,12 @@ struct JobService: Sendable {
                 ? given.map { Hotword.listText(Hotword.terms(inPrompt: $0)) }.flatMap { $0.isEmpty ? nil : $0 }
                 : given
             _ = try engine.matcher(for: hotwords)
-            let language = try checkLanguage(upload.fields[fieldNames.language])
+            let language = try checkLanguage(upload.fields[fieldNames.language], detectingWhenOmitted: fieldNames.detectsOmittedLanguage)
+            try engine.model.check(RecognitionOptions(language: language, task: fieldNames.task))
             let now = Date()
             let jobs = upload.files.map { file in
                 Job(id: file.id, batchID: batchID, filename: file.filename, bytes: file.bytes, durationS: file.durationS,
-                    language: language, hotwords: hotwords, model: upload.fields[fieldNames.model],
+                    language: language, task: fieldNames.task, hotwords: hotwords, model: upload.fields[fieldNames.model],
                     maxAttempts: configuration.maxAttempts, createdAt: now, owner: owner)
             }
             try await store.enqueue(jobs, settling: reservation)
@@ -79,15 +85,15 @@ struct JobService: Sendable {
         throw TingxieError(.insufficientStorage, "the server's disk is nearly full (\(free >> 20) MB free, \(configuration.minFreeDiskBytes >> 20) MB kept free); try again later")
     }
 
-    /// The server transcribes one language (its model's); a request may name it or a variant.
-    func checkLanguage(_ requested: String?) throws -> String {
-        let language = configuration.language
-        guard let requested = requested?.trimmingCharacters(in: .whitespaces), !requested.isEmpty else { return language }
-        let normalized = requested.lowercased()
-        guard normalized == language || normalized.hasPrefix(language + "-") || normalized.hasPrefix(language + "_") else {
-            throw TingxieError(.invalidArgument, "this server transcribes \"\(language)\" with the model \(engine.model.name); language \"\(requested.prefix(20))\" is not available")
+    /// The language a request names, as the model takes it (a code, or `auto` to detect it);
+    /// when it names none, the server's `--language`, or `auto` with `detectingWhenOmitted` for
+    /// a model that detects.
+    /// - Throws: 400 listing the languages the model supports.
+    func checkLanguage(_ requested: String?, detectingWhenOmitted: Bool = false) throws -> String {
+        guard let requested = requested?.trimmingCharacters(in: .whitespaces), !requested.isEmpty else {
+            return detectingWhenOmitted && engine.model.detectsLanguage ? ModelInfo.detect : configuration.language
         }
-        return language
+        return try engine.model.language(named: requested)
     }
 
     /// The job with `id`, or a 404.

@@ -77,7 +77,7 @@ struct JobDTO: Encodable {
     init(_ job: Job) { self.job = job }
 
     enum CodingKeys: String, CodingKey {
-        case id, status, progress, attempts, error, filename
+        case id, status, progress, attempts, error, filename, language, task
         case durationS = "duration_s", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
         case batchID = "batch_id"
     }
@@ -94,6 +94,8 @@ struct JobDTO: Encodable {
         try container.encode(job.attempts, forKey: .attempts)
         try container.encode(job.filename, forKey: .filename)
         try container.encodeIfPresent(job.batchID, forKey: .batchID)
+        try container.encodeIfPresent(job.language, forKey: .language)
+        try container.encode(job.task.rawValue, forKey: .task)
         if let error = job.error, job.status != .succeeded {
             try container.encode(["code": error.code.rawValue, "message": error.message], forKey: .error)
         }

@@ -5,22 +5,33 @@ import TingxieCore
 import TingxieJobs
 import TingxiePipeline
 
-/// OpenAI-compatible `POST /v1/audio/transcriptions`: synchronous for the client, but run as a
-/// durable job through the same queue, limits and workers as every other upload.
+/// OpenAI-compatible `POST /v1/audio/transcriptions` and `/v1/audio/translations`: synchronous
+/// for the client, but run as a durable job through the same queue, limits and workers as every
+/// other upload.
 struct OpenAIController<Context: RequestContext> {
     let service: JobService
 
     enum ResponseFormat: String { case json, text, srt, vtt, verboseJSON = "verbose_json" }
 
     func addRoutes(to router: Router<Context>) {
-        router.post("/v1/audio/transcriptions", use: transcribe)
+        router.post("/v1/audio/transcriptions") { request, _ in try await answer(request, task: .transcribe) }
+        router.post("/v1/audio/translations") { request, _ in try await answer(request, task: .translate) }
     }
 
-    @Sendable func transcribe(request: Request, context: Context) async throws -> Response {
+    /// Transcribes or translates the uploaded file. A request that names no language has it
+    /// detected where the model can; a translation always has it detected.
+    func answer(_ request: Request, task: RecognitionOptions.Task) async throws -> Response {
+        if task == .translate {
+            // Before the upload is read: no model change can make this request succeed.
+            try service.engine.model.check(RecognitionOptions(task: .translate))
+        }
         let limit = service.configuration.maxSyncDurationSeconds
         var format = ResponseFormat.json
         var streaming = false
-        let (jobs, fields) = try await service.submit(request, maxFiles: 1, fieldNames: .init(hotwords: "prompt", hotwordsArePrompt: true)) { upload in
+        let fieldNames = JobService.FieldNames(hotwords: "prompt", hotwordsArePrompt: true,
+                                               language: task == .translate ? "" : "language",
+                                               detectsOmittedLanguage: true, task: task)
+        let (jobs, fields) = try await service.submit(request, maxFiles: 1, fieldNames: fieldNames) { upload in
             let name = upload.fields["response_format"].map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             guard let requested = ResponseFormat(rawValue: name.isEmpty ? "json" : name) else {
                 throw TingxieError(.invalidArgument, "response_format \"\(name.prefix(20))\" is not one of json, text, srt, verbose_json, vtt")
@@ -65,12 +76,14 @@ struct OpenAIController<Context: RequestContext> {
     /// with `error`; a client that goes away cancels the job.
     private func events(for job: Job) -> Response {
         let service = service
-        let separator = TranscriptionPipeline.joinsWithoutSpaces(service.configuration.language) ? "" : " "
+        // Deltas are joined as the whole text is: without spaces in Chinese, Japanese and Korean.
+        let spoken = job.language.flatMap { $0 == ModelInfo.detect ? nil : $0 }
         let body = ResponseBody { writer in
             var sent = 0
             var events: [[String: Any]] = []
             func deltas(_ segments: some Sequence<Transcript.Segment>) {
                 for segment in segments {
+                    let separator = TranscriptionPipeline.separator(before: segment.text, language: spoken, task: job.task)
                     events.append(["type": "transcript.text.delta", "delta": (sent > 0 ? separator : "") + segment.text])
                     sent += 1
                 }
@@ -166,22 +179,26 @@ struct VerboseDTO: Encodable {
         var end: Double
     }
 
-    var task = "transcribe"
+    var task: String
     var language: String
     var duration: Double
     var text: String
     var segments: [Segment]?
-    /// From the model's token timestamps; empty when the model gives none (see `/v1/models`).
+    /// From the model's token timestamps; absent when the model gives none (`token_timestamps`
+    /// in `/v1/models`): times are never made up.
     var words: [Word]?
 
     init(_ transcript: Transcript, granularities: Set<String>) {
-        language = transcript.language ?? "zh"
+        task = (transcript.task ?? .transcribe).rawValue
+        // A translation's text is English, as OpenAI reports it.
+        language = transcript.task == .translate ? "en" : transcript.language ?? "zh"
         duration = transcript.durationS
         text = transcript.text
         if granularities.isEmpty || granularities.contains("segment") {
             segments = transcript.segments.map { Segment(id: $0.id, start: $0.start, end: $0.end, text: $0.text) }
         }
-        if granularities.contains("word") {
+        let timed = transcript.segments.contains { $0.timestamps != nil }
+        if granularities.contains("word"), timed || transcript.segments.isEmpty {
             words = transcript.segments.flatMap { segment -> [Word] in
                 guard let tokens = segment.tokens, let times = segment.timestamps, tokens.count == times.count else { return [] }
                 return tokens.indices.map { index in

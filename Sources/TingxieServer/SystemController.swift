@@ -82,6 +82,12 @@ struct ModelDetailsDTO: Encodable {
     var maxSegmentS: Double
     /// Whether hotwords bias the decoder itself (transducers); the text stage works for all.
     var hotwordsInDecoder: Bool
+    /// The `language` values a request may send; the first is the server's default.
+    var languages: [String]
+    /// Whether `language=auto` (and an OpenAI request without one) lets the model find it.
+    var languageDetection: Bool
+    /// Whether `POST /v1/audio/translations` works.
+    var translation: Bool
     /// OpenAI clients must send some `model`; every value is accepted and this model is used.
     var acceptsAnyModelName = true
 
@@ -91,12 +97,15 @@ struct ModelDetailsDTO: Encodable {
         tokenTimestamps = model.givesTokenTimestamps
         maxSegmentS = model.maxSegmentSeconds
         hotwordsInDecoder = model.biasesHotwords
+        languages = model.languages
+        languageDetection = model.detectsLanguage
+        translation = model.translates
     }
 
     enum CodingKeys: String, CodingKey {
         case family, name
         case tokenTimestamps = "token_timestamps", maxSegmentS = "max_segment_s", acceptsAnyModelName = "accepts_any_model_name"
-        case hotwordsInDecoder = "hotwords_in_decoder"
+        case hotwordsInDecoder = "hotwords_in_decoder", languages, languageDetection = "language_detection", translation
     }
 }
 

@@ -30,7 +30,8 @@ public struct TranscriptionEngine: JobProcessor {
         do {
             running.begin(job.id)
             defer { running.end(job.id) }
-            return try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), progress: progress) { [running] segment in
+            let options = RecognitionOptions(language: job.language, task: job.task)
+            return try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), options: options, progress: progress) { [running] segment in
                 running.append(segment, to: job.id)
             }
         } catch let error as TingxieError {

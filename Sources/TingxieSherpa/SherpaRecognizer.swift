@@ -7,12 +7,14 @@ import TingxieCore
 /// Thread-safety: sherpa-onnx's offline recogniser is shared across threads by its own
 /// server ("DecodeStreams is thread-safe"): every call here creates its own streams and
 /// only reads the recogniser, so the class is `@unchecked Sendable`. The concurrent-decode
-/// test checks this for the families we ship.
+/// test checks this for the families we ship. Whisper's language and task are the one
+/// exception: they live in the recogniser, so `whisperGate` changes them between decodes.
 public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     public struct Configuration: Sendable {
         /// Intra-op threads ONNX Runtime uses for one call.
         public var threads: Int
-        /// Language hint for multilingual models (`zh`, `en`, ...; empty means detect).
+        /// The language the model is loaded with, for requests that name none (`zh`, `en`, ...;
+        /// empty or `auto` means detect, for models that can).
         public var language: String
         /// ONNX Runtime execution provider: `cpu` or `cuda`.
         public var provider: String
@@ -34,6 +36,17 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     /// The model's token table, to keep hotwords sherpa-onnx cannot encode away from it.
     private let vocabulary: Set<String>
 
+    /// What sherpa-onnx's Whisper decodes with: a language code (empty to detect) and a task.
+    struct WhisperSetting: Equatable {
+        var language: String
+        var task: RecognitionOptions.Task
+    }
+
+    /// Keeps Whisper decodes with different settings apart; `nil` for other families.
+    private let whisperGate: SettingGate<WhisperSetting>?
+    /// The language code the model is loaded with, or `ModelInfo.detect`.
+    private let loadedLanguage: String
+
     /// Per-token bonus for a hotword of weight 1 in the transducer's beam search
     /// (sherpa-onnx's default).
     static let hotwordScore = 1.5
@@ -46,6 +59,17 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         self.configuration = configuration
         vocabulary = directory.family == .transducer ? try Self.readVocabulary(directory.tokens) : []
         modelingUnit = directory.family == .transducer ? Self.modelingUnit(vocabulary, bpeVocab: directory.bpeVocab) : nil
+        let loaded = configuration.language == ModelInfo.detect ? "" : configuration.language.lowercased()
+        // A multilingual Whisper names its languages in its metadata; an English-only one and
+        // the other families speak the language they are loaded with.
+        var languages = [loaded.isEmpty ? "zh" : loaded]
+        var multilingual = false
+        if directory.family == .whisper {
+            let metadata = try ONNXMetadata.read(directory.encoder!)
+            let codes = (metadata["all_language_codes"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            multilingual = metadata["is_multilingual"] != "0" && !codes.isEmpty
+            languages = multilingual ? [languages[0]] + codes.filter { $0 != languages[0] } : ["en"]
+        }
         info = ModelInfo(
             family: directory.family.rawValue,
             name: directory.name,
@@ -55,10 +79,36 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             // sherpa-onnx gives token times for Paraformer exports with CIF peaks, SenseVoice and
             // transducers; its Whisper needs an attention output that common exports lack.
             givesTokenTimestamps: directory.family != .whisper,
-            biasesHotwords: modelingUnit != nil
+            biasesHotwords: modelingUnit != nil,
+            languages: languages,
+            detectsLanguage: multilingual,
+            translates: multilingual
         )
+        guard loaded.isEmpty ? multilingual || directory.family == .senseVoice : languages.contains(loaded) else {
+            throw TingxieError(.invalidArgument, "the model \(directory.name) cannot \(loaded.isEmpty ? "detect the language" : "transcribe \"\(loaded)\""); it speaks \(languages.prefix(10).joined(separator: ", "))\(languages.count > 10 ? ", ..." : "")")
+        }
+        loadedLanguage = loaded.isEmpty ? ModelInfo.detect : loaded
+        let setting = WhisperSetting(language: multilingual ? loaded : "", task: .transcribe)
+        whisperGate = directory.family == .whisper ? SettingGate(setting) : nil
+        handle = try Self.create(directory, configuration: configuration, modelingUnit: modelingUnit, setting: setting)
+    }
+
+    /// Creates sherpa-onnx's recogniser for the model, its Whisper set to `setting`.
+    private static func create(_ directory: ModelDirectory, configuration: Configuration, modelingUnit: String?,
+                               setting: WhisperSetting) throws -> OpaquePointer {
         var strings = CStringArena()
         defer { strings.free() }
+        var config = recognizerConfig(directory, configuration: configuration, modelingUnit: modelingUnit,
+                                      setting: setting, strings: &strings)
+        guard let created = SherpaOnnxCreateOfflineRecognizer(&config) else {
+            throw TingxieError(.modelError, "sherpa-onnx could not load the \(directory.family.rawValue) model in \(directory.url.path) (corrupt model file, or tokens that do not match it; see the messages above)")
+        }
+        return created
+    }
+
+    /// The recogniser's configuration; its strings live in `strings`.
+    private static func recognizerConfig(_ directory: ModelDirectory, configuration: Configuration, modelingUnit: String?,
+                                         setting: WhisperSetting, strings: inout CStringArena) -> SherpaOnnxOfflineRecognizerConfig {
         var config = SherpaOnnxOfflineRecognizerConfig()
         config.feat_config.sample_rate = 16_000
         config.feat_config.feature_dim = 80
@@ -76,8 +126,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         case .whisper:
             config.model_config.whisper.encoder = strings.copy(directory.encoder!.path)
             config.model_config.whisper.decoder = strings.copy(directory.decoder!.path)
-            config.model_config.whisper.language = strings.copy(configuration.language)
-            config.model_config.whisper.task = strings.copy("transcribe")
+            config.model_config.whisper.language = strings.copy(setting.language)
+            config.model_config.whisper.task = strings.copy(setting.task.rawValue)
             config.model_config.whisper.tail_paddings = -1
         case .transducer:
             config.model_config.transducer.encoder = strings.copy(directory.encoder!.path)
@@ -96,17 +146,36 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
                 config.model_config.bpe_vocab = strings.copy(bpeVocab.path)
             }
         }
-        guard let created = SherpaOnnxCreateOfflineRecognizer(&config) else {
-            throw TingxieError(.modelError, "sherpa-onnx could not load the \(directory.family.rawValue) model in \(directory.url.path) (corrupt model file, or tokens that do not match it; see the messages above)")
-        }
-        handle = created
+        return config
     }
 
     deinit {
         SherpaOnnxDestroyOfflineRecognizer(handle)
     }
 
-    public func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
+    public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
+        try info.check(options)
+        let language = try options.language.map(info.language(named:)) ?? loadedLanguage
+        let told = language == ModelInfo.detect ? nil : language
+        guard let whisperGate else { return try decode(batch, hotwords: hotwords, language: told) }
+        // An English-only Whisper takes no language token: sherpa-onnx ends the process on one.
+        let setting = WhisperSetting(language: info.detectsLanguage ? told ?? "" : "", task: options.task)
+        return try whisperGate.run(with: setting, apply: setWhisper) {
+            try decode(batch, hotwords: hotwords, language: told)
+        }
+    }
+
+    /// Sets Whisper's language and task; sherpa-onnx reads them at the start of each decode.
+    private func setWhisper(_ setting: WhisperSetting) {
+        var strings = CStringArena()
+        defer { strings.free() }
+        var config = Self.recognizerConfig(directory, configuration: configuration, modelingUnit: modelingUnit,
+                                           setting: setting, strings: &strings)
+        SherpaOnnxOfflineRecognizerSetConfig(handle, &config)
+    }
+
+    /// - Parameter language: what a result says when the model reports no language.
+    private func decode(_ batch: [[Float]], hotwords: [Hotword], language: String?) throws -> [RecognitionResult] {
         // Empty pieces get an empty result without a model call.
         let work = batch.indices.filter { !batch[$0].isEmpty }
         var results = Array(repeating: RecognitionResult(text: ""), count: batch.count)
@@ -129,7 +198,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             SherpaOnnxDecodeMultipleOfflineStreams(handle, pointers.baseAddress, Int32(pointers.count))
         }
         for (position, index) in work.enumerated() {
-            results[index] = try result(of: streams[position])
+            results[index] = try result(of: streams[position], language: language)
         }
         return results
     }
@@ -186,7 +255,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     }
 
     /// Copies a stream's result into Swift values and frees the C result.
-    private func result(of stream: OpaquePointer?) throws -> RecognitionResult {
+    private func result(of stream: OpaquePointer?, language told: String?) throws -> RecognitionResult {
         guard let raw = SherpaOnnxGetOfflineStreamResult(stream) else {
             throw TingxieError(.modelError, "sherpa-onnx returned no result")
         }
@@ -203,8 +272,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             timestamps = (0..<count).map { Double(stamps[$0]) }
         }
         let language = result.lang.map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
-        return RecognitionResult(text: text, tokens: tokens, timestamps: timestamps,
-                                 language: language ?? (configuration.language.isEmpty ? nil : configuration.language))
+        return RecognitionResult(text: text, tokens: tokens, timestamps: timestamps, language: language ?? told)
     }
 }
 

@@ -242,9 +242,9 @@ final class RecordingRecognizer: Recognizer {
     var batches: [[[Float]]] { recorded.withLock { $0 } }
     func reset() { recorded.withLock { $0.removeAll() } }
 
-    func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
+    func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
         recorded.withLock { $0.append(batch) }
-        return try base.recognize(batch: batch, hotwords: hotwords)
+        return try base.recognize(batch: batch, hotwords: hotwords, options: options)
     }
 }
 

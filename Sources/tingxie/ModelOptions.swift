@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "ONNX Runtime threads per model call (default 2; for serve, env TINGXIE_THREADS, default 1 per worker).")
     var threads: Int?
 
-    @Option(name: .long, help: "Language of the audio (zh, en, ...).")
+    @Option(name: .long, help: "Language of the audio (zh, en, ...; auto lets a multilingual Whisper detect it).")
     var language: String = "zh"
 
     func validate() throws {

@@ -32,8 +32,14 @@ struct TranscribeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "File of hotwords, one per line, optionally `term weight`.")
     var hotwordsFile: String?
 
+    @Flag(name: .long, help: "Translate into English (multilingual Whisper).")
+    var translate = false
+
     @Flag(name: .long, help: "Do not show progress on stderr.")
     var quiet = false
+
+    /// The model's language (`--language`), translated with `--translate`.
+    var options: RecognitionOptions { RecognitionOptions(task: translate ? .translate : .transcribe) }
 
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one audio file") }
@@ -56,8 +62,10 @@ struct TranscribeCommand: AsyncParsableCommand {
         do {
             matcher = try loadHotwords()
             if let output { try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true) }
+            let recognizer = try model.loadRecognizer()
+            try recognizer.info.check(options)
             pipeline = try TranscriptionPipeline(
-                recognizer: try model.loadRecognizer(),
+                recognizer: recognizer,
                 detectors: try model.loadVAD(),
                 configuration: .init(language: model.language),
                 threadPool: threadPool
@@ -78,7 +86,9 @@ struct TranscribeCommand: AsyncParsableCommand {
                 group.addTask {
                     let url = URL(fileURLWithPath: files[index])
                     do {
-                        let transcript = try await pipeline.transcribe(url, hotwords: matcher) { progress.update(index, fraction: $0) }
+                        let transcript = try await pipeline.transcribe(url, hotwords: matcher, options: options) {
+                            progress.update(index, fraction: $0)
+                        }
                         return (index, .success(transcript))
                     } catch {
                         return (index, .failure(error))

@@ -10,13 +10,16 @@ enum CLI {
 
     /// Runs `tingxie arguments...`, killing it after `timeout` seconds; waits off the
     /// cooperative pool, which tests running at the same time need.
-    static func run(_ arguments: [String], timeout: TimeInterval = 300, environment: [String: String] = [:]) async throws -> Output {
-        try await offThePool { try runBlocking(arguments, timeout: timeout, environment: environment) }
+    /// Runs `tingxie` (or another `executable`) with `arguments`; ended after `timeout` seconds.
+    static func run(executable: URL = binary, _ arguments: [String], timeout: TimeInterval = 300,
+                    environment: [String: String] = [:]) async throws -> Output {
+        try await offThePool { try runBlocking(executable, arguments, timeout: timeout, environment: environment) }
     }
 
-    private static func runBlocking(_ arguments: [String], timeout: TimeInterval, environment: [String: String]) throws -> Output {
+    private static func runBlocking(_ executable: URL, _ arguments: [String], timeout: TimeInterval,
+                                    environment: [String: String]) throws -> Output {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let directory = try TestData.temporaryDirectory()
@@ -124,5 +127,32 @@ enum CLI {
         let bad = try await CLI.run(["transcribe", audio, "--model-dir", model, "--hotwords", "涠洲岛 99"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("--hotwords: hotword \"涠洲岛 99\" has weight 99.0"))
+    }
+
+    @Test(.enabled(if: TestData.realModelsAvailable && TestData.espeak != nil, "needs the real models and espeak-ng; run `make test`"))
+    func detectsTheLanguageAndTranslates() async throws {
+        let folder = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let model = try #require(TestData.whisperBase).path
+        let english = try await TestData.englishSpeech(in: folder).path
+        let mandarin = try #require(TestData.corpus).appendingPathComponent("005.wav").path
+        let detected = try await CLI.run(["transcribe", english, mandarin, "--model-dir", model, "--language", "auto",
+                                          "--format", "json", "--output-dir", folder.path, "--quiet"])
+        #expect(detected.status == 0, "\(detected.stderr)")
+        let inEnglish = try JSONDecoder().decode(Transcript.self, from: Data(contentsOf: folder.appendingPathComponent("english.json")))
+        #expect(inEnglish.language == "en" && inEnglish.text.lowercased().contains("lazy dog"), "\(inEnglish.text)")
+        let inChinese = try JSONDecoder().decode(Transcript.self, from: Data(contentsOf: folder.appendingPathComponent("005.json")))
+        #expect(inChinese.language == "zh" && inChinese.text.contains("手机"), "\(inChinese.text)")
+
+        let translated = try await CLI.run(["transcribe", mandarin, "--model-dir", model, "--translate", "--format", "json", "--quiet"])
+        #expect(translated.status == 0, "\(translated.stderr)")
+        let translation = try JSONDecoder().decode(Transcript.self, from: Data(translated.stdout.utf8))
+        #expect(translation.task == .translate && translation.language == "zh")
+        #expect(!translation.text.isEmpty && !translation.text.unicodeScalars.contains { $0.properties.isIdeographic }, "\(translation.text)")
+
+        let paraformer = try #require(TestData.tinyModel).path
+        let refused = try await CLI.run(["transcribe", mandarin, "--model-dir", paraformer, "--language", "auto", "--quiet"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("cannot detect the language"), "\(refused.stderr)")
     }
 }

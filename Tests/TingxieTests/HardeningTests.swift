@@ -255,7 +255,7 @@ import TingxiePipeline
         final class Overlap: Recognizer {
             let info = ModelInfo(family: "fake", name: "fake", emitsTraditional: false, maxSegmentSeconds: 10)
             let state = Mutex((now: 0, most: 0))
-            func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
+            func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
                 state.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
                 Thread.sleep(forTimeInterval: 0.02)
                 state.withLock { $0.now -= 1 }

@@ -142,7 +142,7 @@ struct HotwordMatcherTests {
             info = ModelInfo(family: "fake", name: "fake", emitsTraditional: false, maxSegmentSeconds: 10, biasesHotwords: biases)
         }
 
-        func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
+        func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
             given.withLock { $0 = hotwords }
             return batch.map { _ in RecognitionResult(text: text) }
         }

@@ -10,6 +10,8 @@ import TingxieSherpa
 final class FakeRecognizer: Recognizer {
     let info: ModelInfo
     let calls = Mutex<[[Int]]>([])
+    /// The options of each call.
+    let options = Mutex<[RecognitionOptions]>([])
     let delay: Duration
     let failure: TingxieError?
 
@@ -17,17 +19,26 @@ final class FakeRecognizer: Recognizer {
     ///   - timestamps: whether results carry one token per burst of sound, timed at the burst's
     ///     start, as a timestamp-giving model would; otherwise one token per piece.
     ///   - failure: thrown by every call, when given.
-    init(delay: Duration = .zero, timestamps: Bool = false, failure: TingxieError? = nil) {
+    ///   - multilingual: speaks zh, en and ja, detects (finding `en`) and translates ("Piece N"),
+    ///     as a multilingual Whisper does.
+    init(delay: Duration = .zero, timestamps: Bool = false, failure: TingxieError? = nil, multilingual: Bool = false) {
         self.delay = delay
         self.failure = failure
         info = ModelInfo(family: "fake", name: "fake", emitsTraditional: false, maxSegmentSeconds: 10,
-                         givesTokenTimestamps: timestamps)
+                         givesTokenTimestamps: timestamps, languages: multilingual ? ["zh", "en", "ja"] : ["zh"],
+                         detectsLanguage: multilingual, translates: multilingual)
     }
 
-    func recognize(batch: [[Float]], hotwords: [Hotword]) throws -> [RecognitionResult] {
+    func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
+        try info.check(options)
         calls.withLock { $0.append(batch.map(\.count)) }
+        self.options.withLock { $0.append(options) }
         if delay > .zero { Thread.sleep(forTimeInterval: delay.seconds) }
         if let failure { throw failure }
+        if info.translates {
+            let language = options.language.map { $0 == ModelInfo.detect ? "en" : $0 } ?? info.languages[0]
+            return batch.map { RecognitionResult(text: options.task == .translate ? "Piece \($0.count)" : "段\($0.count)", language: language) }
+        }
         guard info.givesTokenTimestamps else {
             return batch.map { RecognitionResult(text: "段\($0.count)", tokens: ["段"], timestamps: [0.25]) }
         }

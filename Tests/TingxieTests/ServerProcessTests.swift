@@ -153,7 +153,7 @@ import TingxieText
         let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.whisperBase),
                                              arguments: ["--api-key", "sdk-test-key"])
         let corpus = try #require(TestData.corpus)
-        let (status, data) = try await runPythonFixture("openai_client.py", [server.baseURL + "/v1", "sdk-test-key",
+        let (status, data) = try await runPythonFixture("openai_client.py", ["formats", server.baseURL + "/v1", "sdk-test-key",
                                                                      corpus.appendingPathComponent("002.wav").path])
         #expect(status == 0, "\(server.logText.suffix(2000))")
         let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -166,9 +166,77 @@ import TingxieText
         let verbose = try #require(results["verbose_json"] as? [String: Any])
         #expect(abs((verbose["duration"] as? Double ?? 0) - 4.149) < 0.05)
         #expect((verbose["segments"] as? Int ?? 0) >= 1)
+        #expect(verbose["language"] as? String == "zh")
         let stream = try #require(results["stream"] as? [String: [String]])
         #expect(stream["done"] == [text])
         #expect(stream["deltas"]?.isEmpty == false && stream["deltas"]?.joined() == text)
         #expect(results["unauthorized"] as? Int == 401)
+    }
+
+    @Test(.enabled(if: TestData.openAISDKAvailable && TestData.espeak != nil,
+                   "needs the real models, the openai package and espeak-ng from scripts/setup --test; run `make test`"))
+    func theOpenAISDKTranslatesAndNamesOrDetectsTheLanguage() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let english = try await TestData.englishSpeech(in: root)
+        let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.whisperBase))
+        let mandarin = try #require(TestData.corpus).appendingPathComponent("002.wav")
+        let (status, data) = try await runPythonFixture("openai_client.py", ["languages", server.baseURL + "/v1", "unused", mandarin.path, english.path])
+        #expect(status == 0, "\(server.logText.suffix(2000))")
+        let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        print("openai SDK: translation \(results["translation"] ?? ""); English \(results["english"] ?? "")")
+
+        // English words, no Chinese characters (Whisper base translates loosely: the words vary).
+        let translation = try #require(results["translation"] as? String)
+        #expect(!translation.unicodeScalars.contains { $0.properties.isIdeographic }, "\(translation)")
+        #expect(translation.split(separator: " ").filter { $0.allSatisfy { $0.isASCII } }.count >= 4, "\(translation)")
+        #expect(results["translation_verbose"] as? [String: String] == ["task": "translate", "language": "en"])
+
+        func words(_ text: String) -> [String] {
+            text.lowercased().split { !$0.isLetter }.map(String.init)
+        }
+        let said = words(TestData.englishSentence)
+        for key in ["english", "detected"] {
+            let text = try #require(key == "english" ? results[key] as? String : (results[key] as? [String: Any])?["text"] as? String)
+            let heard = Set(words(text))
+            #expect(said.filter(heard.contains).count >= said.count * 3 / 4, "\(key): \(text)")
+        }
+        #expect((results["detected"] as? [String: Any])?["language"] as? String == "en")
+
+        // Mandarin without a language: detected, in Simplified characters; Whisper gives no token
+        // timestamps, so no words at all.
+        let detected = try #require(results["mandarin_detected"] as? [String: Any])
+        #expect(detected["language"] as? String == "zh")
+        let corpus = try #require(TestData.corpus)
+        let reference = try #require(try TestData.transcripts(corpus).first { $0.id == "002" }?.text)
+        #expect(ErrorRate.characterErrorRate([(detected["text"] as? String ?? "", reference)]) < 0.25, "\(detected)")
+        #expect(detected["words"] is NSNull, "\(detected)")
+        #expect((detected["segments"] as? Int ?? 0) >= 1)
+
+        let unsupported = try #require(results["unsupported"] as? [String: Any])
+        #expect(unsupported["status"] as? Int == 400)
+        let message = unsupported["message"] as? String ?? ""
+        #expect(message.contains("\"xx\"") && message.contains("zh, ") && message.contains("en") && message.contains("auto"), "\(message)")
+    }
+
+    @Test(.enabled(if: TestData.openAISDKAvailable && TestData.generatedModels != nil,
+                   "needs the generated models, the VAD and the openai package; run `make test`"))
+    func wordsComeFromTheModelsTokenTimestamps() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        // The tiny transducer says "甲" for every piece of speech, with a token timestamp.
+        let model = try #require(TestData.generatedModels).appendingPathComponent("transducer-tiny")
+        let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: model)
+        let audio = try #require(TestData.corpus).appendingPathComponent("002.wav")
+        let (status, data) = try await runPythonFixture("openai_client.py", ["words", server.baseURL + "/v1", "unused", audio.path])
+        #expect(status == 0, "\(server.logText.suffix(2000))")
+        let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let verbose = try #require(results["verbose_json"] as? [String: Any])
+        let words = try #require(verbose["words"] as? [[Any]], "\(verbose)")
+        #expect(!words.isEmpty && words.allSatisfy { $0.first as? String == "甲" })
+        for word in words {
+            let start = try #require(word[1] as? Double), end = try #require(word[2] as? Double)
+            #expect(0 <= start && start <= end && end <= 4.2, "\(word)")
+        }
     }
 }

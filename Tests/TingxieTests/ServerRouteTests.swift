@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Testing
+import TingxieCore
 import TingxieServer
 
 @Suite struct ServerRouteTests {
@@ -329,6 +330,54 @@ import TingxieServer
             // Nothing is left queued by refused or finished synchronous requests.
             #expect(try await client.get("/v1/jobs?status=queued").json["jobs"] as? [Any] != nil)
             #expect((try await client.get("/v1/jobs?status=queued").json["jobs"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test func languageAndTaskGoFromTheRequestToTheModel() async throws {
+        let multilingual = FakeRecognizer(multilingual: true)
+        try await withTestServer(recognizer: multilingual) { client, _ in
+            let named = try await client.post("/v1/jobs", parts: [.file(Upload.wav(seconds: 2)), .field("language", "ja-JP")])
+            #expect(named.status == .accepted)
+            #expect(named.json["language"] as? String == "ja" && named.json["task"] as? String == "transcribe")
+            _ = try await client.waitUntilFinished(try #require(named.json["id"] as? String))
+            let transcript = try await client.get("/v1/jobs/\(try #require(named.json["id"] as? String))/transcript").json
+            #expect(transcript["language"] as? String == "ja")
+
+            // A job that names none gets the server's; OpenAI's endpoint has the model detect it.
+            let plain = try await client.post("/v1/jobs", parts: [.file(Upload.wav(seconds: 2))])
+            #expect(plain.json["language"] as? String == "zh")
+            let openAI = try await client.post("/v1/audio/transcriptions", parts: [
+                .file(Upload.wav(seconds: 2)), .field("model", "whisper-1"), .field("response_format", "verbose_json"),
+            ])
+            #expect(openAI.json["language"] as? String == "en", "\(openAI.text)")
+
+            let translated = try await client.post("/v1/audio/translations", parts: [
+                .file(Upload.wav(seconds: 2)), .field("model", "whisper-1"), .field("response_format", "verbose_json"),
+            ])
+            #expect(translated.status == .ok, "\(translated.text)")
+            #expect((translated.json["text"] as? String)?.hasPrefix("Piece ") == true, "\(translated.text)")
+            #expect(translated.json["task"] as? String == "translate" && translated.json["language"] as? String == "en")
+            let seen = multilingual.options.withLock { $0 }
+            #expect(seen.contains(RecognitionOptions(language: "ja")) && seen.contains(RecognitionOptions(language: "zh")))
+            #expect(seen.contains(RecognitionOptions(language: ModelInfo.detect, task: .translate)))
+
+            let unsupported = try await client.post("/v1/audio/transcriptions", parts: [.file(Upload.wav()), .field("language", "klingon")])
+            #expect(unsupported.status == .badRequest)
+            #expect(unsupported.text.contains("supported: zh, en, ja, or auto to detect it"), "\(unsupported.text)")
+            let details = try #require(((try await client.get("/v1/models").json["data"] as? [[String: Any]])?.first)?["tingxie"] as? [String: Any])
+            #expect(details["languages"] as? [String] == ["zh", "en", "ja"])
+            #expect(details["language_detection"] as? Bool == true && details["translation"] as? Bool == true)
+        }
+        // A model with one language neither detects nor translates; the refusal says what it does.
+        try await withTestServer { client, _ in
+            let translate = try await client.post("/v1/audio/translations", parts: [.file(Upload.wav()), .field("model", "whisper-1")])
+            #expect(translate.status == .badRequest)
+            #expect(translate.text.contains("cannot translate; it transcribes zh"), "\(translate.text)")
+            let detect = try await client.post("/v1/jobs", parts: [.file(Upload.wav()), .field("language", "auto")])
+            #expect(detect.status == .badRequest)
+            #expect(detect.text.contains("cannot detect the language"), "\(detect.text)")
+            let openAI = try await client.post("/v1/audio/transcriptions", parts: [.file(Upload.wav()), .field("model", "whisper-1")])
+            #expect(openAI.status == .ok, "no language: the model's own")
         }
     }
 }

@@ -57,6 +57,22 @@ enum TestData {
         try WAVReader(url: url).readAll()
     }
 
+    /// Debian's espeak-ng (scripts/setup --test), to make English speech.
+    static let espeak: URL? = ["/usr/bin/espeak-ng", "/usr/local/bin/espeak-ng"].map(URL.init(fileURLWithPath:))
+        .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+
+    /// The sentence `englishSpeech` says.
+    static let englishSentence = "The quick brown fox jumps over the lazy dog. Please send the contract to the legal department before Friday."
+
+    /// `englishSentence` spoken by espeak-ng into a WAV file in `folder`.
+    static func englishSpeech(in folder: URL) async throws -> URL {
+        let espeak = try #require(espeak, "espeak-ng is not installed; run `make test`")
+        let url = folder.appendingPathComponent("english.wav")
+        let result = try await CLI.run(executable: espeak, ["-v", "en-us", "-s", "150", "-w", url.path, englishSentence], timeout: 60)
+        #expect(result.status == 0, "\(result.stderr)")
+        return url
+    }
+
     /// A fresh temporary directory, removed by the caller.
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tingxie-test-\(UUID().uuidString)")

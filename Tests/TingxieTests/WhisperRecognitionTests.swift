@@ -2,6 +2,7 @@ import Foundation
 import NIOPosix
 import Synchronization
 import Testing
+import TingxieAudio
 import TingxieCore
 import TingxiePipeline
 import TingxieSherpa
@@ -78,5 +79,46 @@ struct WhisperRecognitionTests {
         #expect(sequential.allSatisfy { !$0.isEmpty })
         #expect(concurrent == sequential)
         #expect(batched == sequential)
+    }
+
+    /// Whisper's language and task live in the recogniser: requests in different languages on
+    /// one shared recogniser, at once, each get their own, as if run alone.
+    @Test(.enabled(if: TestData.espeak != nil, "needs espeak-ng from scripts/setup --test; run `make test`"))
+    func concurrentDecodesInDifferentLanguagesKeepTheirOwn() async throws {
+        let recognizer = try #require(Self.recognizer)
+        let folder = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let english = try AudioDecoder.open(try await TestData.englishSpeech(in: folder))
+        defer { english.close() }
+        var englishSamples: [Float] = []
+        while let chunk = try english.nextChunk() { englishSamples += chunk }
+        let mandarin = try TestData.samples(try #require(TestData.corpus).appendingPathComponent("002.wav"))
+        let requests: [([Float], RecognitionOptions)] = [
+            (englishSamples, RecognitionOptions(language: "en")), (mandarin, RecognitionOptions(language: "zh")),
+            (mandarin, RecognitionOptions(language: "zh", task: .translate)), (englishSamples, RecognitionOptions(language: ModelInfo.detect)),
+        ]
+        let alone = try requests.map { try recognizer.recognize(batch: [$0.0], hotwords: [], options: $0.1)[0] }
+        #expect(alone.map(\.language) == ["en", "zh", "zh", "en"])
+        #expect(alone[1].text.unicodeScalars.contains { $0.properties.isIdeographic })
+        #expect(!alone[2].text.unicodeScalars.contains { $0.properties.isIdeographic }, "translated: \(alone[2].text)")
+        let together = try await withThrowingTaskGroup(of: (Int, RecognitionResult).self) { group in
+            for _ in 0..<2 {
+                for (index, request) in requests.enumerated() {
+                    group.addTask {
+                        try await withCheckedThrowingContinuation { continuation in
+                            Thread {
+                                continuation.resume(with: Result { (index, try recognizer.recognize(batch: [request.0], hotwords: [], options: request.1)[0]) })
+                            }.start()
+                        }
+                    }
+                }
+            }
+            var results: [[RecognitionResult]] = Array(repeating: [], count: requests.count)
+            for try await (index, result) in group { results[index].append(result) }
+            return results
+        }
+        for (index, results) in together.enumerated() {
+            #expect(results.count == 2 && results.allSatisfy { $0 == alone[index] }, "request \(index): \(results.map(\.text)) alone: \(alone[index].text)")
+        }
     }
 }
