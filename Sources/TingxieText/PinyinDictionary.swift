@@ -121,8 +121,9 @@ public struct PinyinDictionary: Sendable {
 
     public var count: Int { modern.count }
 
+    /// 1 is yi: its yao in phone numbers would make 双11期间 (yao yao qi jian) sound like 摇尾乞怜.
     private static let digits: [[Reading]] = [
-        [.init("ling", tone: 2)], [.init("yi", tone: 1), .init("yao", tone: 1)], [.init("er", tone: 4), .init("liang", tone: 3)],
+        [.init("ling", tone: 2)], [.init("yi", tone: 1)], [.init("er", tone: 4), .init("liang", tone: 3)],
         [.init("san", tone: 1)], [.init("si", tone: 4)], [.init("wu", tone: 3)], [.init("liu", tone: 4)],
         [.init("qi", tone: 1)], [.init("ba", tone: 1)], [.init("jiu", tone: 3)],
     ]

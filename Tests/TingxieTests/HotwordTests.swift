@@ -99,6 +99,13 @@ struct HotwordMatcherTests {
         #expect(try apply([Hotword("二号线")], to: "地铁2号线停运").text == "地铁二号线停运")
     }
 
+    @Test func digitsReadAsNumbers() throws {
+        // Read as yao (phone numbers), 双11期间 would sound close to 摇尾乞怜.
+        #expect(try apply([Hotword("摇尾乞怜")], to: "今年双11期间成交额创新高").applications.isEmpty)
+        // A digit can still be a misheard syllable: 4 (si) for 燧 (sui).
+        #expect(try apply([Hotword("燧原科技")], to: "4元科技在上海").text == "燧原科技在上海")
+    }
+
     @Test func aCharacterTheModelInsertedIsAbsorbed() throws {
         // mei3~mei2 (0.9), er, [的] skipped, 频, tu2~pu3 sharing a final (0.5): 0.85 x 0.95.
         let result = try apply([Hotword("梅尔频谱")], to: "转换成美尔的频图再建模")
