@@ -13,6 +13,7 @@ struct JobsController<Context: RequestContext> {
         router.get("/v1/jobs/:id", use: show)
         router.delete("/v1/jobs/:id", use: cancel)
         router.get("/v1/jobs/:id/transcript", use: transcript)
+        router.get("/v1/jobs/:id/events", use: events)
         router.post("/v1/batches", use: createBatch)
         router.get("/v1/batches/:id", use: showBatch)
     }
@@ -38,6 +39,11 @@ struct JobsController<Context: RequestContext> {
         let job = try await service.job(context.parameters.require("id"))
         let transcript = try await service.transcript(of: job)
         return JSONResponse.text(format.render(transcript), contentType: format.contentType)
+    }
+
+    /// The job's progress and segments as server-sent events while it runs, then the job.
+    @Sendable func events(request: Request, context: Context) async throws -> Response {
+        JobEvents.response(for: try await service.job(context.parameters.require("id")), service: service)
     }
 
     @Sendable func list(request: Request, context: Context) async throws -> Response {

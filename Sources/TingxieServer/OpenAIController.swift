@@ -80,64 +80,45 @@ struct OpenAIController<Context: RequestContext> {
         let spoken = job.language.flatMap { $0 == ModelInfo.detect ? nil : $0 }
         let body = ResponseBody { writer in
             var sent = 0
-            var events: [[String: Any]] = []
-            func deltas(_ segments: some Sequence<Transcript.Segment>) {
-                for segment in segments {
-                    let separator = TranscriptionPipeline.separator(before: segment.text, language: spoken, task: job.task)
-                    events.append(["type": "transcript.text.delta", "delta": (sent > 0 ? separator : "") + segment.text])
-                    sent += 1
-                }
-            }
+            var events: [any Encodable] = []
             do {
-                let deadline = ContinuousClock.now + service.configuration.workers.timeout(for: job) + .seconds(600)
-                var current = try await service.job(job.id)
-                while !current.status.isTerminal {
-                    deltas(service.engine.running.segments(of: job.id, from: sent))
-                    try await Self.write(events, to: &writer)
-                    events = []
-                    guard ContinuousClock.now < deadline else {
-                        throw TingxieError(.timeout, "job \(job.id) did not finish in time; it goes on: GET /v1/jobs/\(job.id)")
+                let (_, transcript) = try await service.follow(job.id, timeout: service.configuration.workers.timeout(for: job) + .seconds(600)) { current, segments in
+                    for segment in segments {
+                        let separator = TranscriptionPipeline.separator(before: segment.text, language: spoken, task: job.task)
+                        events.append(TextEvent(type: "transcript.text.delta", delta: (sent > 0 ? separator : "") + segment.text))
+                        sent += 1
                     }
-                    try await Task.sleep(for: .milliseconds(100))
-                    current = try await service.job(job.id)
+                    // A failed or canceled job: its error comes from the transcript it lacks.
+                    if current.status.isTerminal, current.status != .succeeded { _ = try await service.transcript(of: current) }
+                    try await EventStream.write(events, to: &writer)
+                    events = []
                 }
-                // The stored transcript is the truth: the rest of its segments, then its text.
-                let transcript = try await service.transcript(of: current)
-                deltas(transcript.segments.dropFirst(sent))
-                events.append(["type": "transcript.text.done", "text": transcript.text])
+                if let transcript { events.append(TextEvent(type: "transcript.text.done", text: transcript.text)) }
             } catch let error as TingxieError {
-                events.append(Self.errorEvent(APIError(error)))
+                events.append(EventStream.ErrorEvent(APIError(error), style: .openAI))
             } catch let error as APIError {
-                events.append(Self.errorEvent(error))
+                events.append(EventStream.ErrorEvent(error, style: .openAI))
             } catch {
                 // The client went away (a write failed) or the wait was cancelled.
                 _ = try? await service.cancel(job.id)
                 throw error
             }
             do {
-                try await Self.write(events, to: &writer)
+                try await EventStream.write(events, to: &writer)
             } catch {
                 _ = try? await service.cancel(job.id)
                 throw error
             }
             try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-cache"], body: body)
+        return Response(status: .ok, headers: EventStream.headers, body: body)
     }
 
-    /// An `error` event; the SDK raises it as an `APIError`.
-    private static func errorEvent(_ error: APIError) -> [String: Any] {
-        ["type": "error", "error": error.fields(style: .openAI).mapValues { $0.map { $0 as Any } ?? NSNull() }]
-    }
-
-    private static func write(_ events: [[String: Any]], to writer: inout any ResponseBodyWriter) async throws {
-        guard !events.isEmpty else { return }
-        var text = ""
-        for event in events {
-            let data = try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys, .withoutEscapingSlashes])
-            text += "data: " + String(decoding: data, as: UTF8.self) + "\n\n"
-        }
-        try await writer.write(ByteBuffer(string: text))
+    /// OpenAI's `transcript.text.delta` and `transcript.text.done`.
+    struct TextEvent: Encodable {
+        var type: String
+        var delta: String?
+        var text: String?
     }
 
     /// `timestamp_granularities[]` arrives as repeated bracket keys; the form keeps the last,

@@ -182,6 +182,46 @@ struct StreamClient {
             #expect(shown.components(separatedBy: "段").count - 1 == 3, "\(shown)")
         }
     }
+
+    /// A FunASR client that stops reading holds only its own stream: another is served in full
+    /// meanwhile, and the idle timeout ends the silent one, whose slot is then free again.
+    @Test func aClientThatStopsReadingStallsNoOtherStream() async throws {
+        try await withTestServer(testing: .live, setup: { $0.idleTimeoutSeconds = 2; $0.maxStreams = 2 }) { client, _ in
+            let port = try #require(client.port)
+            // Forty short sentences the stalled client never reads while the other one talks.
+            let sentences: [(Double, Double)] = (0..<40).map { index in
+                let start = Double(index) * 0.5 + 0.1
+                return (start, start + 0.2)
+            }
+            let stalledAudio = StreamClient.pcm(seconds: 20.5, bursts: sentences)
+            async let stalled: [String] = offThePool {
+                let socket = try RawWebSocket(port: port, path: "/", headers: ["Sec-WebSocket-Protocol": "binary"], timeout: 30)
+                try socket.send(text: #"{"mode": "2pass", "wav_name": "stalled", "is_speaking": true}"#)
+                let stride = 60 * 16 * 2
+                for start in Swift.stride(from: 0, to: stalledAudio.count, by: stride) {
+                    try socket.send(binary: stalledAudio[start..<min(stalledAudio.count, start + stride)])
+                }
+                // Neither reads nor sends for longer than the idle timeout, then reads everything.
+                Thread.sleep(forTimeInterval: 5)
+                var texts: [String] = []
+                while texts.count < 100, let text = try socket.nextText() { texts.append(text) }
+                return texts
+            }
+            let audio = StreamClient.pcm(seconds: 4, bursts: [(0.2, 0.8), (1.4, 2.0), (2.6, 3.2)])
+            let served = try await StreamClient(port: port).converse(
+                first: .text(#"{"mode": "2pass", "wav_name": "mic", "is_speaking": true}"#), audio: audio)
+            #expect(served.count == 4 && served.last?["is_end"] as? Bool == true, "\(served)")
+
+            let texts = try await stalled
+            #expect(texts.filter { $0.contains("2pass-offline") }.count == 40, "\(texts.count) messages")
+            #expect(texts.last?.contains("request_timeout") == true, "\(texts.last ?? "nothing")")
+            // Both slots are free: two streams at once are served.
+            async let first = StreamClient(port: port).converse(first: .text(#"{"mode": "2pass", "is_speaking": true}"#), audio: audio)
+            async let second = StreamClient(port: port).converse(first: .text(#"{"mode": "2pass", "is_speaking": true}"#), audio: audio)
+            let (one, two) = try await (first, second)
+            #expect(one.count == 4 && two.count == 4)
+        }
+    }
 }
 
 /// `--tls-cert` and `--tls-key`: HTTPS and WSS on the same port, with a certificate the test
