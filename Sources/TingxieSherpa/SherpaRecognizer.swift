@@ -81,7 +81,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             givesTokenTimestamps: directory.family != .whisper,
             biasesHotwords: modelingUnit != nil,
             languages: languages,
-            detectsLanguage: multilingual,
+            // SenseVoice detects when it is loaded so (`auto`), for every request.
+            detectsLanguage: multilingual || (directory.family == .senseVoice && loaded.isEmpty),
             translates: multilingual
         )
         guard loaded.isEmpty ? multilingual || directory.family == .senseVoice : languages.contains(loaded) else {
