@@ -97,12 +97,15 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     }
 
     /// Checks that the model can carry out `options`.
+    /// - Returns: the requested language as the model names it (`language(named:)`), nil when none was requested.
     /// - Throws: `TingxieError(.invalidArgument)` naming what the model can do.
-    public func check(_ options: RecognitionOptions) throws {
-        if let language = options.language { _ = try self.language(named: language) }
+    @discardableResult
+    public func check(_ options: RecognitionOptions) throws -> String? {
+        let code = try options.language.map { try self.language(named: $0) }
         if options.task == .translate, !translates {
             throw TingxieError(.invalidArgument, "the model \(name) (\(family)) cannot translate; it transcribes \(languages.joined(separator: ", "))")
         }
+        return code
     }
 }
 

@@ -180,7 +180,7 @@ public final class TranscriptionPipeline: Sendable {
         }
         func append(_ segment: SpeechSegment, _ result: RecognitionResult) {
             // Each piece's text is in the language the model found for it, or English.
-            let chinese = options.task == .transcribe && Self.isChinese(result.language ?? options.language ?? configuration.language)
+            let chinese = options.task == .transcribe && TextNormalizer.isChinese(result.language ?? options.language ?? configuration.language)
             guard let assembled = assemble(segment, result, id: segments.count, normalizer: chinese ? simplifying : plain,
                                            hotwords: chinese ? textStage : nil, biasing: biasing) else { return }
             segments.append(assembled)
@@ -264,12 +264,6 @@ public final class TranscriptionPipeline: Sendable {
     /// Audio kept for adding lead-in back to VAD segments; it must cover the longest segment
     /// a VAD emits (silero's forced cut is at 180 s).
     static let historySeconds = 200
-
-    /// Whether text in `language` is Chinese: written in Simplified characters, and the
-    /// language hotwords are matched in.
-    static func isChinese(_ language: String) -> Bool {
-        language == "zh" || language.hasPrefix("zh-")
-    }
 
     static func joinsWithoutSpaces(_ language: String) -> Bool {
         ["zh", "ja", "yue", "ko"].contains { language == $0 || language.hasPrefix($0 + "-") }

@@ -97,7 +97,7 @@ enum JobEvents {
                     var events: [any Encodable] = []
                     if reported.map({ $0 != (current.status, current.progress) }) ?? true {
                         reported = (current.status, current.progress)
-                        events.append(Progress(status: current.status.rawValue, progress: (current.progress * 1000).rounded() / 1000))
+                        events.append(Progress(status: current.status.rawValue, progress: JobDTO.rounded(current.progress)))
                     }
                     events += segments.map { Segment(segment: $0) }
                     if !events.isEmpty {

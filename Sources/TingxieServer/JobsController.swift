@@ -82,6 +82,9 @@ struct JobDTO: Encodable {
 
     init(_ job: Job) { self.job = job }
 
+    /// Progress as clients see it: three decimals.
+    static func rounded(_ progress: Double) -> Double { (progress * 1000).rounded() / 1000 }
+
     enum CodingKeys: String, CodingKey {
         case id, status, progress, attempts, error, filename, language, task
         case durationS = "duration_s", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
@@ -92,7 +95,7 @@ struct JobDTO: Encodable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(job.id, forKey: .id)
         try container.encode(job.status.rawValue, forKey: .status)
-        try container.encode((job.progress * 1000).rounded() / 1000, forKey: .progress)
+        try container.encode(Self.rounded(job.progress), forKey: .progress)
         try container.encode(job.durationS, forKey: .durationS)
         try container.encode(job.createdAt, forKey: .createdAt)
         try container.encode(job.startedAt, forKey: .startedAt)
@@ -147,7 +150,7 @@ struct BatchDTO: Encodable {
         try container.encode(status, forKey: .status)
         let total = jobs.reduce(0) { $0 + max($1.durationS, 0.001) }
         let done = jobs.reduce(0) { $0 + max($1.durationS, 0.001) * ($1.status.isTerminal ? 1 : $1.progress) }
-        try container.encode((done / total * 1000).rounded() / 1000, forKey: .progress)
+        try container.encode(JobDTO.rounded(done / total), forKey: .progress)
         try container.encode(Dictionary(grouping: jobs, by: \.status.rawValue).mapValues(\.count), forKey: .counts)
         try container.encode(jobs.map(JobDTO.init), forKey: .jobs)
     }

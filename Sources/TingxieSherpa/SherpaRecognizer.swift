@@ -155,8 +155,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     }
 
     public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
-        try info.check(options)
-        let language = try options.language.map(info.language(named:)) ?? loadedLanguage
+        let language = try info.check(options) ?? loadedLanguage
         let told = language == ModelInfo.detect ? nil : language
         guard let whisperGate else { return try decode(batch, hotwords: hotwords, language: told) }
         // An English-only Whisper takes no language token: sherpa-onnx ends the process on one.

@@ -14,8 +14,13 @@ public struct TextNormalizer: Sendable {
     /// A normaliser suited to a language: Traditional->Simplified for `zh` (and `nil`,
     /// Tingxie's default language), nothing otherwise.
     public static func forLanguage(_ language: String?) throws -> TextNormalizer {
-        let wantsSimplified = language == nil || language == "zh" || language?.hasPrefix("zh-") == true
-        return TextNormalizer(toSimplified: wantsSimplified ? try ChineseConverter() : nil)
+        TextNormalizer(toSimplified: language.map(isChinese) ?? true ? try ChineseConverter() : nil)
+    }
+
+    /// Whether text in `language` is Chinese: written in Simplified characters, and the
+    /// language hotwords are matched in.
+    public static func isChinese(_ language: String) -> Bool {
+        language == "zh" || language.hasPrefix("zh-")
     }
 
     public func normalize(_ text: String) -> String {
