@@ -19,7 +19,7 @@ TEST_MODELS := $(CURDIR)/.deps/test-models
 export RUN_MODEL ?= paraformer-zh
 ARGS ?=
 
-.PHONY: setup run test bench fuzz clean
+.PHONY: setup run test bench bench-peers fuzz clean
 
 setup:
 	@scripts/setup
@@ -37,6 +37,15 @@ bench: setup
 	@test -d "$(BENCH_MODEL)" -a -d "$(BENCH_CORPUS)" || { echo "make bench: set BENCH_MODEL=DIR and BENCH_CORPUS=DIR (default: ../shared)"; exit 2; }
 	swift build -c release --product tingxie
 	.build/release/tingxie bench --model-dir "$(BENCH_MODEL)" --corpus "$(BENCH_CORPUS)" $(BENCH_ARGS)
+
+# Tingxie against faster-whisper on the same Whisper base weights, one after another (docs/performance.md).
+PEER_AUDIO ?= $(SHARED)/corpus/zh-tts/long/meeting-10min.wav
+
+bench-peers: setup
+	@scripts/setup --peers
+	@test -f "$(PEER_AUDIO)" -a -d "$(BENCH_MODEL)" || { echo "make bench-peers: set PEER_AUDIO=FILE.wav (with FILE.tsv) and BENCH_MODEL=DIR"; exit 2; }
+	swift build -c release --product tingxie
+	.build/release/tingxie bench --sections peers --model-dir "$(BENCH_MODEL)" --corpus "$(BENCH_CORPUS)" --peer-audio "$(PEER_AUDIO)"
 
 # Coverage-guided fuzzing of the parsers that face clients; FUZZ_SECONDS per target (default 60).
 fuzz:

@@ -34,10 +34,10 @@ struct BenchCommand: AsyncParsableCommand {
     var hotwordsFile: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case corpus, long, overhead, server, flood, soak
+        case corpus, long, overhead, server, flood, soak, peers
     }
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood and soak).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood, soak and peers).")
     var sections: [Section] = [.corpus, .long, .overhead, .server]
 
     @Option(name: .long, help: "Minutes of audio each stream-flood client pushes (section flood).")
@@ -49,12 +49,22 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Minutes the soak's three clients keep the server busy (section soak).")
     var soakMinutes: Double = 60
 
+    @Option(name: .long, help: "Long recording with a start/end/text .tsv beside it, for faster-whisper against Tingxie (section peers).")
+    var peerAudio: String?
+
+    @Option(name: .long, help: "What `scripts/setup --peers` installed: python/ with faster-whisper, whisper-base-ct2/ (section peers).")
+    var peersDir: String = ".deps/peers"
+
+    @Option(name: .long, help: "The faster-whisper runner (section peers).")
+    var peerScript: String = "scripts/peers/faster_whisper_run.py"
+
     func validate() throws {
         guard (1...20).contains(runs) else { throw ValidationError("--runs must be between 1 and 20") }
         guard floodMinutes > 0, floodMinutes <= 600, (1...4).contains(floodClients) else {
             throw ValidationError("--flood-minutes takes 0 to 600 and --flood-clients 1 to 4 (the server's stream limit)")
         }
         guard soakMinutes >= 1, soakMinutes <= 1440 else { throw ValidationError("--soak-minutes takes 1 to 1440") }
+        guard !sections.contains(.peers) || peerAudio != nil else { throw ValidationError("section peers needs --peer-audio FILE.wav") }
         guard !minutes.isEmpty, minutes.allSatisfy({ (1...600).contains($0) }) else {
             throw ValidationError("--minutes takes lengths between 1 and 600")
         }
@@ -86,31 +96,20 @@ struct BenchCommand: AsyncParsableCommand {
             let overheadMinutes = minutes.contains(10) ? 10 : minutes.min()!
             try await measureOverhead(try longFile(minutes: overheadMinutes, from: files, in: work), minutes: overheadMinutes)
         }
-        if !Set(sections).isDisjoint(with: [.server, .flood, .soak]) {
-            // As `tingxie serve` runs.
-            ProcessMemory.limitArenas()
-            let recognizer = try model.loadRecognizer(threads: 1)
-            let pool = NIOThreadPool(numberOfThreads: 2)
-            pool.start()
-            let engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine = { configuration in
-                try model.serverEngine(recognizer: recognizer, decoders: configuration.workers.workers, threadPool: pool, lexicon: nil)
-            }
-            let server = ServerBench(engine: engine, files: files, audioSeconds: audioSeconds, runs: runs, work: work)
-            do {
-                if sections.contains(.server) {
-                    try await server.run()
-                }
-                if sections.contains(.soak) {
-                    try await server.soak(minutes: soakMinutes)
-                }
-                if sections.contains(.flood) {
-                    try await StreamFloodBench(engine: engine, files: files, minutes: floodMinutes, clients: floodClients, work: work).run()
-                }
-            } catch {
-                try? await pool.shutdownGracefully()
-                throw error
-            }
-            try await pool.shutdownGracefully()
+        let server = BenchServer(executable: executable, modelArguments: ["--model-dir", modelDir, "--vad-model", vad, "--language", model.language])
+        let serverBench = ServerBench(server: server, files: files, audioSeconds: audioSeconds, runs: runs, work: work)
+        if sections.contains(.server) {
+            try await serverBench.run()
+        }
+        if sections.contains(.soak) {
+            try await serverBench.soak(minutes: soakMinutes)
+        }
+        if sections.contains(.flood) {
+            try await StreamFloodBench(server: server, files: files, minutes: floodMinutes, clients: floodClients, work: work).run()
+        }
+        if sections.contains(.peers), let peerAudio {
+            try PeerBench(executable: executable, modelArguments: common, audio: URL(fileURLWithPath: peerAudio), runs: runs, work: work,
+                          peers: URL(fileURLWithPath: peersDir), peerScript: URL(fileURLWithPath: peerScript), language: model.language).run()
         }
     }
 
@@ -197,11 +196,6 @@ struct BenchCommand: AsyncParsableCommand {
         try await pool.shutdownGracefully()
     }
 
-    /// Writes a line at once (print is buffered when stdout is a file), so that figures appear as measured.
-    private func say(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
-    }
-
     private func checked(_ run: MeasuredRun) throws -> MeasuredRun {
         guard run.status == 0 else {
             throw ValidationError("tingxie transcribe exited with status \(run.status); run it by hand with the same flags to see why")
@@ -263,4 +257,9 @@ struct SplitMix64 {
 
     /// A uniform value in [0, 1).
     mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
+
+/// Writes a line of figures at once (print is buffered when stdout is a file), so that they appear as measured.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

@@ -1,20 +1,15 @@
 import AsyncHTTPClient
 import Foundation
-import Logging
 import NIOCore
 import NIOHTTP1
-import NIOPosix
-import ServiceLifecycle
 import TingxieAudio
 import TingxieCore
-import TingxieJobs
-import TingxieServer
 
 /// Server figures: throughput of the job queue with 1 and 2 workers, and the latency of a
-/// short synchronous request while the workers are busy. The server runs in this process
-/// (the same composition root as `tingxie serve`) and is driven over loopback HTTP.
+/// short synchronous request while the workers are busy. The server is a `tingxie serve` child
+/// process driven over loopback HTTP.
 struct ServerBench: Sendable {
-    let engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine
+    let server: BenchServer
     let files: [URL]
     let audioSeconds: Double
     let runs: Int
@@ -27,7 +22,8 @@ struct ServerBench: Sendable {
         for workers in [1, 2] {
             var walls: [Double] = []
             for _ in 0..<runs {
-                walls.append(try await withServer(workers: workers) { base in
+                walls.append(try await server.run(workers: workers, work: work) { server in
+                    let base = server.base
                     let started = ContinuousClock.now
                     let ids = try await withThrowingTaskGroup(of: String.self) { group in
                         for file in files { group.addTask { try await submit(base, file) } }
@@ -52,8 +48,9 @@ struct ServerBench: Sendable {
         let durations = try files.map { ($0, try WAVReader(url: $0).duration ?? 0) }
         let (probe, probeSeconds) = durations.min { abs($0.1 - 5) < abs($1.1 - 5) }!
         let requests = 40
-        let latencies = try await withServer(workers: 2) { base in
-            try await withThrowingTaskGroup(of: [Double].self) { group in
+        let latencies = try await server.run(workers: 2, work: work) { server in
+            let base = server.base
+            return try await withThrowingTaskGroup(of: [Double].self) { group in
                 for client in 0..<2 {
                     group.addTask {
                         var index = client
@@ -94,14 +91,15 @@ struct ServerBench: Sendable {
     func soak(minutes: Double) async throws {
         say(String(format: "\n## Soak: 3 clients alternating /v1/jobs and /v1/audio/transcriptions for %.0f minutes, 2 workers", minutes))
         enum Part: Sendable { case samples([(seconds: Double, bytes: Int)]), client(requests: Int, failed: Int) }
-        let parts = try await withServer(workers: 2) { base in
+        let parts = try await server.run(workers: 2, work: work) { server in
+            let base = server.base
             let started = ContinuousClock.now
             let deadline = started + .seconds(minutes * 60)
             return try await withThrowingTaskGroup(of: Part.self) { group in
                 group.addTask {
                     var samples: [(seconds: Double, bytes: Int)] = []
                     while ContinuousClock.now < deadline {
-                        samples.append(((ContinuousClock.now - started).seconds, StreamFloodBench.residentBytes()))
+                        samples.append(((ContinuousClock.now - started).seconds, server.residentBytes))
                         try await Task.sleep(for: .seconds(5))
                     }
                     return .samples(samples)
@@ -153,15 +151,7 @@ struct ServerBench: Sendable {
         say(String(format: "slope after warm-up: %+.1f MB/h (goal < 20 MB/h)", slope))
     }
 
-    private func say(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
-    }
-
     // MARK: Server and client
-
-    private func withServer<T: Sendable>(workers: Int, _ body: @Sendable @escaping (String) async throws -> T) async throws -> T {
-        try await withBenchServer(workers: workers, engine: engine, work: work, body)
-    }
 
     private func submit(_ base: String, _ file: URL) async throws -> String {
         let reply = try await post(base + "/v1/jobs", file: file)
@@ -212,33 +202,5 @@ struct ServerBench: Sendable {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
         let body = try await response.body.collect(upTo: 16 << 20)
         return Reply(status: response.status, body: String(buffer: body))
-    }
-}
-
-/// Runs a fresh server (new data folder under `work`) with `workers` workers in this process
-/// while `body` runs against its base URL.
-func withBenchServer<T: Sendable>(workers: Int, engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine, work: URL,
-                                  _ body: @Sendable @escaping (String) async throws -> T) async throws -> T {
-    let data = work.appendingPathComponent("server-data")
-    try? FileManager.default.removeItem(at: data)
-    let configuration = ServerConfiguration(port: 0, dataDirectory: data, workers: .init(workers: workers), threadsPerWorker: 1)
-    var logger = Logger(label: "bench")
-    logger.logLevel = .error
-    let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
-    let app = try buildApplication(configuration: configuration, engine: try engine(configuration), logger: logger) { port in
-        portSink.yield(port)
-    }
-    let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-    return try await withThrowingTaskGroup(of: T?.self) { tasks in
-        tasks.addTask {
-            try await group.run()
-            return nil
-        }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw TingxieError(.internalError, "the server did not start") }
-        let result = try await body("http://127.0.0.1:\(port)")
-        await group.triggerGracefulShutdown()
-        try await tasks.waitForAll()
-        return result
     }
 }

@@ -5,15 +5,13 @@ import NIOCore
 import Synchronization
 import TingxieAudio
 import TingxieCore
-import TingxieServer
 
 /// Stream flood (R8): several WebSocket clients each push `minutes` of 16-bit PCM (the corpus's
 /// sentences with pauses, looped) over `/v1/stream` in 2pass mode as fast as the socket takes
-/// it. Prints the server's RSS at idle and at its peak, and what each client got back. The
-/// server runs in this process; the clients make their audio as they send it, so their own
-/// memory stays a few hundred kilobytes.
+/// it. Prints the RSS of the server (a `tingxie serve` child process) at idle and at its peak,
+/// and what each client got back.
 struct StreamFloodBench: Sendable {
-    let engine: @Sendable (ServerConfiguration) throws -> TranscriptionEngine
+    let server: BenchServer
     let files: [URL]
     let minutes: Double
     let clients: Int
@@ -33,48 +31,34 @@ struct StreamFloodBench: Sendable {
             speech += [Int16](repeating: 0, count: 12_800)   // 0.8 s: the VAD ends the sentence
         }
         let loop = speech
-        say(String(format: "\n## Stream flood: %d clients, %.0f minutes of PCM each, 2pass, as fast as the socket takes it", clients, minutes))
+        say(String(format: "\n## Stream flood: %d clients, %g minutes of PCM each, 2pass, as fast as the socket takes it", clients, minutes))
         // Two workers, as `tingxie serve` has on 2 cores: no jobs, but their decode slots are
         // what the streams share.
-        try await withBenchServer(workers: 2, engine: engine, work: work) { base in
-            let port = base.split(separator: ":").last.map(String.init) ?? ""
+        try await server.run(workers: 2, work: work) { server in
+            let port = "\(server.port)"
             try await Task.sleep(for: .seconds(1))
-            let cold = Self.residentBytes()
+            let cold = server.residentBytes
             // Warm-up: 30 s through each decode slot, so that idle includes what the model's
             // first decodes allocate for good and growth is what streaming itself costs.
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<2 { group.addTask { _ = await Self.client(port: port, audio: loop, samples: 30 * 16_000) } }
             }
             try await Task.sleep(for: .seconds(6))   // the resource monitor trims the heap every 5 s
-            let idle = Self.residentBytes()
-            let memory = Sampling(idle)
+            let idle = server.residentBytes
             let started = ContinuousClock.now
-            let outcomes = try await withThrowingTaskGroup(of: Outcome?.self) { group in
-                group.addTask {
-                    while !memory.done.load(ordering: .relaxed) {
-                        memory.peak.max(Self.residentBytes(), ordering: .relaxed)
-                        try? await Task.sleep(for: .milliseconds(250))
-                    }
-                    return nil
-                }
+            let outcomes = await withTaskGroup(of: Outcome.self) { group in
                 for _ in 0..<clients {
                     group.addTask { await Self.client(port: port, audio: loop, samples: Int(minutes * 60 * 16_000)) }
                 }
-                var outcomes: [Outcome] = []
-                while let next = try await group.next() {
-                    if let outcome = next {
-                        outcomes.append(outcome)
-                        if outcomes.count == clients { memory.done.store(true, ordering: .relaxed) }
-                    }
-                }
-                return outcomes
+                return await group.reduce(into: []) { $0.append($1) }
             }
+            // The kernel's high-water mark: the peak of the whole run, warm-up included.
+            let peak = server.peakResidentBytes
             let wall = (ContinuousClock.now - started).seconds
-            say(String(format: "wall %.0f s for %.0f audio minutes in all (%.1fx real time)", wall, minutes * Double(clients),
+            say(String(format: "wall %.0f s for %g audio minutes in all (%.1fx real time)", wall, minutes * Double(clients),
                        minutes * 60 * Double(clients) / wall))
             say(String(format: "server RSS before any decode %.0f MB; idle after warm-up %.0f MB, peak %.0f MB, growth %.0f MB (goal <= 200 MB)",
-                       Double(cold) / 1_048_576, Double(idle) / 1_048_576, Double(memory.peak.load(ordering: .relaxed)) / 1_048_576,
-                       Double(memory.peak.load(ordering: .relaxed) - idle) / 1_048_576))
+                       Double(cold) / 1_048_576, Double(idle) / 1_048_576, Double(peak) / 1_048_576, Double(peak - idle) / 1_048_576))
             for (index, outcome) in outcomes.enumerated() {
                 say("client \(index + 1): \(outcome.sentences) sentences (\(outcome.characters) characters), end \(outcome.ended ? "acknowledged" : "MISSING")"
                     + (outcome.error.map { ", error: \($0)" } ?? ""))
@@ -134,27 +118,9 @@ struct StreamFloodBench: Sendable {
         return outcome.withLock { $0 }
     }
 
-    /// The peak RSS seen so far, and whether the clients are done.
-    final class Sampling: Sendable {
-        let peak: Atomic<Int>
-        let done = Atomic<Bool>(false)
-        init(_ start: Int) { peak = Atomic(start) }
-    }
-
     /// What one client saw, shared with its reading task.
     final class Shared: Sendable {
         private let value = Mutex(Outcome())
         func withLock<T: Sendable>(_ body: (inout Outcome) -> T) -> T { value.withLock { body(&$0) } }
-    }
-
-    static func residentBytes() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return 0 }
-        return kilobytes * 1024
-    }
-
-    private func say(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 }
