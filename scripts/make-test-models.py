@@ -10,6 +10,8 @@ creates
     OUT_DIR/paraformer-no-metadata/     the same graph without the metadata sherpa-onnx needs
     OUT_DIR/paraformer-corrupt/         model.onnx truncated to half its bytes
     OUT_DIR/transducer-tiny/            encoder/decoder/joiner.onnx + tokens.txt (see transducer())
+    OUT_DIR/punctuation-tiny/           a CT-Transformer punctuation model (see punctuation())
+    OUT_DIR/punctuation-no-metadata/    the same graph without the metadata sherpa-onnx needs
 """
 import os
 import sys
@@ -146,12 +148,55 @@ def transducer(folder):
         f.writelines(f"{token} {index}\n" for index, token in enumerate(TRANSDUCER_TOKENS))
 
 
+PUNCTUATION_TOKENS = ["<unk>", "今", "天", "是", "好", "了", "吗", "hello", "world"]
+PUNCTUATIONS = ["<unk>", "_", "，", "。", "？", "、"]
+# The mark each token is followed by; unknown tokens get none ("_").
+PUNCTUATION_AFTER = {"天": "，", "了": "。", "吗": "？", "world": "。"}
+
+
+def punctuation(folder, with_metadata):
+    """A CT-Transformer signature for sherpa-onnx's offline punctuation whose answer is a table:
+    logits [N, T, marks] = one row per token id, so "今天是好了吗" comes back as
+    "今天，是好了。吗？" (sherpa-onnx cuts at the last full stop and punctuates the rest again)."""
+    rows = [[10.0 if mark == PUNCTUATION_AFTER.get(token, "_") else 0.0 for mark in PUNCTUATIONS]
+            for token in PUNCTUATION_TOKENS]
+    table = helper.make_tensor("table", TensorProto.FLOAT, [len(rows), len(PUNCTUATIONS)], np.array(rows, np.float32).flatten().tolist())
+    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [-1, 1, 1])
+    nodes = [
+        helper.make_node("Gather", ["table", "inputs"], ["scores"], axis=0),
+        # text_lengths [N] takes part as zeros, so that the graph reads both inputs.
+        helper.make_node("Cast", ["text_lengths"], ["lengths"], to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["lengths", "lengths"], ["zeros"]),
+        helper.make_node("Reshape", ["zeros", "shape"], ["zero"]),
+        helper.make_node("Add", ["scores", "zero"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "punctuation_tiny",
+        inputs=[helper.make_tensor_value_info("inputs", TensorProto.INT32, ["N", "T"]),
+                helper.make_tensor_value_info("text_lengths", TensorProto.INT32, ["N"])],
+        outputs=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", "T", len(PUNCTUATIONS)])],
+        initializer=[table, shape])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    if with_metadata:
+        metadata = {"model_type": "ct_transformer", "vocab_size": str(len(PUNCTUATION_TOKENS)),
+                    "tokens": "|".join(PUNCTUATION_TOKENS), "punctuations": "|".join(PUNCTUATIONS), "unk_symbol": "<unk>"}
+        for key, value in metadata.items():
+            entry = m.metadata_props.add()
+            entry.key, entry.value = key, value
+    onnx.checker.check_model(m)
+    os.makedirs(folder, exist_ok=True)
+    onnx.save(m, os.path.join(folder, "model.onnx"))
+
+
 def main():
     out = sys.argv[1]
     write(os.path.join(out, "paraformer-tiny"), model(True))
     write(os.path.join(out, "paraformer-no-metadata"), model(False))
     write(os.path.join(out, "paraformer-corrupt"), model(True), truncate=True)
     transducer(os.path.join(out, "transducer-tiny"))
+    punctuation(os.path.join(out, "punctuation-tiny"), True)
+    punctuation(os.path.join(out, "punctuation-no-metadata"), False)
 
 
 if __name__ == "__main__":

@@ -59,13 +59,16 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     public var detectsLanguage: Bool
     /// Whether the model can translate what it hears into English.
     public var translates: Bool
+    /// Whether the model's text carries punctuation (Whisper, SenseVoice); others get it from a
+    /// `Punctuator` when one is loaded.
+    public var punctuates: Bool
 
     /// The language code that asks the model to detect the language.
     public static let detect = "auto"
 
     public init(family: String, name: String, emitsTraditional: Bool, maxSegmentSeconds: Double,
                 givesTokenTimestamps: Bool = false, biasesHotwords: Bool = false, languages: [String] = ["zh"],
-                detectsLanguage: Bool = false, translates: Bool = false) {
+                detectsLanguage: Bool = false, translates: Bool = false, punctuates: Bool = false) {
         self.family = family
         self.name = name
         self.emitsTraditional = emitsTraditional
@@ -75,6 +78,7 @@ public struct ModelInfo: Sendable, Equatable, Codable {
         self.languages = languages
         self.detectsLanguage = detectsLanguage
         self.translates = translates
+        self.punctuates = punctuates
     }
 
     /// The code of a language a client named, as this model takes it: lower case, a region or
@@ -107,6 +111,15 @@ public struct ModelInfo: Sendable, Equatable, Codable {
         }
         return code
     }
+}
+
+/// Adds punctuation to the text of a sentence that has none.
+///
+/// Calls block while the model runs (see `Recognizer`); implementations allow concurrent calls.
+public protocol Punctuator: Sendable {
+    /// A human name, usually the model folder's name.
+    var name: String { get }
+    func punctuate(_ text: String) -> String
 }
 
 /// A speech recogniser for 16 kHz mono audio.

@@ -59,6 +59,8 @@ public final class TranscriptionPipeline: Sendable {
     public let recognizer: any Recognizer
     public let detectors: any VoiceActivityDetectorFactory
     public let configuration: Configuration
+    /// Punctuates each segment's text; `nil` when the model punctuates itself or none was given.
+    public let punctuator: (any Punctuator)?
     /// Text in Chinese is given in Simplified characters; other text as the model wrote it.
     private let simplifying: TextNormalizer
     private let plain = TextNormalizer(toSimplified: nil)
@@ -68,11 +70,13 @@ public final class TranscriptionPipeline: Sendable {
 
     /// - Parameter threadPool: where blocking decode and inference run; started by the caller,
     ///   sized to the number of files decoded at once.
+    /// - Parameter punctuator: used for models whose text has no punctuation.
     public init(recognizer: any Recognizer, detectors: any VoiceActivityDetectorFactory,
-                configuration: Configuration = Configuration(), threadPool: NIOThreadPool) throws {
+                configuration: Configuration = Configuration(), punctuator: (any Punctuator)? = nil, threadPool: NIOThreadPool) throws {
         self.recognizer = recognizer
         self.detectors = detectors
         self.configuration = configuration
+        self.punctuator = recognizer.info.punctuates ? nil : punctuator
         self.threadPool = threadPool
         simplifying = try TextNormalizer.forLanguage("zh")
         let padding = [Float](repeating: 0, count: Int(configuration.paddingSeconds * Double(modelSampleRate)))
@@ -111,7 +115,8 @@ public final class TranscriptionPipeline: Sendable {
 
     /// The same model and VAD with another configuration (e.g. no merging, for live audio).
     public func with(configuration: Configuration) throws -> TranscriptionPipeline {
-        try TranscriptionPipeline(recognizer: recognizer, detectors: detectors, configuration: configuration, threadPool: threadPool)
+        try TranscriptionPipeline(recognizer: recognizer, detectors: detectors, configuration: configuration, punctuator: punctuator,
+                                  threadPool: threadPool)
     }
 
     /// Transcribes an already opened audio stream on the calling thread (blocking).
@@ -249,6 +254,9 @@ public final class TranscriptionPipeline: Sendable {
         }
         if !biasing.isEmpty {
             applications = (applications + HotwordMatcher.decoded(biasing, in: text, besides: applications)).sorted { $0.offset < $1.offset }
+        }
+        if let punctuator {
+            (text, applications) = PunctuationStage.apply(punctuator, to: text, applications: applications)
         }
         return Transcript.Segment(
             id: id,

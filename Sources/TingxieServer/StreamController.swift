@@ -388,10 +388,12 @@ private struct StreamSession {
         return [
             "mode": "offline", "wav_name": name ?? "", "text": transcript?.text ?? "", "is_final": false,
             "timestamp": "[" + spans.map { "[\($0[0]),\($0[1])]" }.joined(separator: ",") + "]",
+            // As FunASR's: a sentence's words without punctuation, and the mark that ends it.
             "stamp_sents": segments.map { segment -> [String: Any] in
                 [
-                    "text_seg": (segment.tokens ?? segment.text.map(String.init)).joined(separator: " "),
-                    "punc": "", "start": Int(segment.start * 1000), "end": Int(segment.end * 1000),
+                    "text_seg": (segment.tokens ?? segment.text.filter { !$0.isPunctuation }.map(String.init)).joined(separator: " "),
+                    "punc": segment.text.last.flatMap { $0.isPunctuation ? String($0) : nil } ?? "",
+                    "start": Int(segment.start * 1000), "end": Int(segment.end * 1000),
                     "ts_list": timeSpans(segment),
                 ]
             },

@@ -68,6 +68,7 @@ struct SystemController<Context: RequestContext> {
             gpu: resources.gpus.isEmpty ? nil : resources.gpus.map { .init(index: $0.index, usedBytes: $0.usedBytes, totalBytes: $0.totalBytes) },
             throttled: service.pool.isThrottled,
             hotwords: .init(serverTerms: service.engine.serverHotwords.count, maxTerms: Hotword.maxCount, maxTermLength: Hotword.maxLength),
+            punctuation: .init(service.engine),
             limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxDurationS: configuration.maxDurationSeconds,
                           maxSyncDurationS: configuration.maxSyncDurationSeconds, maxQueuedJobs: configuration.queue.maxQueuedJobs,
                           maxQueuedAudioS: configuration.queue.maxQueuedSeconds, maxBatchFiles: configuration.maxBatchFiles)
@@ -172,6 +173,25 @@ struct SystemDTO: Encodable {
         }
     }
 
+    /// Whether finished sentences get punctuation from a punctuation model, and why (not).
+    struct Punctuation: Encodable {
+        var active: Bool
+        var model: String?
+        var reason: String
+
+        init(_ engine: TranscriptionEngine) {
+            active = engine.pipeline.punctuator != nil
+            model = engine.pipeline.punctuator?.name
+            if let model {
+                reason = "the \(engine.model.family) model gives no punctuation; \(model) adds it to every sentence"
+            } else if engine.model.punctuates {
+                reason = "the \(engine.model.family) model punctuates its own text"
+            } else {
+                reason = "the \(engine.model.family) model gives no punctuation and no punctuation model is loaded: `tingxie models pull punctuation-zh-en`, or --punctuation-model DIR"
+            }
+        }
+    }
+
     var version: String
     var model: ModelDetailsDTO
     var language: String
@@ -184,10 +204,11 @@ struct SystemDTO: Encodable {
     /// Whether workers have stopped claiming jobs because memory is short.
     var throttled: Bool
     var hotwords: Hotwords
+    var punctuation: Punctuation
     var limits: Limits
 
     enum CodingKeys: String, CodingKey {
-        case version, model, language, workers, queue, memory, gpu, throttled, hotwords, limits
+        case version, model, language, workers, queue, memory, gpu, throttled, hotwords, punctuation, limits
         case threadsPerWorker = "threads_per_worker"
     }
 
@@ -203,6 +224,7 @@ struct SystemDTO: Encodable {
         try container.encode(gpu, forKey: .gpu)
         try container.encode(throttled, forKey: .throttled)
         try container.encode(hotwords, forKey: .hotwords)
+        try container.encode(punctuation, forKey: .punctuation)
         try container.encode(limits, forKey: .limits)
     }
 }

@@ -80,6 +80,7 @@ struct BenchCommand: AsyncParsableCommand {
         let modelDir = try model.modelDirectory().path
         let vad = try model.loadVAD().configuration.model.path
         let common = ["--model-dir", modelDir, "--vad-model", vad, "--language", model.language, "--quiet"]
+            + (model.parallel.map { ["--parallel", "\($0)"] } ?? [])
 
         let audioSeconds = try files.reduce(0.0) { $0 + (try WAVReader(url: $1).duration ?? 0) }
         say("Tingxie bench: model \(modelDir), \(ProcessInfo.processInfo.activeProcessorCount) cores")
@@ -108,7 +109,7 @@ struct BenchCommand: AsyncParsableCommand {
             try await StreamFloodBench(server: server, files: files, minutes: floodMinutes, clients: floodClients, work: work).run()
         }
         if sections.contains(.peers), let peerAudio {
-            try PeerBench(executable: executable, modelArguments: common, audio: URL(fileURLWithPath: peerAudio), runs: runs, work: work,
+            try PeerBench(executable: executable, modelArguments: common + ["--threads", "\(model.threadCount)"], audio: URL(fileURLWithPath: peerAudio), runs: runs, work: work,
                           peers: URL(fileURLWithPath: peersDir), peerScript: URL(fileURLWithPath: peerScript), language: model.language).run()
         }
     }

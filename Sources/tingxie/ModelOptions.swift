@@ -18,11 +18,18 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "ONNX Runtime threads per model call (default 2; for serve, env TINGXIE_THREADS, default 1 per worker).")
     var threads: Int?
 
+    @Option(name: .long, help: "CT-Transformer punctuation model folder, for models whose text has none (env TINGXIE_PUNCTUATION_MODEL; default: punctuation-zh-en in the models folder when installed).")
+    var punctuationModel: String?
+
+    @Option(name: .long, help: "Pieces of one file decoded at once, each with --threads ONNX threads (transcribe; default 1).")
+    var parallel: Int?
+
     @Option(name: .long, help: "Language of the audio (zh, en, ...; auto lets a multilingual Whisper detect it).")
     var language: String = "zh"
 
     func validate() throws {
         guard threads.map({ (1...256).contains($0) }) ?? true else { throw ValidationError("--threads must be between 1 and 256") }
+        guard parallel.map({ (1...64).contains($0) }) ?? true else { throw ValidationError("--parallel must be between 1 and 64") }
         guard !language.isEmpty, language.count <= 16 else { throw ValidationError("--language must be a language code such as zh") }
     }
 
@@ -40,16 +47,29 @@ struct ModelOptions: ParsableArguments {
 
     func loadRecognizer(threads: Int? = nil) throws -> SherpaRecognizer {
         let directory = try ModelDirectory.detect(try modelDirectory())
-        return try SherpaRecognizer(directory: directory, configuration: .init(threads: threads ?? threadCount, language: language))
+        return try SherpaRecognizer(directory: directory, configuration: .init(threads: threads ?? threadCount, language: language,
+                                                                               parallelDecodes: parallel ?? 1))
+    }
+
+    /// The punctuation model for a recogniser whose text has none: the flag's, the environment's,
+    /// else the installed `punctuation-zh-en`; `nil` when the model punctuates itself or there is none.
+    func loadPunctuation(for model: ModelInfo) throws -> SherpaPunctuation? {
+        guard !model.punctuates else { return nil }
+        let environment = ProcessInfo.processInfo.environment["TINGXIE_PUNCTUATION_MODEL"].flatMap { $0.isEmpty ? nil : $0 }
+        if let folder = punctuationModel ?? environment {
+            return try SherpaPunctuation(folder: URL(fileURLWithPath: folder))
+        }
+        let installed = ModelLocations.modelsDirectory().appendingPathComponent("punctuation-zh-en")
+        return FileManager.default.fileExists(atPath: installed.path) ? try SherpaPunctuation(folder: installed) : nil
     }
 
     /// What the server runs jobs and live streams with: the pipeline over `recognizer` and
     /// this VAD. Jobs and streams share `decoders` decode slots (the workers'), so memory is
     /// that of so many decodes however many streams are open.
     func serverEngine(recognizer: any Recognizer, decoders: Int, threadPool: NIOThreadPool, lexicon: Lexicon?,
-                      hotwords: [Hotword] = []) throws -> TranscriptionEngine {
+                      hotwords: [Hotword] = [], punctuator: (any Punctuator)? = nil) throws -> TranscriptionEngine {
         let pipeline = try TranscriptionPipeline(recognizer: SharedRecognizer(recognizer, limit: decoders), detectors: try loadVAD(),
-                                                 configuration: .init(language: language), threadPool: threadPool)
+                                                 configuration: .init(language: language), punctuator: punctuator, threadPool: threadPool)
         return try TranscriptionEngine(pipeline: pipeline, lexicon: lexicon, serverHotwords: hotwords)
     }
 

@@ -28,8 +28,11 @@ struct ModelsCommand: AsyncParsableCommand {
         /// An installer whose check of a new model is the one `models verify` makes.
         func installer(downloader: ModelDownloader) throws -> ModelInstaller {
             ModelInstaller(catalog: try loadCatalog(), modelsDirectory: directory, downloader: downloader) { folder, entry in
-                guard ["paraformer", "sense_voice", "whisper", "transducer"].contains(entry.family) else { return }
-                _ = try ModelDirectory.detect(folder)
+                switch entry.family {
+                case "paraformer", "sense_voice", "whisper", "transducer": _ = try ModelDirectory.detect(folder)
+                case "punctuation": try SherpaPunctuation.validate(try SherpaPunctuation.modelFile(in: folder))
+                default: return
+                }
             }
         }
     }

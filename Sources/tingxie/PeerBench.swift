@@ -9,7 +9,7 @@ import TingxieText
 /// the whole text against the recording's `.tsv` (scored as the tests score), peak RSS, segments,
 /// and the share of the reference's utterances whose start and end both lie within 1 s of a segment's.
 struct PeerBench {
-    /// `tingxie transcribe` with the bench's model flags, and the audio with its reference.
+    /// `tingxie transcribe` with the bench's model and thread flags, and the audio with its reference.
     let executable: String
     let modelArguments: [String]
     let audio: URL
@@ -45,15 +45,14 @@ struct PeerBench {
         }
         let tingxieOut = work.appendingPathComponent("peers-tingxie")
         let systems = [
-            System(name: "Tingxie `transcribe`") { out in
-                (executable, ["transcribe", audio.path, "--format", "json", "--output-dir", out.deletingLastPathComponent().path,
-                              "--threads", "2"] + modelArguments)
+            System(name: "Tingxie `transcribe \(modelArguments.drop { $0 != "--quiet" }.dropFirst().joined(separator: " "))`") { out in
+                (executable, ["transcribe", audio.path, "--format", "json", "--output-dir", out.deletingLastPathComponent().path] + modelArguments)
             },
             System(name: "faster-whisper, greedy, vad_filter", command: fasterWhisper("greedy")),
             System(name: "faster-whisper, beam 5 (its default)", command: fasterWhisper("beam5")),
             System(name: "faster-whisper batched, batch 8, greedy", command: fasterWhisper("batched")),
         ]
-        say(String(format: "\n## Peers: %@ (%.0f s, %d utterances), 2 threads each, RTF the median of %d whole-process runs",
+        say(String(format: "\n## Peers: %@ (%.0f s, %d utterances), faster-whisper with 2 threads, RTF the median of %d whole-process runs",
                    audio.lastPathComponent, audioSeconds, reference.count, runs))
         say("| system | RTF | CER | peak RSS | segments | boundaries within 1 s |")
         say("|---|---:|---:|---:|---:|---:|")

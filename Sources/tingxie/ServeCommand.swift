@@ -46,6 +46,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Share (0-1) of failed jobs over 15 minutes that opens an alert (default 0.2).") var alertFailureRate: Double?
 
     func validate() throws {
+        if model.parallel != nil {
+            throw ValidationError("--parallel is for transcribe; the server decodes as many pieces at once as it has --workers")
+        }
         if let format = setting(logFormat, "LOG_FORMAT"), format != "text", format != "json" {
             throw ValidationError("--log-format must be text or json")
         }
@@ -67,6 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("loading model", metadata: ["model_dir": "\(modelDirectory.path)", "threads": "\(threads)"])
         let hotwords = try setting(hotwordsFile, "HOTWORDS_FILE").map(Hotword.load) ?? []
         let recognizer = try model.loadRecognizer(threads: threads)
+        let punctuation = try model.loadPunctuation(for: recognizer.info)
         let threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.workers.workers))
         threadPool.start()
         let lexicon: Lexicon?
@@ -78,12 +82,14 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let app = try buildServer(
             configuration: configuration,
-            engine: try model.serverEngine(recognizer: recognizer, decoders: configuration.workers.workers, threadPool: threadPool, lexicon: lexicon, hotwords: hotwords),
+            engine: try model.serverEngine(recognizer: recognizer, decoders: configuration.workers.workers, threadPool: threadPool,
+                                           lexicon: lexicon, hotwords: hotwords, punctuator: punctuation),
             logger: logger
         ) { port in
             logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
                                                 "workers": "\(configuration.workers.workers)",
-                                                "model": "\(recognizer.info.name)", "data_dir": "\(configuration.dataDirectory.path)"])
+                                                "model": "\(recognizer.info.name)", "data_dir": "\(configuration.dataDirectory.path)",
+                                                "punctuation": "\(punctuation?.name ?? (recognizer.info.punctuates ? "the model's own" : "none"))"])
         }
         do {
             try await app.runService()

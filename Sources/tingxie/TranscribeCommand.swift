@@ -67,7 +67,8 @@ struct TranscribeCommand: AsyncParsableCommand {
             pipeline = try TranscriptionPipeline(
                 recognizer: recognizer,
                 detectors: try model.loadVAD(),
-                configuration: .init(language: model.language),
+                configuration: .init(language: model.language, batchSize: recognizer.configuration.parallelDecodes),
+                punctuator: try model.loadPunctuation(for: recognizer.info),
                 threadPool: threadPool
             )
         } catch {

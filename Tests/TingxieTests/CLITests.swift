@@ -63,6 +63,28 @@ enum CLI {
         #expect(bad.stderr.contains("terms.txt: hotword \"飞桨 99\" has weight 99.0; weights go from 0.1 to 10.0"))
     }
 
+    /// A model without punctuation gets it from --punctuation-model; a broken one is refused with
+    /// a message, never a crash.
+    @Test(.enabled(if: TestData.generatedModels != nil && TestData.vadModel != nil && TestData.corpus != nil,
+                   "needs the generated models, the VAD model and the corpus; run `make test`"))
+    func punctuationModelPunctuatesAModelThatGivesNone() async throws {
+        let models = try #require(TestData.generatedModels)
+        let speech = try #require(TestData.corpus).appendingPathComponent("001.wav").path
+        let tiny = ["--model-dir", models.appendingPathComponent("paraformer-tiny").path, "--quiet"]
+        let plain = try await CLI.run(["transcribe", speech] + tiny)
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(plain.stdout.hasPrefix("好好") && !plain.stdout.contains("。"))
+        let punctuated = try await CLI.run(["transcribe", speech, "--punctuation-model", models.appendingPathComponent("punctuation-tiny").path] + tiny)
+        #expect(punctuated.status == 0, "\(punctuated.stderr)")
+        // The generated punctuation model adds no mark after 好; sherpa-onnx ends each sentence.
+        let text = punctuated.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(text.hasSuffix("。"))
+        #expect(text.replacingOccurrences(of: "。", with: "") == plain.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let broken = try await CLI.run(["transcribe", speech, "--punctuation-model", models.appendingPathComponent("punctuation-no-metadata").path] + tiny)
+        #expect(broken.status != 0)
+        #expect(broken.stderr.contains("is not a CT-Transformer punctuation model for sherpa-onnx"), "\(broken.stderr)")
+    }
+
     @Test(.enabled(if: TestData.generatedModels != nil && TestData.vadModel != nil, "needs the generated models and the VAD model; run `make test`"))
     func badModelAndBadFilesFailOneByOne() async throws {
         let models = try #require(TestData.generatedModels)

@@ -15,6 +15,7 @@ import TingxieServer
 /// fake VAD and (unless given another) the fake recogniser, and hands the test a client.
 func withTestServer(
     recognizer: any Recognizer = FakeRecognizer(),
+    punctuator: (any Punctuator)? = nil,
     hotwords: [Hotword] = [],
     resources: FakeResources = FakeResources(),
     testing: TestingSetup = .router,
@@ -30,7 +31,7 @@ func withTestServer(
     // The dictionaries load once per process, off the cooperative pool other tests need.
     let lexicon = try await offThePool { Pinyin.lexicon }
     try await withThreadPool { threadPool in
-        let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: FakeVAD(), threadPool: threadPool)
+        let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: FakeVAD(), punctuator: punctuator, threadPool: threadPool)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let app = try buildApplication(configuration: configured,

@@ -81,6 +81,19 @@ struct WhisperRecognitionTests {
         #expect(batched == sequential)
     }
 
+    /// A batch decoded side by side (one thread per piece) gives each piece its own text, in order,
+    /// as one piece at a time on the same recogniser does.
+    @Test func aBatchDecodedSideBySideKeepsEachPiecesText() throws {
+        let recognizer = try SherpaRecognizer(directory: ModelDirectory.detect(try #require(TestData.whisperBase)),
+                                              configuration: .init(threads: 1, parallelDecodes: 2))
+        let corpus = try #require(TestData.corpus)
+        // Lengths differ, so that the two threads finish their pieces at different times.
+        let inputs = try ["003", "001", "017", "009", "024"].map { try TestData.samples(corpus.appendingPathComponent("\($0).wav")) }
+        let oneByOne = try inputs.map { try recognizer.recognize($0).text }
+        #expect(Set(oneByOne).count == inputs.count)
+        #expect(try recognizer.recognize(batch: inputs).map(\.text) == oneByOne)
+    }
+
     /// Whisper's language and task live in the recogniser: requests in different languages on
     /// one shared recogniser, at once, each get their own, as if run alone.
     @Test(.enabled(if: TestData.espeak != nil, "needs espeak-ng from scripts/setup --test; run `make test`"))
