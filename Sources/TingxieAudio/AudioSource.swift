@@ -12,9 +12,13 @@ public protocol AudioSource: AnyObject {
     func nextChunk() throws -> [Float]?
     /// Releases the file or subprocess behind the stream; safe to call more than once.
     func close()
+    /// Seconds of audio already received and waiting to be read (live audio); 0 for files.
+    var bufferedSeconds: Double { get }
 }
 
 extension AudioSource {
+    public var bufferedSeconds: Double { 0 }
+
     /// Reads the rest of the stream into memory: for short files only (tests, corpus sentences).
     public func readAll() throws -> [Float] {
         var samples: [Float] = []

@@ -24,6 +24,13 @@ public protocol VoiceActivityDetector {
     mutating func accept(_ samples: [Float]) throws -> [SpeechSegment]
     /// Ends the stream; returns any speech still open.
     mutating func finish() throws -> [SpeechSegment]
+    /// Samples of speech at the end of what was fed that belong to a segment not ended yet (0
+    /// when none is open): what a live partial result is recognised from.
+    var openSpeechSamples: Int { get }
+}
+
+extension VoiceActivityDetector {
+    public var openSpeechSamples: Int { 0 }
 }
 
 /// Makes a fresh detector for each audio stream.

@@ -36,10 +36,17 @@ public final class TranscriptionPipeline: Sendable {
         /// probability, at 1.5 times this at the latest); `nil` keeps the VAD's own limit.
         /// For live audio, where a sentence is only sent once it ends.
         public var maxSpeechSeconds: Double?
+        /// Live partial results: the open sentence is recognised again after every this much new
+        /// speech (when `run` is given a partial handler).
+        public var partialIntervalSeconds: Double
+        /// The most of a stream's running time its partial recognitions may take; past it, and
+        /// whenever received audio waits to be read, partials are skipped, never queued.
+        public var partialShare: Double
 
         public init(language: String = "zh", maxSegmentSeconds: Double? = nil, batchSize: Int = 1,
                     paddingSeconds: Double = 0.2, leadSeconds: Double = 0.35,
-                    mergeTargetSeconds: Double = 15, mergeMaxGapSeconds: Double = 1, maxSpeechSeconds: Double? = nil) {
+                    mergeTargetSeconds: Double = 15, mergeMaxGapSeconds: Double = 1, maxSpeechSeconds: Double? = nil,
+                    partialIntervalSeconds: Double = 0.6, partialShare: Double = 0.5) {
             self.language = language
             self.maxSegmentSeconds = maxSegmentSeconds
             self.batchSize = max(1, batchSize)
@@ -48,6 +55,8 @@ public final class TranscriptionPipeline: Sendable {
             self.mergeTargetSeconds = max(0, mergeTargetSeconds)
             self.mergeMaxGapSeconds = max(0, mergeMaxGapSeconds)
             self.maxSpeechSeconds = maxSpeechSeconds
+            self.partialIntervalSeconds = max(0.1, partialIntervalSeconds)
+            self.partialShare = min(1, max(0, partialShare))
         }
     }
 
@@ -55,6 +64,8 @@ public final class TranscriptionPipeline: Sendable {
     public typealias ProgressHandler = @Sendable (Double) -> Void
     /// Receives each segment of the transcript as soon as it is recognised.
     public typealias SegmentHandler = (Transcript.Segment) -> Void
+    /// Receives the whole text recognised so far of a sentence still being spoken.
+    public typealias PartialHandler = (String) -> Void
 
     public let recognizer: any Recognizer
     public let detectors: any VoiceActivityDetectorFactory
@@ -121,8 +132,11 @@ public final class TranscriptionPipeline: Sendable {
 
     /// Transcribes an already opened audio stream on the calling thread (blocking).
     /// - Parameter onSegment: called with each segment as soon as it is recognised (live audio).
+    /// - Parameter onPartial: called with the open sentence's text every
+    ///   `partialIntervalSeconds` of new speech, within `partialShare` (live audio).
     public func run(source: any AudioSource, hotwords: HotwordMatcher? = nil, options: RecognitionOptions = RecognitionOptions(),
-                    canceled: borrowing Atomic<Bool>, progress: ProgressHandler?, onSegment: SegmentHandler? = nil) throws -> Transcript {
+                    canceled: borrowing Atomic<Bool>, progress: ProgressHandler?, onSegment: SegmentHandler? = nil,
+                    onPartial: PartialHandler? = nil) throws -> Transcript {
         try recognizer.info.check(options)
         let started = ContinuousClock.now
         var detector = try (configuration.maxSpeechSeconds.map(detectors.limitingSpeech) ?? detectors).makeDetector()
@@ -202,12 +216,34 @@ public final class TranscriptionPipeline: Sendable {
             progress(reported)
         }
 
+        var partialAt = 0
+        var partialSeconds = 0.0
+        let partialStep = Int(configuration.partialIntervalSeconds * Double(modelSampleRate))
+        /// Recognises the open sentence again once it has grown by `partialStep`.
+        func offerPartial(_ onPartial: PartialHandler) throws {
+            let open = detector.openSpeechSamples
+            if open < partialAt { partialAt = 0 }   // a new sentence
+            guard open >= partialStep, open - partialAt >= partialStep, pending.isEmpty else { return }
+            partialAt = open
+            let elapsed = (ContinuousClock.now - started).seconds
+            let start = max(lastEnd, decodedSamples - open)
+            guard partialSeconds <= configuration.partialShare * elapsed, source.bufferedSeconds < 1,
+                  let audio = history.samples(from: start, count: decodedSamples - start) else { return }
+            let began = ContinuousClock.now
+            guard let result = try recognizer.recognize(batch: [padding + audio + padding], hotwords: biasing, options: options).first else { return }
+            partialSeconds += (ContinuousClock.now - began).seconds
+            let chinese = options.task == .transcribe && TextNormalizer.isChinese(result.language ?? options.language ?? configuration.language)
+            let text = (chinese ? simplifying : plain).normalize(result.text)
+            if !text.isEmpty { onPartial(text) }
+        }
+
         while let chunk = try source.nextChunk() {
             if canceled.load(ordering: .relaxed) { throw TingxieError(.canceled, "transcription canceled") }
             decodedSamples += chunk.count
             history.append(chunk)
             pending += try detector.accept(chunk).map(withLead).flatMap(splitter.split)
             try recognizePending(all: false)
+            if let onPartial { try offerPartial(onPartial) }
             report()
         }
         pending += try detector.finish().map(withLead).flatMap(splitter.split)

@@ -293,26 +293,42 @@ private struct StreamSession {
         let source = PushedAudioSource(sampleRate: config.sampleRate)
         let pipeline = try service.engine.pipeline.with(configuration: .init(
             language: service.configuration.language, mergeTargetSeconds: 0, maxSpeechSeconds: StreamController.liveMaxSpeechSeconds))
-        let (segments, segmentSink) = AsyncStream.makeStream(of: Transcript.Segment.self)
+        enum Event: Sendable { case partial(String), sentence(Transcript.Segment) }
+        let (events, eventSink) = AsyncStream.makeStream(of: Event.self)
         let canceled = Flag()
         let label = config.mode == .online ? "online" : "2pass-offline"
+        let partialLabel = config.mode == .online ? "online" : "2pass-online"
         let maxSeconds = service.configuration.maxDurationSeconds
         var budget = ByteBudget(limit: service.configuration.maxUploadBytes)
         let tooLarge = service.uploads.tooLarge("stream")
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                defer { segmentSink.finish() }
+                defer { eventSink.finish() }
                 _ = try await controller.threadPool.runIfActive {
-                    try pipeline.run(source: source, hotwords: hotwords, canceled: canceled.value, progress: nil) { segment in
-                        segmentSink.yield(segment)
-                    }
+                    try pipeline.run(source: source, hotwords: hotwords, canceled: canceled.value, progress: nil,
+                                     onSegment: { eventSink.yield(.sentence($0)) }, onPartial: { eventSink.yield(.partial($0)) })
                 }
             }
             group.addTask {
-                for await segment in segments {
-                    try await send(["mode": label, "wav_name": config.wavName ?? "", "text": segment.text,
-                                    "start_time": Int(segment.start * 1000), "end_time": Int(segment.end * 1000),
-                                    "timestamp": Self.timestampString(segment), "is_final": false])
+                // FunASR clients append each partial to what they show: only newly agreed text goes out.
+                var agreement = LocalAgreement()
+                for await event in events {
+                    switch event {
+                    case .partial(let hypothesis):
+                        let added = agreement.update(hypothesis)
+                        guard !added.isEmpty else { continue }
+                        try await send(["mode": partialLabel, "wav_name": config.wavName ?? "", "text": added, "is_final": false])
+                    case .sentence(let segment):
+                        // 2pass: the final sentence replaces the partials. online: only what they lacked,
+                        // unless the final result revised them.
+                        let shown = agreement.committed
+                        agreement.reset()
+                        let text = config.mode == .online && !shown.isEmpty && segment.text.hasPrefix(shown)
+                            ? String(segment.text.dropFirst(shown.count)) : segment.text
+                        try await send(["mode": label, "wav_name": config.wavName ?? "", "text": text,
+                                        "start_time": Int(segment.start * 1000), "end_time": Int(segment.end * 1000),
+                                        "timestamp": Self.timestampString(segment), "is_final": false])
+                    }
                 }
             }
             func stop() {

@@ -64,6 +64,8 @@ final class SherpaVoiceActivityDetector: VoiceActivityDetector {
     /// its threshold past `maxSpeech`, which loud music can still pass, and its buffer grows.
     private let hardLimit: Int
     private var openSamples = 0
+    /// Speech silero needs before it says so: the open segment starts this much earlier.
+    private let detectionDelay: Int
 
     init(configuration: SileroVADConfiguration) throws {
         var strings = CStringArena()
@@ -83,6 +85,7 @@ final class SherpaVoiceActivityDetector: VoiceActivityDetector {
         }
         handle = created
         hardLimit = Int(configuration.maxSpeech * 1.5 * 16_000)
+        detectionDelay = Int(configuration.minSpeech * 16_000) + Self.window
     }
 
     deinit {
@@ -109,6 +112,8 @@ final class SherpaVoiceActivityDetector: VoiceActivityDetector {
         }
         return drain()
     }
+
+    var openSpeechSamples: Int { openSamples == 0 ? 0 : openSamples + detectionDelay }
 
     func finish() throws -> [SpeechSegment] {
         SherpaOnnxVoiceActivityDetectorFlush(handle)

@@ -70,6 +70,8 @@ struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
 
     func makeDetector() throws -> any VoiceActivityDetector { FakeVAD() }
 
+    var openSpeechSamples: Int { open?.samples.count ?? 0 }
+
     mutating func accept(_ samples: [Float]) throws -> [SpeechSegment] {
         var done: [SpeechSegment] = []
         for sample in samples {
@@ -276,4 +278,19 @@ final class CountingSource: AudioSource {
         #expect(limited.ends.count >= 3)
         #expect(zip([0] + limited.ends, limited.ends).allSatisfy { $1 - $0 <= 15.5 })
     }
+}
+
+/// The partials' policy: show only what two consecutive hypotheses agree on, never take back.
+@Test func localAgreementShowsWhatTwoHypothesesAgreeOn() {
+    var agreement = LocalAgreement()
+    #expect(agreement.update("今天") == "", "one hypothesis settles nothing")
+    #expect(agreement.update("今天上午") == "今天")
+    #expect(agreement.update("今天上午九点") == "上午")
+    #expect(agreement.update("今天下午九点") == "", "a revision of shown text waits for the final result")
+    #expect(agreement.update("今天上午九点半") == "")
+    #expect(agreement.update("今天上午九点半我们") == "九点半")
+    #expect(agreement.committed == "今天上午九点半")
+    agreement.reset()
+    #expect(agreement.update("明天") == "")
+    #expect(agreement.update("明天见") == "明天")
 }

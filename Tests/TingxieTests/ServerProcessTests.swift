@@ -173,6 +173,50 @@ import TingxieText
         #expect(results["unauthorized"] as? Int == 401)
     }
 
+    /// With Whisper base and the silero VAD: the first 20 s of the meeting recording streamed in
+    /// real time (2pass) shows words of each sentence before the sentence ends, and the sentences
+    /// the stream settles on are what transcribing the same audio as a file gives. Prints the
+    /// time from each sentence's start to its first partial.
+    @Test(.enabled(if: TestData.realModelsAvailable, TestData.skipReason))
+    func liveWhisperShowsWordsBeforeEachSentenceEnds() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.whisperBase))
+        defer { server.stop() }
+        let meeting = try #require(TestData.root).appendingPathComponent("corpus/zh-tts/long/meeting-10min.wav")
+        let samples = Array(try TestData.samples(meeting).prefix(20 * 16_000))
+        var pcm = Data()
+        for sample in samples { withUnsafeBytes(of: Int16(max(-1, min(1, sample)) * 32767).littleEndian) { pcm.append(contentsOf: $0) } }
+        let inbox = Mutex<Inbox?>(nil)
+        let started = ContinuousClock.now
+        let messages = try await StreamClient(port: server.port).converse(
+            first: .text(#"{"mode": "2pass", "wav_name": "meeting", "is_speaking": true}"#), audio: pcm, pace: .milliseconds(100)
+        ) { received in inbox.withLock { $0 = received } }
+        let arrivals = try #require(inbox.withLock { $0 }).arrivals.withLock { $0 }.map { ($0 - started).seconds }
+        let sentences = messages.enumerated().filter { $0.element["mode"] as? String == "2pass-offline" }
+        #expect(sentences.count >= 3, "\(messages)")
+        // Each sentence longer than 2 s got words shown before it ended.
+        var delays: [Double] = []
+        for (index, sentence) in sentences.enumerated() {
+            let start = Double(sentence.element["start_time"] as? Int ?? 0) / 1000
+            let end = Double(sentence.element["end_time"] as? Int ?? 0) / 1000
+            let previous = index == 0 ? -1 : sentences[index - 1].offset
+            let partials = (previous + 1..<sentence.offset).filter { messages[$0]["mode"] as? String == "2pass-online" }
+            if end - start > 2 { #expect(!partials.isEmpty, "no partial for the sentence at \(start) s: \(messages)") }
+            if let first = partials.first { delays.append(arrivals[first] - start) }
+        }
+        print("live partials: first partial after sentence start, seconds: " + delays.map { String(format: "%.2f", $0) }.joined(separator: ", "))
+        // The same audio as a file.
+        let wav = WAVFixture.file(samples.map(Double.init), sampleRate: 16_000)
+        let body = Upload.multipart([.file(wav), .field("model", "whisper"), .field("language", "zh")])
+        let offline = try await LiveHTTP.request(server.baseURL + "/v1/audio/transcriptions", method: .POST,
+                                                 headers: [("Content-Type", "multipart/form-data; boundary=\(Upload.boundary)")],
+                                                 body: Data(body.readableBytesView))
+        #expect(offline.status == 200, "\(offline.body)")
+        let live = sentences.compactMap { $0.element["text"] as? String }.joined()
+        #expect(live == offline.json["text"] as? String)
+    }
+
     @Test(.enabled(if: TestData.openAISDKAvailable && TestData.espeak != nil,
                    "needs the real models, the openai package and espeak-ng from scripts/setup --test; run `make test`"))
     func theOpenAISDKTranslatesAndNamesOrDetectsTheLanguage() async throws {

@@ -15,6 +15,8 @@ import TingxieServer
 /// Text messages received so far.
 final class Inbox: Sendable {
     let texts = Mutex<[String]>([])
+    /// When each text arrived.
+    let arrivals = Mutex<[ContinuousClock.Instant]>([])
     var count: Int { texts.withLock { $0.count } }
 }
 
@@ -49,8 +51,9 @@ struct StreamClient {
         }
     }
 
-    /// Runs one conversation. `beforeEnd` is awaited after the audio and before the end flag.
-    func converse(first: WebSocketOutboundWriter.OutboundFrame, audio: Data = Data(), chunkBytes: Int = 3200,
+    /// Runs one conversation. `beforeEnd` is awaited after the audio and before the end flag;
+    /// `pace` is waited after each chunk.
+    func converse(first: WebSocketOutboundWriter.OutboundFrame, audio: Data = Data(), chunkBytes: Int = 3200, pace: Duration? = nil,
                   beforeEnd: @escaping @Sendable (Inbox) async throws -> Void = { _ in }) async throws -> [[String: Any]] {
         let received = Inbox()
         var logger = Logger(label: "ws-test")
@@ -62,11 +65,15 @@ struct StreamClient {
                 let end = min(offset + chunkBytes, audio.count)
                 try await outbound.write(.binary(ByteBuffer(bytes: audio[offset..<end])))
                 offset = end
+                if let pace { try await Task.sleep(for: pace) }
             }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 1 << 20) {
-                        if case .text(let text) = message { received.texts.withLock { $0.append(text) } }
+                        if case .text(let text) = message {
+                            received.texts.withLock { $0.append(text) }
+                            received.arrivals.withLock { $0.append(.now) }
+                        }
                         if let last = received.texts.withLock({ $0.last }), last.contains("\"is_end\":true") { break }
                     }
                 }
@@ -79,7 +86,48 @@ struct StreamClient {
     }
 }
 
+/// Says the start of one sentence, a character per 0.25 s of audio it is given: re-recognising a
+/// growing sentence gives a growing text, as a real model's would.
+final class PrefixRecognizer: Recognizer {
+    static let sentence = "今天上午九点半我们在三号会议室开会"
+    let info = ModelInfo(family: "fake", name: "prefix", emitsTraditional: false, maxSegmentSeconds: 30)
+
+    func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
+        batch.map { RecognitionResult(text: String(Self.sentence.prefix($0.count / 4000))) }
+    }
+}
+
 @Suite struct StreamTests {
+    /// While a sentence is spoken, its text so far arrives in partial messages that carry only
+    /// newly agreed text; the sentence's final message settles it (2pass replaces the partials,
+    /// online sends only what they lacked).
+    @Test(arguments: ["2pass", "online"])
+    func partialsComeWhileTheSentenceIsSpoken(mode: String) async throws {
+        try await withTestServer(recognizer: PrefixRecognizer(), testing: .live) { client, _ in
+            // One 4-second sentence, sent at four times real time.
+            let audio = StreamClient.pcm(seconds: 5, bursts: [(0.2, 4.2)])
+            let messages = try await StreamClient(port: client.port!).converse(
+                first: .text(#"{"mode": "\#(mode)", "wav_name": "mic", "is_speaking": true}"#), audio: audio, pace: .milliseconds(25))
+            let results = Array(messages.dropLast())
+            // Sentences carry their times; partials do not.
+            let finals = results.indices.filter { results[$0]["start_time"] != nil }
+            let partials = results.filter { $0["start_time"] == nil }
+            #expect(finals.count == 1, "\(messages)")
+            #expect(partials.count >= 3, "\(messages)")
+            #expect(finals.first == results.count - 1, "every partial comes before its sentence")
+            #expect(partials.allSatisfy { $0["mode"] as? String == (mode == "2pass" ? "2pass-online" : "online") && $0["is_final"] as? Bool == false })
+            let final = try #require(results.last)
+            #expect(final["mode"] as? String == (mode == "2pass" ? "2pass-offline" : "online"))
+            let shown = partials.compactMap { $0["text"] as? String }.joined()
+            #expect(!shown.isEmpty && PrefixRecognizer.sentence.hasPrefix(shown), "\(shown)")
+            if mode == "2pass" {
+                #expect(final["text"] as? String == PrefixRecognizer.sentence)
+            } else {
+                #expect(shown + (final["text"] as? String ?? "") == PrefixRecognizer.sentence, "what an online client shows")
+            }
+        }
+    }
+
     @Test func offlineModeAnswersOnceWithTimestampsAndSentences() async throws {
         try await withTestServer(testing: .live) { client, _ in
             let audio = StreamClient.pcm(seconds: 3, bursts: [(0.3, 1.0), (1.6, 2.4)])

@@ -59,6 +59,7 @@ import TingxieText
 
         let live = (results["live"] as? [String] ?? []).joined()
         #expect(ErrorRate.characterErrorRate([(live, expected.first { $0.id == "001" }!.text)]) < 0.35, "\(live)")
+        print("web UI live tab: partial lines seen \(results["live_partials"] ?? []), \(results["live_first_words"] ?? [])")
 
         #expect((results["system_cards"] as? [String])?.count == 7)
         #expect(results["english_tabs"] as? [String] == ["Single file", "Batch", "Live recording", "System"])

@@ -24,7 +24,7 @@ const TEXT = {
     "cancel": "取消", "open": "查看", "no.sentences": "（没有识别到语音）",
     "hotword.text": "热词，原为“{original}”", "hotword.decoder": "热词（解码时加权）",
     "live.connecting": "正在连接…", "live.listening": "正在聆听，说话即可", "live.finished": "录音结束",
-    "live.saved": "已保存为任务 {id}", "live.mic": "无法使用麦克风：{error}",
+    "live.saved": "已保存为任务 {id}", "live.mic": "无法使用麦克风：{error}", "live.firstText": "开口后 {seconds} 秒出字",
     "card.model": "模型", "card.workers": "工作进程", "card.queue": "队列", "card.memory": "内存", "card.gpu": "GPU",
     "card.limits": "限制", "card.version": "版本",
     "k.name": "名称", "k.family": "类型", "k.language": "语言", "k.timestamps": "词级时间戳", "k.workers": "工作进程",
@@ -54,7 +54,7 @@ const TEXT = {
     "cancel": "Cancel", "open": "Open", "no.sentences": "(no speech found)",
     "hotword.text": "Hotword, heard as “{original}”", "hotword.decoder": "Hotword (biased in decoding)",
     "live.connecting": "Connecting…", "live.listening": "Listening — just speak", "live.finished": "Recording finished",
-    "live.saved": "Saved as job {id}", "live.mic": "Cannot use the microphone: {error}",
+    "live.saved": "Saved as job {id}", "live.mic": "Cannot use the microphone: {error}", "live.firstText": "first words {seconds} s after speech began",
     "card.model": "Model", "card.workers": "Workers", "card.queue": "Queue", "card.memory": "Memory", "card.gpu": "GPU",
     "card.limits": "Limits", "card.version": "Version",
     "k.name": "Name", "k.family": "Family", "k.language": "Language", "k.timestamps": "Token times", "k.workers": "Workers",
@@ -527,7 +527,8 @@ function zip(files) {
 
 // ---- Live recording over /v1/stream (FunASR protocol) ----
 
-const live = { socket: null, context: null, stream: null, pcm: [], rate: 16000 };
+// sent: samples sent so far (the stream's clock); firstText: when the open sentence's first words came.
+const live = { socket: null, context: null, stream: null, pcm: [], rate: 16000, sent: 0, firstText: null };
 
 async function startLive() {
   $("live-start").disabled = true;
@@ -535,6 +536,8 @@ async function startLive() {
   $("live-sentences").replaceChildren();
   setMessage("live-message", t("live.connecting"));
   live.pcm = [];
+  live.sent = 0;
+  live.firstText = null;
   try {
     live.stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
   } catch (error) {
@@ -558,7 +561,10 @@ async function startLive() {
       const { pcm, level } = event.data;
       $("live-level").style.width = Math.min(100, Math.round(level * 300)) + "%";
       live.pcm.push(pcm);
-      if (socket.readyState === WebSocket.OPEN) socket.send(pcm.buffer);
+      if (socket.readyState === WebSocket.OPEN) {
+        socket.send(pcm.buffer);
+        live.sent += pcm.length;
+      }
     };
     source.connect(node);
     setMessage("live-message", t("live.listening"));
@@ -575,9 +581,25 @@ async function startLive() {
       socket.close();
       return;
     }
+    // Partials (2pass-online) carry only new words: they grow a grey line that the sentence replaces.
+    let partial = $("live-sentences").querySelector("li.partial");
+    if (message.mode === "2pass-online") {
+      if (!partial) {
+        partial = element("li", { class: "partial" }, [element("time", { text: "…" }), element("span")]);
+        $("live-sentences").append(partial);
+        live.firstText = live.sent / live.rate;
+      }
+      partial.querySelector("span").textContent += message.text;
+      return;
+    }
+    const start = message.start_time / 1000;
+    const spoken = live.firstText == null ? [] : [element("small", { text: t("live.firstText", { seconds: Math.max(0, live.firstText - start).toFixed(1) }) })];
+    if (partial) partial.remove();
+    live.firstText = null;
     $("live-sentences").append(element("li", {}, [
-      element("time", { text: `${clock(message.start_time / 1000)} – ${clock(message.end_time / 1000)}` }),
+      element("time", { text: `${clock(start)} – ${clock(message.end_time / 1000)}` }),
       element("span", { text: message.text }),
+      ...spoken,
     ]));
   };
   socket.onerror = () => setMessage("live-message", t("error.network"), true);

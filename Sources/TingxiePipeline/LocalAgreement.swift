@@ -1,0 +1,31 @@
+/// Which part of a growing sentence's re-recognitions is settled enough to show: the prefix two
+/// consecutive hypotheses agree on (whisper_streaming's "local agreement"). A re-decode may
+/// still revise later words; what was shown is never taken back, so only new agreed text is
+/// handed out, as FunASR clients append each partial message to what they show.
+public struct LocalAgreement: Sendable {
+    private var previous: [Character] = []
+    /// The text handed out so far for this sentence.
+    public private(set) var committed = ""
+
+    public init() {}
+
+    /// Takes the latest hypothesis for the open sentence; returns the text newly agreed on (often empty).
+    public mutating func update(_ hypothesis: String) -> String {
+        let current = Array(hypothesis)
+        var agreed = 0
+        while agreed < min(previous.count, current.count), previous[agreed] == current[agreed] { agreed += 1 }
+        previous = current
+        let settled = current[..<agreed]
+        // A revision of text already shown waits for the sentence's final result.
+        guard settled.count > committed.count, settled.starts(with: committed) else { return "" }
+        let added = String(settled.dropFirst(committed.count))
+        committed += added
+        return added
+    }
+
+    /// The sentence ended: the next hypothesis starts a new one.
+    public mutating func reset() {
+        previous = []
+        committed = ""
+    }
+}
