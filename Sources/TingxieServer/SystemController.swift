@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import TingxieCore
+import TingxiePipeline
 import TingxieJobs
 
 /// Probes, the model list and the system overview.
@@ -69,6 +70,7 @@ struct SystemController<Context: RequestContext> {
             throttled: service.pool.isThrottled,
             hotwords: .init(serverTerms: service.engine.serverHotwords.count, maxTerms: Hotword.maxCount, maxTermLength: Hotword.maxLength),
             punctuation: .init(service.engine),
+            live: .init(),
             limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxDurationS: configuration.maxDurationSeconds,
                           maxSyncDurationS: configuration.maxSyncDurationSeconds, maxQueuedJobs: configuration.queue.maxQueuedJobs,
                           maxQueuedAudioS: configuration.queue.maxQueuedSeconds, maxBatchFiles: configuration.maxBatchFiles)
@@ -192,6 +194,19 @@ struct SystemDTO: Encodable {
         }
     }
 
+    /// How live streams show words before a sentence ends.
+    struct Live: Encodable {
+        var partials = true
+        /// No streaming model yet: partials come from the offline model re-recognising the open sentence.
+        var source = "offline model, re-recognising the open sentence"
+        var partialIntervalS = TranscriptionPipeline.Configuration().partialIntervalSeconds
+        var partialMaxShare = TranscriptionPipeline.Configuration().partialShare
+
+        enum CodingKeys: String, CodingKey {
+            case partials, source, partialIntervalS = "partial_interval_s", partialMaxShare = "partial_max_share"
+        }
+    }
+
     var version: String
     var model: ModelDetailsDTO
     var language: String
@@ -205,10 +220,11 @@ struct SystemDTO: Encodable {
     var throttled: Bool
     var hotwords: Hotwords
     var punctuation: Punctuation
+    var live: Live
     var limits: Limits
 
     enum CodingKeys: String, CodingKey {
-        case version, model, language, workers, queue, memory, gpu, throttled, hotwords, punctuation, limits
+        case version, model, language, workers, queue, memory, gpu, throttled, hotwords, punctuation, live, limits
         case threadsPerWorker = "threads_per_worker"
     }
 
@@ -225,6 +241,7 @@ struct SystemDTO: Encodable {
         try container.encode(throttled, forKey: .throttled)
         try container.encode(hotwords, forKey: .hotwords)
         try container.encode(punctuation, forKey: .punctuation)
+        try container.encode(live, forKey: .live)
         try container.encode(limits, forKey: .limits)
     }
 }

@@ -79,6 +79,8 @@ struct PunctuationTests {
             let punctuation = try #require((system as? [String: Any])?["punctuation"] as? [String: Any])
             #expect(punctuation["active"] as? Bool == false)
             #expect((punctuation["reason"] as? String)?.contains("tingxie models pull punctuation-zh-en") == true)
+            let live = try #require((system as? [String: Any])?["live"] as? [String: Any])
+            #expect(live["partials"] as? Bool == true && live["partial_interval_s"] as? Double == 0.6)
         }
         try await withTestServer(punctuator: EveryNthPunctuator(every: 1000), testing: .live) { client, _ in
             let system = try await client.execute(uri: "/v1/system", method: .get) { try JSONSerialization.jsonObject(with: Data(buffer: $0.body)) }
