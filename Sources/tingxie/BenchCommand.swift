@@ -34,10 +34,10 @@ struct BenchCommand: AsyncParsableCommand {
     var hotwordsFile: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case corpus, long, overhead, server, flood, soak, peers
+        case corpus, long, overhead, server, flood, soak, peers, live
     }
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood, soak and peers).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood, soak, peers and live).")
     var sections: [Section] = [.corpus, .long, .overhead, .server]
 
     @Option(name: .long, help: "Minutes of audio each stream-flood client pushes (section flood).")
@@ -48,6 +48,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Minutes the soak's three clients keep the server busy (section soak).")
     var soakMinutes: Double = 60
+
+    @Option(name: .long, help: "Seconds of speech each live client streams in real time (section live).")
+    var liveSeconds: Double = 60
 
     @Option(name: .long, help: "Long recording with a start/end/text .tsv beside it, for faster-whisper against Tingxie (section peers).")
     var peerAudio: String?
@@ -64,6 +67,7 @@ struct BenchCommand: AsyncParsableCommand {
             throw ValidationError("--flood-minutes takes 0 to 600 and --flood-clients 1 to 4 (the server's stream limit)")
         }
         guard soakMinutes >= 1, soakMinutes <= 1440 else { throw ValidationError("--soak-minutes takes 1 to 1440") }
+        guard liveSeconds >= 10, liveSeconds <= 3600 else { throw ValidationError("--live-seconds takes 10 to 3600") }
         guard !sections.contains(.peers) || peerAudio != nil else { throw ValidationError("section peers needs --peer-audio FILE.wav") }
         guard !minutes.isEmpty, minutes.allSatisfy({ (1...600).contains($0) }) else {
             throw ValidationError("--minutes takes lengths between 1 and 600")
@@ -107,6 +111,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if sections.contains(.flood) {
             try await StreamFloodBench(server: server, files: files, minutes: floodMinutes, clients: floodClients, work: work).run()
+        }
+        if sections.contains(.live) {
+            try await LiveBench(server: server, files: files, seconds: liveSeconds, work: work).run()
         }
         if sections.contains(.peers), let peerAudio {
             try PeerBench(executable: executable, modelArguments: common + ["--threads", "\(model.threadCount)"], audio: URL(fileURLWithPath: peerAudio), runs: runs, work: work,

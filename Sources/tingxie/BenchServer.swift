@@ -18,6 +18,16 @@ struct BenchServer: Sendable {
         var residentBytes: Int { Self.status(pid, "VmRSS:") }
         var peakResidentBytes: Int { Self.status(pid, "VmHWM:") }
 
+        /// CPU time the server has used so far (user and system, from `/proc/PID/stat`), in seconds.
+        var cpuSeconds: Double {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let end = stat.lastIndex(of: ")") else { return 0 }
+            // Fields after the command name: state is the 3rd field, utime the 14th, stime the 15th.
+            let fields = stat[stat.index(after: end)...].split(separator: " ")
+            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+            return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        }
+
         private static func status(_ pid: pid_t, _ field: String) -> Int {
             guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
                   let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
