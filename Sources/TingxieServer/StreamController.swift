@@ -19,9 +19,9 @@ import TingxieText
 /// clients send both).
 ///
 /// - `offline`: one message with the whole transcript after the end.
-/// - `2pass` and `online`: the server runs the VAD on the incoming audio and sends each sentence
-///   as soon as it ends (`2pass-offline` messages with its times; with no streaming model there
-///   are no word-by-word partials).
+/// - `2pass` and `online`: the server runs the VAD on the incoming audio; while a sentence is
+///   spoken, the words its re-recognitions agree on go out as `2pass-online` (`online`) partials,
+///   and each sentence as soon as it ends (`2pass-offline` with its times).
 /// - Then the acknowledgement FunASR's clients wait for: `{"mode", "wav_name", "text": "",
 ///   "is_final": true, "is_end": true}`. It carries no text: clients append every message's
 ///   text, and every sentence was sent already.
