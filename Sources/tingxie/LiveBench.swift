@@ -1,7 +1,4 @@
 import Foundation
-import HummingbirdWSClient
-import Logging
-import NIOCore
 import Synchronization
 import TingxieAudio
 import TingxieCore
@@ -45,47 +42,20 @@ struct LiveBench: Sendable {
         }
     }
 
-    /// Streams `audio` in 100 ms frames at real-time pace; returns, per finished sentence, how
-    /// long after its start (on the stream's clock) its first partial arrived, or nil if none did.
+    /// Streams `audio` in real time; returns, per finished sentence, how long after its start
+    /// (on the stream's clock) its first partial arrived, or nil if none did.
     static func client(port: Int, audio: [Int16]) async -> [Double?] {
         let state = ClientState()
-        var logger = Logger(label: "live")
-        logger.logLevel = .critical
-        try? await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/stream", logger: logger) { inbound, outbound, _ in
-            try await outbound.write(.text(#"{"mode": "2pass", "wav_name": "live", "wav_format": "pcm", "audio_fs": 16000, "is_speaking": true}"#))
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for try await message in inbound.messages(maxSize: 1 << 20) {
-                        guard case .text(let text) = message,
-                              let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { continue }
-                        if json["is_end"] as? Bool == true || json["error"] != nil { return }
-                        let now = Double(state.sent.load(ordering: .relaxed)) / 16_000
-                        state.record.withLock { record in
-                            if json["mode"] as? String == "2pass-online" {
-                                if record.first == nil { record.first = now }
-                            } else if let start = json["start_time"] as? Int {
-                                record.delays.append(record.first.map { max(0, $0 - Double(start) / 1000) })
-                                record.first = nil
-                            }
-                        }
-                    }
+        try? await BenchStream.run(port: port, name: "live", audio: audio, samples: audio.count, realTime: true,
+                                   onSent: { state.sent.store($0, ordering: .relaxed) }) { json in
+            let now = Double(state.sent.load(ordering: .relaxed)) / 16_000
+            state.record.withLock { record in
+                if json["mode"] as? String == "2pass-online" {
+                    if record.first == nil { record.first = now }
+                } else if json["mode"] as? String == "2pass-offline", let start = json["start_time"] as? Int {
+                    record.delays.append(record.first.map { max(0, $0 - Double(start) / 1000) })
+                    record.first = nil
                 }
-                let clock = ContinuousClock()
-                let started = clock.now
-                var frame = [UInt8](repeating: 0, count: 3200)
-                for offset in stride(from: 0, to: audio.count, by: 1600) {
-                    let count = min(1600, audio.count - offset)
-                    for index in 0..<count {
-                        let value = UInt16(bitPattern: audio[offset + index])
-                        frame[index * 2] = UInt8(value & 0xFF)
-                        frame[index * 2 + 1] = UInt8(value >> 8)
-                    }
-                    try await outbound.write(.binary(ByteBuffer(bytes: frame[0..<(count * 2)])))
-                    state.sent.store(offset + count, ordering: .relaxed)
-                    try await clock.sleep(until: started + .milliseconds((offset + count) / 16), tolerance: .milliseconds(5))
-                }
-                try await outbound.write(.text(#"{"is_speaking": false, "is_end": true}"#))
-                try await group.waitForAll()
             }
         }
         return state.record.withLock { $0.delays }

@@ -35,7 +35,7 @@ struct StreamFloodBench: Sendable {
         // Two workers, as `tingxie serve` has on 2 cores: no jobs, but their decode slots are
         // what the streams share.
         try await server.run(workers: 2, work: work) { server in
-            let port = "\(server.port)"
+            let port = server.port
             try await Task.sleep(for: .seconds(1))
             let cold = server.residentBytes
             // Warm-up: 30 s through each decode slot, so that idle includes what the model's
@@ -66,50 +66,20 @@ struct StreamFloodBench: Sendable {
         }
     }
 
-    /// One client: config, then the looped audio in 100 ms frames, then the end flag; reads
-    /// every message meanwhile.
-    static func client(port: String, audio: [Int16], samples: Int) async -> Outcome {
+    /// One client as fast as the socket takes it; counts the sentences (partials are not).
+    static func client(port: Int, audio: [Int16], samples: Int) async -> Outcome {
         let outcome = Shared()
-        var logger = Logger(label: "flood")
-        logger.logLevel = .critical
         do {
-            try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/stream", configuration: .init(maxFrameSize: 1 << 20), logger: logger) { inbound, outbound, _ in
-                try await outbound.write(.text(#"{"mode": "2pass", "wav_name": "flood", "wav_format": "pcm", "audio_fs": 16000, "is_speaking": true}"#))
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for try await message in inbound.messages(maxSize: 1 << 22) {
-                            guard case .text(let text) = message,
-                                  let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { continue }
-                            if let error = json["error"] as? [String: Any] {
-                                outcome.withLock { $0.error = error["message"] as? String }
-                                return
-                            }
-                            if json["is_end"] as? Bool == true {
-                                outcome.withLock { $0.ended = json["is_final"] as? Bool == true }
-                                return
-                            }
-                            outcome.withLock {
-                                $0.sentences += 1
-                                $0.characters += (json["text"] as? String)?.count ?? 0
-                            }
-                        }
+            try await BenchStream.run(port: port, name: "flood", audio: audio, samples: samples, realTime: false) { json in
+                if let error = json["error"] as? [String: Any] {
+                    outcome.withLock { $0.error = error["message"] as? String }
+                } else if json["is_end"] as? Bool == true {
+                    outcome.withLock { $0.ended = json["is_final"] as? Bool == true }
+                } else if json["mode"] as? String == "2pass-offline" {
+                    outcome.withLock {
+                        $0.sentences += 1
+                        $0.characters += (json["text"] as? String)?.count ?? 0
                     }
-                    var sent = 0
-                    var position = 0
-                    var frame = [UInt8](repeating: 0, count: 3200)
-                    while sent < samples {
-                        let count = min(1600, samples - sent)
-                        for index in 0..<count {
-                            let value = UInt16(bitPattern: audio[(position + index) % audio.count])
-                            frame[index * 2] = UInt8(value & 0xFF)
-                            frame[index * 2 + 1] = UInt8(value >> 8)
-                        }
-                        try await outbound.write(.binary(ByteBuffer(bytes: frame[0..<(count * 2)])))
-                        position = (position + count) % audio.count
-                        sent += count
-                    }
-                    try await outbound.write(.text(#"{"is_speaking": false, "is_end": true}"#))
-                    try await group.waitForAll()
                 }
             }
         } catch {
@@ -122,5 +92,49 @@ struct StreamFloodBench: Sendable {
     final class Shared: Sendable {
         private let value = Mutex(Outcome())
         func withLock<T: Sendable>(_ body: (inout Outcome) -> T) -> T { value.withLock { body(&$0) } }
+    }
+}
+
+/// A FunASR-protocol client for the benchmarks: a 2pass stream that sends `samples` of `audio`
+/// (looped) in 100 ms frames, at real-time pace when `realTime`, then the end flag, and hands
+/// every JSON message to `onMessage` until the end acknowledgement or an error. `onSent` hears
+/// how many samples have gone out.
+enum BenchStream {
+    static func run(port: Int, name: String, audio: [Int16], samples: Int, realTime: Bool,
+                    onSent: @escaping @Sendable (Int) -> Void = { _ in },
+                    onMessage: @escaping @Sendable ([String: Any]) -> Void) async throws {
+        var logger = Logger(label: "bench-stream")
+        logger.logLevel = .critical
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/stream", configuration: .init(maxFrameSize: 1 << 20), logger: logger) { inbound, outbound, _ in
+            try await outbound.write(.text(#"{"mode": "2pass", "wav_name": "\#(name)", "wav_format": "pcm", "audio_fs": 16000, "is_speaking": true}"#))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await message in inbound.messages(maxSize: 1 << 22) {
+                        guard case .text(let text) = message,
+                              let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { continue }
+                        onMessage(json)
+                        if json["is_end"] as? Bool == true || json["error"] != nil { return }
+                    }
+                }
+                let clock = ContinuousClock()
+                let started = clock.now
+                var sent = 0
+                var frame = [UInt8](repeating: 0, count: 3200)
+                while sent < samples {
+                    let count = min(1600, samples - sent)
+                    for index in 0..<count {
+                        let value = UInt16(bitPattern: audio[(sent + index) % audio.count])
+                        frame[index * 2] = UInt8(value & 0xFF)
+                        frame[index * 2 + 1] = UInt8(value >> 8)
+                    }
+                    try await outbound.write(.binary(ByteBuffer(bytes: frame[0..<(count * 2)])))
+                    sent += count
+                    onSent(sent)
+                    if realTime { try await clock.sleep(until: started + .milliseconds(sent / 16), tolerance: .milliseconds(5)) }
+                }
+                try await outbound.write(.text(#"{"is_speaking": false, "is_end": true}"#))
+                try await group.waitForAll()
+            }
+        }
     }
 }
