@@ -197,9 +197,13 @@ public final class TranscriptionPipeline: Sendable {
                 }
             }
         }
+        /// Whether a result's text is Chinese: in the language the model found for it, else the one asked for.
+        func isChinese(_ result: RecognitionResult) -> Bool {
+            options.task == .transcribe && TextNormalizer.isChinese(result.language ?? options.language ?? configuration.language)
+        }
         func append(_ segment: SpeechSegment, _ result: RecognitionResult) {
             // Each piece's text is in the language the model found for it, or English.
-            let chinese = options.task == .transcribe && TextNormalizer.isChinese(result.language ?? options.language ?? configuration.language)
+            let chinese = isChinese(result)
             guard let assembled = assemble(segment, result, id: segments.count, normalizer: chinese ? simplifying : plain,
                                            hotwords: chinese ? textStage : nil, biasing: biasing) else { return }
             segments.append(assembled)
@@ -232,8 +236,7 @@ public final class TranscriptionPipeline: Sendable {
             let began = ContinuousClock.now
             guard let result = try recognizer.recognize(batch: [padding + audio + padding], hotwords: biasing, options: options).first else { return }
             partialSeconds += (ContinuousClock.now - began).seconds
-            let chinese = options.task == .transcribe && TextNormalizer.isChinese(result.language ?? options.language ?? configuration.language)
-            let text = (chinese ? simplifying : plain).normalize(result.text)
+            let text = (isChinese(result) ? simplifying : plain).normalize(result.text)
             if !text.isEmpty { onPartial(text) }
         }
 

@@ -146,7 +146,8 @@ public struct SystemResources: ResourceSource {
         }
     }
 
-    private static func kilobytes(_ key: String, in path: String) -> Int? {
+    /// The number after `key` in a `/proc` status file (kB for memory lines).
+    public static func kilobytes(_ key: String, in path: String) -> Int? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
         return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }

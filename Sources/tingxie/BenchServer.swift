@@ -1,5 +1,6 @@
 import Foundation
 import TingxieCore
+import TingxieServer
 
 /// A `tingxie serve` child process for the server benchmarks, so that the memory figures are the
 /// server's own (read from `/proc/PID/status`), not those of the bench's clients.
@@ -15,8 +16,8 @@ struct BenchServer: Sendable {
         let pid: pid_t
 
         /// Resident memory now (`VmRSS`) and at its highest so far (`VmHWM`), in bytes.
-        var residentBytes: Int { Self.status(pid, "VmRSS:") }
-        var peakResidentBytes: Int { Self.status(pid, "VmHWM:") }
+        var residentBytes: Int { (SystemResources.kilobytes("VmRSS:", in: "/proc/\(pid)/status") ?? 0) * 1024 }
+        var peakResidentBytes: Int { (SystemResources.kilobytes("VmHWM:", in: "/proc/\(pid)/status") ?? 0) * 1024 }
 
         /// CPU time the server has used so far (user and system, from `/proc/PID/stat`), in seconds.
         var cpuSeconds: Double {
@@ -26,13 +27,6 @@ struct BenchServer: Sendable {
             let fields = stat[stat.index(after: end)...].split(separator: " ")
             guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
             return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-        }
-
-        private static func status(_ pid: pid_t, _ field: String) -> Int {
-            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
-                  let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return 0 }
-            return kilobytes * 1024
         }
     }
 
@@ -46,7 +40,7 @@ struct BenchServer: Sendable {
         try? FileManager.default.removeItem(at: log)
         let arguments = ["serve"] + modelArguments + ["--host", "127.0.0.1", "--port", "0", "--data-dir", data.path,
                                                       "--workers", "\(workers)", "--threads", "1"]
-        let pid = try spawn(arguments, log: log)
+        let pid = try MeasuredRun.spawn(executable, arguments, output: log.path)
         do {
             let port = try await waitForPort(pid: pid, log: log)
             let result = try await body(Running(base: "http://127.0.0.1:\(port)", port: port, pid: pid))
@@ -56,21 +50,6 @@ struct BenchServer: Sendable {
             try? await stop(pid)
             throw error
         }
-    }
-
-    private func spawn(_ arguments: [String], log: URL) throws -> pid_t {
-        var pid: pid_t = 0
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        guard spawned == 0 else { throw TingxieError(.internalError, "cannot start \(executable) serve: error \(spawned)") }
-        return pid
     }
 
     /// The port from the server's `listening` log line (it binds port 0), within 5 minutes (model load).

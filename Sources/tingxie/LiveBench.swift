@@ -14,11 +14,7 @@ struct LiveBench: Sendable {
     let work: URL
 
     func run() async throws {
-        var speech: [Int16] = []
-        for file in files {
-            speech += try WAVReader(url: file).readAll().map { Int16(max(-1, min(1, $0)) * 32767) }
-            speech += [Int16](repeating: 0, count: 12_800)   // 0.8 s: the VAD ends the sentence
-        }
+        let speech = try BenchStream.corpusSpeech(files)
         let audio = Array(speech.prefix(Int(seconds * 16_000)))
         say(String(format: "\n## Live partials: %.0f s of corpus sentences per client, streamed in real time (2pass), 2 workers", seconds))
         say("| clients | sentences | with a partial | first partial after sentence start, p50 | p95 | server CPU s per audio s per client |")

@@ -25,12 +25,7 @@ struct StreamFloodBench: Sendable {
     }
 
     func run() async throws {
-        var speech: [Int16] = []
-        for file in files {
-            speech += try WAVReader(url: file).readAll().map { Int16(max(-1, min(1, $0)) * 32767) }
-            speech += [Int16](repeating: 0, count: 12_800)   // 0.8 s: the VAD ends the sentence
-        }
-        let loop = speech
+        let loop = try BenchStream.corpusSpeech(files)
         say(String(format: "\n## Stream flood: %d clients, %g minutes of PCM each, 2pass, as fast as the socket takes it", clients, minutes))
         // Two workers, as `tingxie serve` has on 2 cores: no jobs, but their decode slots are
         // what the streams share.
@@ -100,6 +95,16 @@ struct StreamFloodBench: Sendable {
 /// every JSON message to `onMessage` until the end acknowledgement or an error. `onSent` hears
 /// how many samples have gone out.
 enum BenchStream {
+    /// The corpus sentences as 16-bit samples, each followed by 0.8 s of silence (the VAD ends the sentence).
+    static func corpusSpeech(_ files: [URL]) throws -> [Int16] {
+        var speech: [Int16] = []
+        for file in files {
+            speech += try WAVReader(url: file).readAll().map { Int16(max(-1, min(1, $0)) * 32767) }
+            speech += [Int16](repeating: 0, count: 12_800)
+        }
+        return speech
+    }
+
     static func run(port: Int, name: String, audio: [Int16], samples: Int, realTime: Bool,
                     onSent: @escaping @Sendable (Int) -> Void = { _ in },
                     onMessage: @escaping @Sendable ([String: Any]) -> Void) async throws {
