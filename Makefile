@@ -63,7 +63,9 @@ test:
 	# One test at a time: many start real servers, browsers and models, and on 2 cores tests run
 	# side by side starve each other's leases, heartbeats and timeouts. Output line by line, so
 	# that a log shows the last test that ran; a run that hangs is ended, not left to CI's limit.
-	TINGXIE_TEST_MODELS=$(TEST_MODELS) timeout --kill-after=30s 40m stdbuf -oL -eL swift test --skip-build --no-parallel < /dev/null
+	# scripts/test-postgres runs them beside a private PostgreSQL that it stops afterwards.
+	TINGXIE_TEST_MODELS=$(TEST_MODELS) timeout --kill-after=30s 40m scripts/test-postgres \
+		stdbuf -oL -eL swift test --skip-build --no-parallel < /dev/null
 
 clean:
 	rm -rf .build .deps

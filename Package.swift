@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CSherpaOnnx"),
@@ -59,9 +60,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "TingxiePostgres",
+            dependencies: [
+                "TingxieCore", "TingxieJobs",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "TingxieServer",
             dependencies: [
-                "TingxieCore", "TingxieAudio", "TingxieText", "TingxiePipeline", "TingxieJobs", "CMalloc",
+                "TingxieCore", "TingxieAudio", "TingxieText", "TingxiePipeline", "TingxieJobs", "TingxiePostgres", "CMalloc",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -97,7 +108,7 @@ let package = Package(
             name: "TingxieTests",
             dependencies: [
                 "TingxieCore", "TingxieAudio", "TingxieText", "TingxieSherpa", "TingxiePipeline",
-                "TingxieJobs", "TingxieServer", "TingxieModels",
+                "TingxieJobs", "TingxiePostgres", "TingxieServer", "TingxieModels",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

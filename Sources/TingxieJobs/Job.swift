@@ -38,7 +38,8 @@ public struct Job: Sendable, Equatable, Identifiable {
     public var finishedAt: Date?
     /// A queued job is not claimed before this time (retry backoff).
     public var notBefore: Date?
-    /// The worker that holds the job while it runs, and until when, in `LeaseClock` seconds.
+    /// The worker that holds the job while it runs, and until when: `LeaseClock` seconds in the
+    /// embedded store, the database clock's epoch seconds in PostgreSQL.
     public var leaseOwner: String?
     public var leaseExpiresAt: Double?
     /// Whose job it is: a hash of the API key that submitted it, when keys are configured.

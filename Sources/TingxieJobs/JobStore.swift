@@ -35,9 +35,10 @@ public protocol JobStore: Sendable {
     /// Queues again the running jobs whose lease expired; fails those out of attempts.
     /// Returns the jobs changed.
     func recoverExpiredLeases() async throws -> [Job]
-    /// Queues again every running job: at start-up, when this process holds the store alone,
-    /// whatever was running belonged to a process that died.
-    func recoverAllRunning() async throws -> [Job]
+    /// Queues again, at start-up, the running jobs that no live worker holds: every running job
+    /// for a store this process holds alone (they belonged to a process that died), only those
+    /// whose lease expired for a store that other nodes share.
+    func recoverAtStart() async throws -> [Job]
 
     func transcript(id: String) async throws -> Transcript?
 

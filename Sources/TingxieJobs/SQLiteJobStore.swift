@@ -213,7 +213,8 @@ public final class SQLiteJobStore: JobStore {
                           reason: "its worker stopped renewing the lease")
     }
 
-    public func recoverAllRunning() async throws -> [Job] {
+    /// Every running job: this process holds the store alone (its lock file).
+    public func recoverAtStart() async throws -> [Job] {
         try await recover(where: "status = 'running'", [], reason: "the server stopped while it ran")
     }
 

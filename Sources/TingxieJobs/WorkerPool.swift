@@ -177,7 +177,7 @@ public final class WorkerPool: Service {
     public var runningCount: Int { running.withLock { $0.count } }
 
     public func run() async throws {
-        for job in try await store.recoverAllRunning() {
+        for job in try await store.recoverAtStart() {
             logger.warning("job requeued after restart", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
             recovered(job)
         }

@@ -52,17 +52,41 @@ final class ScriptedProcessor: JobProcessor {
     var startCount: Int { started.withLock { $0.count } }
 }
 
+/// The job stores that the queue's conformance tests run against.
+enum StoreKind: String, CaseIterable, Sendable {
+    /// The embedded store, held by one process.
+    case sqlite
+    /// The shared store, on the private PostgreSQL that `make test` starts.
+    case postgres
+}
+
 /// A store and an audio folder in a temporary directory, and a pool to run over them.
 struct QueueFixture {
     let root: URL
-    let store: SQLiteJobStore
+    let kind: StoreKind
+    let store: any JobStore
     let audio: AudioStore
+    private let stopStore: @Sendable () -> Void
 
-    init() throws {
+    /// - Note: cancels the test (reported as skipped) when `kind` needs a PostgreSQL server that is not there.
+    init(_ kind: StoreKind) async throws {
+        self.kind = kind
         root = try TestData.temporaryDirectory()
-        store = try SQLiteJobStore(path: root.appendingPathComponent("jobs.sqlite"))
+        switch kind {
+        case .sqlite:
+            store = try SQLiteJobStore(path: root.appendingPathComponent("jobs.sqlite"))
+            stopStore = {}
+        case .postgres:
+            let running = try await TestPostgres.store()
+            store = running.store
+            stopStore = running.stop
+        }
         audio = try AudioStore(directory: root)
     }
+
+    /// The lease of a claim made by a process that then died. A store held alone gives such jobs
+    /// back at start-up whatever their lease; a shared one must wait for the lease to run out.
+    var deadProcessLease: Duration { kind == .sqlite ? .seconds(3600) : .milliseconds(500) }
 
     /// Queues a job with an (empty) audio file.
     func add(durationS: Double = 10, maxAttempts: Int = 3) async throws -> Job {
@@ -96,13 +120,15 @@ struct QueueFixture {
     }
 
     func remove() {
+        stopStore()
         try? FileManager.default.removeItem(at: root)
     }
 }
 
+/// The conformance suite: every store behaves the same under these tests.
 @Suite struct JobQueueTests {
-    @Test func onlyTheLeaseHolderCanStoreAResult() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func onlyTheLeaseHolderCanStoreAResult(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         let job = try await fixture.add()
         let claimed = try #require(try await fixture.store.claim(owner: "first", lease: .milliseconds(50)))
@@ -120,12 +146,12 @@ struct QueueFixture {
         #expect(try await fixture.status(job.id) == .succeeded)
     }
 
-    @Test func aJobLeftRunningByADeadProcessIsRunAgainAndSucceedsOnce() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func aJobLeftRunningByADeadProcessIsRunAgainAndSucceedsOnce(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         let job = try await fixture.add()
         // A process claimed the job and was killed before the pool started.
-        _ = try await fixture.store.claim(owner: "dead-process", lease: .seconds(3600))
+        _ = try await fixture.store.claim(owner: "dead-process", lease: fixture.deadProcessLease)
         let processor = ScriptedProcessor { _ in .succeed(after: .milliseconds(10)) }
         try await fixture.run(processor, .init(workers: 1, heartbeat: .milliseconds(100), sweepInterval: .milliseconds(100))) {
             try await fixture.status(job.id) == .succeeded
@@ -137,8 +163,8 @@ struct QueueFixture {
         #expect(!FileManager.default.fileExists(atPath: fixture.audio.url(for: job.id).path))
     }
 
-    @Test func anExpiredLeaseIsSweptBackIntoTheQueue() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func anExpiredLeaseIsSweptBackIntoTheQueue(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         let job = try await fixture.add()
         let claimedAt = Mutex<ContinuousClock.Instant?>(nil)
@@ -162,8 +188,8 @@ struct QueueFixture {
         #expect(requeued.status == .queued && requeued.leaseOwner == nil && requeued.attempts == 1)
     }
 
-    @Test func aLiveLongJobKeepsItsLease() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func aLiveLongJobKeepsItsLease(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         let job = try await fixture.add()
         let processor = ScriptedProcessor { _ in .succeed(after: .seconds(7)) }
@@ -177,8 +203,8 @@ struct QueueFixture {
         #expect(processor.startCount == 1)
     }
 
-    @Test func transientFailuresAreRetriedAndBadAudioIsNot() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func transientFailuresAreRetriedAndBadAudioIsNot(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         let flaky = try await fixture.add()
         let bad = try await fixture.add()
@@ -202,8 +228,8 @@ struct QueueFixture {
         #expect(hopelessJob.status == .failed && hopelessJob.attempts == 2 && hopelessJob.error?.message == "disk trouble")
     }
 
-    @Test func aJobOverItsTimeLimitFails() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func aJobOverItsTimeLimitFails(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         let job = try await fixture.add(durationS: 1)
         let processor = ScriptedProcessor { _ in .hang }
@@ -216,8 +242,8 @@ struct QueueFixture {
         #expect(processor.sawCancel.withLock { $0 } == 1)
     }
 
-    @Test func shutdownRequeuesWhatIsStillRunningAfterTheGracePeriod() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func shutdownRequeuesWhatIsStillRunningAfterTheGracePeriod(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         let quick = try await fixture.add()
         let slow = try await fixture.add()
@@ -234,24 +260,28 @@ struct QueueFixture {
         #expect(FileManager.default.fileExists(atPath: fixture.audio.url(for: slow.id).path))
     }
 
-    @Test func jobsFoundRunningAtStartAreRequeuedAndPoisonJobsGiveUp() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func jobsFoundRunningAtStartAreRequeuedAndPoisonJobsGiveUp(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         let orphan = try await fixture.add()
-        _ = try await fixture.store.claim(owner: "previous-process", lease: .seconds(3600))
-        #expect(try await fixture.store.recoverAllRunning().map(\.status) == [.queued])
-
+        _ = try await fixture.store.claim(owner: "previous-process", lease: fixture.deadProcessLease)
         let poison = try await fixture.add(maxAttempts: 1)
-        _ = try await fixture.store.claim(owner: "a", lease: .seconds(3600))
-        _ = try await fixture.store.claim(owner: "b", lease: .seconds(3600))
-        let recovered = try await fixture.store.recoverAllRunning()
+        _ = try await fixture.store.claim(owner: "previous-process-2", lease: fixture.deadProcessLease)
+        let live = try await fixture.add()
+        _ = try await fixture.store.claim(owner: "live-node", lease: .seconds(3600))
+        if kind == .postgres { try await Task.sleep(for: fixture.deadProcessLease + .milliseconds(300)) }
+
+        let recovered = try await fixture.store.recoverAtStart()
         #expect(recovered.first { $0.id == poison.id }?.status == .failed)
         #expect(recovered.first { $0.id == orphan.id }?.status == .queued)
         #expect(try await fixture.store.job(id: poison.id)?.error?.message.contains("gave up after 1 attempts") == true)
+        // The embedded store is this process's alone, so whatever runs there is an orphan; in a
+        // shared store a live lease is another node's work and stays with it.
+        #expect(try await fixture.status(live.id) == (kind == .sqlite ? .queued : .running))
     }
 
-    @Test func alertsLeftOpenByAPreviousProcessAreClosedAtStart() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func alertsLeftOpenByAPreviousProcessAreClosedAtStart(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         _ = try await fixture.store.openAlert(cause: .memoryPressure, message: "memory is 95% used")
         #expect(IncidentSummary(try await fixture.store.incidents(since: nil, limit: 10)).openAlerts == 1)
@@ -273,8 +303,8 @@ struct QueueFixture {
         #expect(incidents.count == 1 && incidents[0].resolvedAt != nil)
     }
 
-    @Test func admissionIsExact() async throws {
-        let fixture = try QueueFixture()
+    @Test(arguments: StoreKind.allCases) func admissionIsExact(_ kind: StoreKind) async throws {
+        let fixture = try await QueueFixture(kind)
         defer { fixture.remove() }
         let gauge = QueueGauge(limits: .init(maxQueuedJobs: 5, maxQueuedSeconds: 100))
         let outcomes = await withTaskGroup(of: Bool.self) { group in

@@ -1,0 +1,162 @@
+import Foundation
+import PostgresNIO
+import Synchronization
+import Testing
+import TingxieCore
+import TingxieJobs
+import TingxiePostgres
+
+/// What only a shared store has to get right: several nodes on one database at once.
+/// (Everything a single store does is in the conformance suite, `JobQueueTests`.)
+@Suite(.enabled(if: TestPostgres.url != nil, TestPostgres.skipReason))
+struct PostgresStoreTests {
+    /// Nodes on one fresh database, each with its own connection pool.
+    private func nodes(_ count: Int, limits: QueueGauge.Limits = .init()) async throws -> [TestPostgres.RunningStore] {
+        let first = try await TestPostgres.store(limits: limits, node: "node-0")
+        var nodes = [first]
+        for index in 1..<count {
+            nodes.append(try await TestPostgres.store(url: first.url, limits: limits, node: "node-\(index)"))
+        }
+        return nodes
+    }
+
+    private static func job(seconds: Double = 10) -> Job {
+        Job(id: Job.newID(), filename: "x.wav", bytes: 1, durationS: seconds)
+    }
+
+    @Test func nodesStartingTogetherMigrateOnce() async throws {
+        let nodes = try await nodes(4)
+        defer { nodes.forEach { $0.stop() } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for node in nodes { group.addTask { try await node.store.ping() } }
+            try await group.waitForAll()
+        }
+        #expect(try await nodes[0].store.job(id: Job.newID()) == nil)
+    }
+
+    @Test func admissionIsExactAcrossNodes() async throws {
+        // Room for 5 jobs; 12 uploads at once over 3 nodes: exactly 7 are refused.
+        let nodes = try await nodes(3, limits: .init(maxQueuedJobs: 5, maxQueuedSeconds: 3600))
+        defer { nodes.forEach { $0.stop() } }
+        let refusals = await withTaskGroup(of: TingxieError.Code?.self) { group in
+            for index in 0..<12 {
+                group.addTask {
+                    do {
+                        try await nodes[index % 3].store.enqueue([Self.job()], settling: nil)
+                        return nil
+                    } catch {
+                        return (error as? TingxieError)?.code ?? .internalError
+                    }
+                }
+            }
+            return await group.reduce(into: [TingxieError.Code?]()) { $0.append($1) }
+        }
+        #expect(refusals.filter { $0 == nil }.count == 5)
+        #expect(refusals.filter { $0 == .queueFull }.count == 7)
+        #expect(try await nodes[1].store.list(status: .queued, limit: 100, cursor: nil, owner: nil).jobs.count == 5)
+        // Queued audio is counted the same way: 3000 s more would pass 3600 s.
+        await #expect(throws: TingxieError.self) {
+            try await nodes[2].store.enqueue([Self.job(seconds: 3000)], settling: nil)
+        }
+    }
+
+    @Test func nodesClaimingAtOnceNeverShareAJob() async throws {
+        let nodes = try await nodes(3)
+        defer { nodes.forEach { $0.stop() } }
+        let ids = (0..<60).map { _ in Self.job() }
+        try await nodes[0].store.enqueue(ids, settling: nil)
+        let claims = await withTaskGroup(of: [String].self) { group in
+            for (index, node) in nodes.enumerated() {
+                for worker in 0..<3 {
+                    group.addTask {
+                        var mine: [String] = []
+                        for _ in 0..<100 {
+                            guard let job = try? await node.store.claim(owner: "n\(index)-w\(worker)", lease: .seconds(60)) else { break }
+                            mine.append(job.id)
+                        }
+                        return mine
+                    }
+                }
+            }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(claims.count == 60)
+        #expect(Set(claims) == Set(ids.map(\.id)))
+    }
+
+    @Test func leasesRunOnTheDatabaseClock() async throws {
+        let nodes = try await nodes(2)
+        defer { nodes.forEach { $0.stop() } }
+        let job = Self.job()
+        try await nodes[0].store.enqueue([job], settling: nil)
+        let claimed = try #require(try await nodes[0].store.claim(owner: "a", lease: .seconds(30)))
+        let expires = try #require(claimed.leaseExpiresAt)
+        // The expiry is the database's now() plus the lease, in epoch seconds.
+        let databaseNow = try await PostgresProbe.epochNow(url: nodes[0].url)
+        #expect(abs(expires - (databaseNow + 30)) < 5)
+        // Another node sweeps only expired leases; this one is live.
+        #expect(try await nodes[1].store.recoverExpiredLeases().isEmpty)
+        #expect(try await nodes[1].store.recoverAtStart().isEmpty)
+    }
+
+    @Test func alertsAreClosedOnlyByTheNodeThatOpenedThem() async throws {
+        let nodes = try await nodes(2)
+        defer { nodes.forEach { $0.stop() } }
+        _ = try await nodes[0].store.openAlert(cause: .memoryPressure, message: "node 0: memory 95% used")
+        _ = try await nodes[1].store.openAlert(cause: .memoryPressure, message: "node 1: memory 95% used")
+        try await nodes[1].store.resolveOpenAlerts()
+        let incidents = try await nodes[0].store.incidents(since: nil, limit: 10)
+        #expect(incidents.count == 2)
+        #expect(incidents.filter { $0.resolvedAt == nil }.map(\.message) == ["node 0: memory 95% used"])
+    }
+
+    @Test func aDatabaseRestartIsNotReadyThenWorksAgain() async throws {
+        let node = try await TestPostgres.store()
+        defer { node.stop() }
+        try await node.store.enqueue([Self.job()], settling: nil)
+        try TestPostgres.restart()
+        // Calls in flight during the restart may fail, as `not_ready`; then the pool reconnects.
+        var failures: [TingxieError.Code] = []
+        var answered = false
+        for _ in 0..<100 where !answered {
+            do {
+                answered = try await node.store.list(status: nil, limit: 10, cursor: nil, owner: nil).jobs.count == 1
+            } catch {
+                failures.append((error as? TingxieError)?.code ?? .internalError)
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(answered)
+        #expect(failures.allSatisfy { $0 == .notReady }, "failures: \(failures)")
+    }
+}
+
+@Suite struct PostgresURLTests {
+    @Test func aBadURLIsRefusedSayingWhy() throws {
+        let logger = Logger(label: "test")
+        for (url, complaint) in [("mysql://a@b/c", "must look like postgres://"), ("postgres:///db", "names no host"),
+                                 ("postgres://h/db", "names no user"), ("postgres://u@h/db?sslmode=maybe", "sslmode \"maybe\"")] {
+            let error = #expect(throws: TingxieError.self) {
+                _ = try PostgresJobStore(url: url, node: "n", logger: logger)
+            }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.contains(complaint) == true, "\(url): \(error?.message ?? "")")
+        }
+    }
+}
+
+/// Direct questions to the test database.
+enum PostgresProbe {
+    static func epochNow(url: String) async throws -> Double {
+        let parts = try #require(URLComponents(string: url))
+        let client = PostgresClient(configuration: .init(host: parts.host!, port: parts.port ?? 5432, username: parts.user ?? "postgres",
+                                                         password: nil, database: String(parts.path.dropFirst()), tls: .disable),
+                                    backgroundLogger: TestPostgres.quiet)
+        return try await withThrowingTaskGroup(of: Double?.self) { group in
+            group.addTask { await client.run(); return nil }
+            let now = try await client.query("SELECT extract(epoch FROM now())::float8").collect()[0].decode(Double.self)
+            group.cancelAll()
+            return now
+        }
+    }
+}

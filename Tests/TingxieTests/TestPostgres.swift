@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+import TingxieCore
+import TingxieJobs
+import TingxiePostgres
+
+/// The private PostgreSQL that `make test` starts (scripts/test-postgres sets
+/// TINGXIE_TEST_POSTGRES_URL to its maintenance database).
+enum TestPostgres {
+    static let url: URLComponents? = ProcessInfo.processInfo.environment["TINGXIE_TEST_POSTGRES_URL"]
+        .flatMap { $0.isEmpty ? nil : URLComponents(string: $0) }
+
+    static let skipReason: Comment = "needs TINGXIE_TEST_POSTGRES_URL (a PostgreSQL server that scripts/test-postgres starts); run `make test`"
+
+    /// Only what goes wrong badly (PostgresNIO warns when a query waits for the pool to start).
+    static var quiet: Logger {
+        var logger = Logger(label: "test-postgres")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// A new, empty database on the test server; its URL.
+    static func freshDatabase() async throws -> String {
+        guard var url, let host = url.host else { try Test.cancel(skipReason) }
+        let name = "tingxie_\(Job.newID().prefix(12))"
+        let client = PostgresClient(configuration: .init(host: host, port: url.port ?? 5432, username: url.user ?? "postgres",
+                                                         password: url.password, database: "postgres", tls: .disable),
+                                    backgroundLogger: quiet)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            try await client.query("CREATE DATABASE \(unescaped: name)")
+            group.cancelAll()
+        }
+        url.path = "/" + name
+        return url.string!
+    }
+
+    /// A store on a fresh database, its connection pool running until `stop` is called.
+    static func store(url: String? = nil, limits: QueueGauge.Limits = .init(), node: String = "test") async throws -> RunningStore {
+        let databaseURL: String
+        if let url { databaseURL = url } else { databaseURL = try await freshDatabase() }
+        let store = try PostgresJobStore(url: databaseURL, limits: limits, node: node, logger: quiet)
+        return RunningStore(store: store, url: databaseURL, task: Task { await store.run() })
+    }
+
+    /// Restarts the test server (`scripts/test-postgres restart`): every connection is cut.
+    static func restart() throws {
+        let process = Process()
+        process.executableURL = TestData.projectRoot.appendingPathComponent("scripts/test-postgres")
+        process.arguments = ["restart"]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TingxieError(.internalError, "scripts/test-postgres restart exited with \(process.terminationStatus)")
+        }
+    }
+
+    struct RunningStore: Sendable {
+        let store: PostgresJobStore
+        let url: String
+        let task: Task<Void, Never>
+
+        func stop() { task.cancel() }
+    }
+}
