@@ -9,8 +9,9 @@ public struct AudioStore: Sendable {
     private var audio: URL { directory.appendingPathComponent("audio", isDirectory: true) }
 
     /// Creates the folders (readable by this user only) and deletes uploads that were cut off
-    /// by a crash.
-    public init(directory: URL) throws {
+    /// by a crash: every one when this process owns the folder; in a folder `shared` with other
+    /// nodes, only those untouched for an hour (an upload that slow was cut off long before).
+    public init(directory: URL, shared: Bool = false) throws {
         self.directory = directory
         let files = FileManager.default
         do {
@@ -18,8 +19,11 @@ public struct AudioStore: Sendable {
                 try files.createDirectory(at: folder, withIntermediateDirectories: true, attributes: Self.privateFolder)
                 try files.setAttributes(Self.privateFolder, ofItemAtPath: folder.path)
             }
-            for name in try files.contentsOfDirectory(atPath: directory.appendingPathComponent("uploads").path) {
-                try? files.removeItem(at: directory.appendingPathComponent("uploads").appendingPathComponent(name))
+            let abandoned = shared ? Date().addingTimeInterval(-3600) : .distantFuture
+            let uploads = directory.appendingPathComponent("uploads")
+            for file in try files.contentsOfDirectory(at: uploads, includingPropertiesForKeys: [.contentModificationDateKey])
+            where ((try? file.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast) < abandoned {
+                try? files.removeItem(at: file)
             }
         } catch {
             throw TingxieError(.ioError, "cannot prepare the audio folder \(directory.path): \(error.localizedDescription)")

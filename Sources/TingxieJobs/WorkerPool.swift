@@ -177,10 +177,7 @@ public final class WorkerPool: Service {
     public var runningCount: Int { running.withLock { $0.count } }
 
     public func run() async throws {
-        for job in try await store.recoverAtStart() {
-            logger.warning("job requeued after restart", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
-            recovered(job)
-        }
+        await cancelWhenGracefulShutdown { await self.recoverAtStart() }
         // Jobs already queued start without waiting for the first tick.
         eventSink.yield(.wake)
         await withGracefulShutdownHandler {
@@ -217,6 +214,25 @@ public final class WorkerPool: Service {
         // Told early (`beginShutdown`): a service that returned before its own turn would end
         // the group abruptly, so the pool stays until its turn comes.
         if !notified.load(ordering: .relaxed) { try? await gracefulShutdown() }
+    }
+
+    /// Gives back the jobs that no live worker holds before any is claimed, trying again with
+    /// backoff while the store cannot be reached.
+    private func recoverAtStart() async {
+        var delay = Duration.milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                for job in try await store.recoverAtStart() {
+                    logger.warning("job requeued after restart", metadata: ["job": "\(job.id)", "status": "\(job.status)"])
+                    recovered(job)
+                }
+                return
+            } catch {
+                logger.error("cannot look for jobs left running; trying again", metadata: ["error": "\(error)", "retry_in_s": "\(delay.seconds)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
     }
 
     private func startJob(_ job: Job, owner: String, in group: inout TaskGroup<Void>) {
@@ -297,7 +313,9 @@ public final class WorkerPool: Service {
                     let held = (try? await self.store.heartbeat(id: claimed.id, owner: owner, progress: fraction,
                                                                 lease: self.configuration.lease)) ?? true
                     if !held {
-                        handle.stop(.leaseLost)
+                        // Canceled, perhaps through another node; else taken over after the lease ran out.
+                        let now = try? await self.store.job(id: claimed.id)
+                        handle.stop(now?.status == .canceled ? .canceled : .leaseLost)
                         return nil
                     }
                 }

@@ -9,6 +9,7 @@ import ServiceLifecycle
 import NIOPosix
 import TingxieCore
 import TingxieJobs
+import TingxiePostgres
 
 /// The application (routes, store, workers, monitor), for tests that drive it directly.
 /// See `buildServer`.
@@ -55,9 +56,9 @@ public struct Server<App: ApplicationProtocol>: Service {
 public func buildServer(configuration: ServerConfiguration, engine: TranscriptionEngine, logger: Logger,
                         resources: any ResourceSource = SystemResources(),
                         onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> Server<some ApplicationProtocol> {
-    let store = try SQLiteJobStore(path: configuration.dataDirectory.appendingPathComponent("jobs.sqlite"),
-                                   limits: configuration.queue)
-    let audio = try AudioStore(directory: configuration.dataDirectory)
+    let (store, storeService) = try openJobStore(configuration: configuration, logger: logger)
+    let audio = try AudioStore(directory: configuration.audioDirectory ?? configuration.dataDirectory,
+                               shared: configuration.databaseURL != nil)
     let metrics = ServerMetrics()
     let pool = WorkerPool(store: store, processor: engine, audio: audio, configuration: configuration.workers,
                           logger: logger, observer: metrics.observe)
@@ -86,12 +87,25 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
         router: router,
         server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tingxie"),
-        services: [pool, monitor, ThreadPoolService(pool: streamPool),
-                   RetentionService(store: store, audio: audio, retention: configuration.retention, logger: logger)],
+        // Started first, stopped last: everything after it uses the store until it stops.
+        services: [storeService].compactMap { $0 } + [
+            pool, monitor, ThreadPoolService(pool: streamPool),
+            RetentionService(store: store, audio: audio, retention: configuration.retention, logger: logger),
+        ],
         onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
     return Server(application: application, workers: pool, logger: logger)
+}
+
+/// The job store the configuration names: PostgreSQL shared by many nodes (with the service
+/// that runs its connections), or the embedded SQLite file in the data folder.
+func openJobStore(configuration: ServerConfiguration, logger: Logger) throws -> (any JobStore, (any Service)?) {
+    if let url = configuration.databaseURL {
+        let store = try PostgresJobStore(url: url, limits: configuration.queue, node: configuration.nodeName, logger: logger)
+        return (store, store)
+    }
+    return (try SQLiteJobStore(path: configuration.dataDirectory.appendingPathComponent("jobs.sqlite"), limits: configuration.queue), nil)
 }
 
 /// The server side of TLS from PEM files.

@@ -8,6 +8,13 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// Holds the job store (`jobs.sqlite`) and uploaded audio.
     public var dataDirectory: URL
+    /// The shared job store, `postgres://…`; the embedded SQLite file in `dataDirectory` when `nil`.
+    public var databaseURL: String?
+    /// Where uploaded audio is kept: `dataDirectory` unless told otherwise (a mount that every
+    /// node sharing `databaseURL` reaches).
+    public var audioDirectory: URL?
+    /// This process's name in the shared store's alerts.
+    public var nodeName: String
     public var workers: WorkerPool.Configuration
     /// ONNX Runtime threads per model call (reported by `/v1/system`).
     public var threadsPerWorker: Int
@@ -59,7 +66,8 @@ public struct ServerConfiguration: Sendable {
         }
     }
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: URL,
+    public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: URL, databaseURL: String? = nil,
+                audioDirectory: URL? = nil, nodeName: String = ProcessInfo.processInfo.hostName,
                 workers: WorkerPool.Configuration = WorkerPool.Configuration(), threadsPerWorker: Int = 1,
                 maxUploadBytes: Int = 2048 << 20, maxDurationSeconds: Double = 6 * 3600,
                 maxSyncDurationSeconds: Double = 600, queue: QueueGauge.Limits = QueueGauge.Limits(),
@@ -71,6 +79,9 @@ public struct ServerConfiguration: Sendable {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
+        self.databaseURL = databaseURL
+        self.audioDirectory = audioDirectory
+        self.nodeName = nodeName
         self.workers = workers
         self.threadsPerWorker = threadsPerWorker
         self.maxUploadBytes = maxUploadBytes

@@ -21,6 +21,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host: String?
     @Option(help: "Port to listen on (0 picks a free one).") var port: Int?
     @Option(help: "Folder for the job store and uploads (default ~/.local/share/tingxie/data).") var dataDir: String?
+    @Option(help: "Share one queue between nodes: jobs, results and incidents in PostgreSQL, postgres://USER:PASS@HOST:PORT/DB (default: SQLite in --data-dir).") var databaseUrl: String?
+    @Option(help: "Folder for uploaded audio (default --data-dir); with --database-url, a mount every node reaches.") var audioDir: String?
+    @Option(help: "This node's name in shared alerts (default: the host name).") var nodeName: String?
     @Option(help: "Jobs run at once (default: what the cores and memory allow; 0 accepts jobs without running them).") var workers: Int?
     @Option(help: "Largest upload in MB (default 2048).") var maxUploadMb: Int?
     @Option(help: "Longest audio in seconds (default 21600, 6 hours).") var maxDuration: Double?
@@ -89,6 +92,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
                                                 "workers": "\(configuration.workers.workers)",
                                                 "model": "\(recognizer.info.name)", "data_dir": "\(configuration.dataDirectory.path)",
+                                                "job_store": "\(configuration.databaseURL == nil ? "sqlite" : "postgresql")",
                                                 "punctuation": "\(punctuation?.name ?? (recognizer.info.punctuates ? "the model's own" : "none"))"])
         }
         do {
@@ -142,6 +146,9 @@ struct ServeCommand: AsyncParsableCommand {
             host: setting(host, "HOST") ?? defaults.host,
             port: try option(port, "PORT") ?? defaults.port,
             dataDirectory: dataDirectory,
+            databaseURL: setting(databaseUrl, "DATABASE_URL"),
+            audioDirectory: setting(audioDir, "AUDIO_DIR").map { URL(fileURLWithPath: $0) },
+            nodeName: setting(nodeName, "NODE_NAME") ?? defaults.nodeName,
             workers: pool,
             threadsPerWorker: threads,
             maxUploadBytes: uploadMB.map { $0 << 20 } ?? defaults.maxUploadBytes,

@@ -1,0 +1,80 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import TingxieCore
+import TingxieJobs
+import TingxieServer
+
+/// Two nodes on one PostgreSQL queue: an API-only node that takes uploads and a worker node that
+/// runs them, each a whole server as `tingxie serve` builds it, sharing the database and the
+/// audio folder and nothing else.
+@Suite(.enabled(if: TestPostgres.url != nil, TestPostgres.skipReason))
+struct SharedQueueTests {
+    /// Runs `test` with an API node (no workers) and a worker node on a fresh database.
+    private func withTwoNodes(worker recognizer: FakeRecognizer,
+                              _ test: @Sendable (_ api: any TestClientProtocol, _ worker: any TestClientProtocol) async throws -> Void) async throws {
+        let database = try await TestPostgres.freshDatabase()
+        let audio = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: audio) }
+        @Sendable func shared(_ name: String, workers: Int) -> (inout ServerConfiguration) -> Void {
+            { configuration in
+                configuration.databaseURL = database
+                configuration.audioDirectory = audio
+                configuration.nodeName = name
+                configuration.workers.workers = workers
+                configuration.workers.heartbeat = .milliseconds(200)
+                configuration.workers.sweepInterval = .milliseconds(200)
+            }
+        }
+        try await withTestServer(testing: .live, setup: shared("api", workers: 0)) { api, _ in
+            try await withTestServer(recognizer: recognizer, testing: .live, setup: shared("worker", workers: 1)) { worker, _ in
+                try await test(api, worker)
+            }
+        }
+    }
+
+    @Test func anUploadToTheAPINodeIsTranscribedByTheWorkerNode() async throws {
+        let recognizer = FakeRecognizer()
+        try await withTwoNodes(worker: recognizer) { api, worker in
+            let id = try await api.submit(Upload.wav(seconds: 3))
+            let job = try await api.waitUntilFinished(id)
+            #expect(job["status"] as? String == "succeeded")
+            let transcript = try await api.get("/v1/jobs/\(id)/transcript")
+            #expect(transcript.status == .ok)
+            #expect((transcript.json["text"] as? String)?.contains("段") == true)
+            #expect(!recognizer.calls.withLock { $0 }.isEmpty, "the worker node decoded it")
+            // Both nodes read the one queue.
+            #expect(try await worker.get("/v1/jobs/\(id)").json["status"] as? String == "succeeded")
+            #expect(try await api.get("/readyz").status == .ok)
+        }
+    }
+
+    @Test func aCancelOnTheAPINodeStopsTheDecodeOnTheWorkerNode() async throws {
+        // One second per piece: the job runs for a long while unless it is stopped.
+        let recognizer = FakeRecognizer(delay: .seconds(1))
+        try await withTwoNodes(worker: recognizer) { api, worker in
+            let id = try await api.submit(Upload.wav(seconds: 120))
+            var running = false
+            for _ in 0..<200 where !running {
+                running = try await api.get("/v1/jobs/\(id)").json["status"] as? String == "running"
+                if !running { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(running)
+            let canceled = try await api.execute(uri: "/v1/jobs/\(id)", method: .delete)
+            #expect(canceled.json["status"] as? String == "canceled")
+            // The worker hears of it at its next heartbeat and stops between pieces.
+            var stopped = false
+            for _ in 0..<100 where !stopped {
+                let system = try await worker.get("/v1/system").json
+                stopped = (system["queue"] as? [String: Any])?["running"] as? Int == 0
+                if !stopped { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(stopped, "the worker node still runs the canceled job")
+            let decoded = recognizer.calls.withLock { $0.count }
+            try await Task.sleep(for: .seconds(2))
+            #expect(recognizer.calls.withLock { $0.count } == decoded, "decoding went on after the cancel")
+            #expect(try await worker.get("/v1/jobs/\(id)").json["status"] as? String == "canceled")
+        }
+    }
+}
