@@ -355,7 +355,7 @@ public final class WorkerPool: Service {
         do {
             switch (outcome, reason) {
             case (.success(let transcript), _) where reason != .canceled && reason != .leaseLost:
-                guard try await store.complete(id: job.id, owner: owner, transcript: transcript) else {
+                guard try await persist({ try await self.store.complete(id: job.id, owner: owner, transcript: transcript) }) else {
                     log.warning("job no longer held by this worker; result discarded")
                     return nil
                 }
@@ -369,11 +369,11 @@ public final class WorkerPool: Service {
             case (_, .leaseLost?):
                 log.warning("job's lease was lost; another worker owns it now")
             case (_, .shutdown?):
-                try await store.release(id: job.id, owner: owner)
+                try await persist { try await self.store.release(id: job.id, owner: owner) }
                 log.info("job requeued at shutdown")
             case (_, .timeout?):
                 let error = TingxieError(.timeout, String(format: "the job took longer than its limit of %.1f s for %.1f s of audio", timeout.seconds, job.durationS))
-                guard try await store.fail(id: job.id, owner: owner, error: error, retryAt: nil) else {
+                guard try await persist({ try await self.store.fail(id: job.id, owner: owner, error: error, retryAt: nil) }) else {
                     log.warning("job timed out but is no longer held by this worker; left to its new owner")
                     return nil
                 }
@@ -391,12 +391,29 @@ public final class WorkerPool: Service {
         return nil
     }
 
+    /// Records an outcome, trying again while the store is away (a database restarting) for
+    /// up to a lease's length, so that a moment's outage does not throw the work away. Safe to
+    /// repeat: the write is fenced by the claim's owner token.
+    private func persist<T: Sendable>(_ write: @Sendable () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + configuration.lease
+        var delay = Duration.milliseconds(200)
+        while true {
+            do {
+                return try await write()
+            } catch let error as TingxieError where error.code == .notReady && ContinuousClock.now + delay < deadline {
+                logger.warning("cannot record a job's outcome yet; trying again", metadata: ["error": "\(error.message)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
     private func fail(_ job: Job, owner: String, error: any Error, log: Logger) async throws -> Job.Status? {
         let tingxieError = error as? TingxieError ?? TingxieError(.internalError, "\(error)")
         let permanent: Set<TingxieError.Code> = [.invalidAudio, .unsupportedFormat, .decodeError, .fileNotFound, .invalidArgument]
         if !permanent.contains(tingxieError.code), job.attempts < job.maxAttempts {
             let delay = configuration.retryBackoff * (1 << min(job.attempts - 1, 10))
-            if try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: Date().addingTimeInterval(delay.seconds)) {
+            if try await persist({ try await self.store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: Date().addingTimeInterval(delay.seconds)) }) {
                 log.warning("job failed; will retry", metadata: ["error": "\(tingxieError.message)", "retry_in_s": "\(delay.seconds)"])
             } else {
                 log.warning("job failed but is no longer held by this worker; left to its new owner")
@@ -404,7 +421,7 @@ public final class WorkerPool: Service {
             return nil
         }
         // A job this worker no longer holds is another's now: not failed, its audio kept.
-        guard try await store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: nil) else {
+        guard try await persist({ try await self.store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: nil) }) else {
             log.warning("job failed but is no longer held by this worker; left to its new owner")
             return nil
         }

@@ -69,12 +69,14 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
         uploads: UploadReceiver(audio: audio, gauge: store.gauge, configuration: configuration, threadPool: .singleton),
         engine: engine, metrics: metrics, monitor: monitor
     )
-    let router = buildRouter(service: service)
-    let streamPool = NIOThreadPool(numberOfThreads: configuration.maxStreams)
+    let router = configuration.role == .server ? buildRouter(service: service) : buildWorkerRouter(service: service)
+    let streamPool = NIOThreadPool(numberOfThreads: configuration.role == .server ? configuration.maxStreams : 1)
     streamPool.start()
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
-    StreamController(service: service, threadPool: streamPool, active: .init(limit: configuration.maxStreams))
-        .addRoutes(to: webSocketRouter)
+    if configuration.role == .server {
+        StreamController(service: service, threadPool: streamPool, active: .init(limit: configuration.maxStreams))
+            .addRoutes(to: webSocketRouter)
+    }
     var server = HTTPServerBuilder.http1WebSocketUpgrade(
         webSocketRouter: webSocketRouter,
         configuration: .init(http1: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
@@ -142,6 +144,15 @@ func buildRouter(service: JobService) -> Router<BasicRequestContext> {
     SystemController(service: service).addRoutes(to: router)
     JobsController(service: service).addRoutes(to: router)
     OpenAIController(service: service).addRoutes(to: router)
+    return router
+}
+
+/// A worker's port: the probes and metrics, behind the same error handling.
+func buildWorkerRouter(service: JobService) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: MetricsMiddleware(metrics: service.metrics))
+    router.add(middleware: ErrorMiddleware(retryAfter: service.retryAfter))
+    SystemController(service: service).addProbes(to: router)
     return router
 }
 

@@ -9,11 +9,16 @@ struct SystemController<Context: RequestContext> {
     let service: JobService
 
     func addRoutes(to router: Router<Context>) {
-        router.get("/healthz", use: health)
-        router.get("/readyz", use: ready)
+        addProbes(to: router)
         router.get("/v1/models", use: models)
         router.get("/v1/system", use: system)
         router.get("/v1/incidents", use: incidents)
+    }
+
+    /// What every role serves: liveness, readiness and metrics.
+    func addProbes(to router: Router<Context>) {
+        router.get("/healthz", use: health)
+        router.get("/readyz", use: ready)
         router.get("/metrics", use: metrics)
     }
 

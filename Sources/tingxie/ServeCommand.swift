@@ -12,10 +12,39 @@ import TingxieText
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the HTTP API and the job workers.",
+        abstract: "Run the HTTP API and the job workers (--workers 0: the API alone).",
         discussion: "Every flag also reads TINGXIE_<FLAG> from the environment (e.g. TINGXIE_MAX_DURATION); flags win."
     )
 
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        try await options.run(role: .server)
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run job workers on the queue a --database-url names; the port serves /healthz, /readyz and /metrics.",
+        discussion: "Takes serve's flags (the API's own do nothing here). Every flag also reads TINGXIE_<FLAG> from the environment; flags win."
+    )
+
+    @OptionGroup var options: ServerOptions
+
+    func validate() throws {
+        guard options.setting(options.databaseUrl, "DATABASE_URL") != nil else {
+            throw ValidationError("a worker takes jobs from a shared queue: pass --database-url postgres://USER:PASS@HOST:PORT/DB")
+        }
+    }
+
+    func run() async throws {
+        try await options.run(role: .worker)
+    }
+}
+
+/// What `serve` and `worker` are told: the model, the workers, the limits, the store.
+struct ServerOptions: ParsableArguments {
     @OptionGroup var model: ModelOptions
 
     @Option(help: "Address to listen on.") var host: String?
@@ -57,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
+    func run(role: ServerConfiguration.Role) async throws {
         ProcessMemory.limitArenas()
         let format = setting(logFormat, "LOG_FORMAT") ?? "text"
         LogOutput.ignoreBrokenPipes()
@@ -67,7 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
             LineLogHandler(label: label, format: format == "json" ? .json : .text)
         }
         let logger = Logger(label: "tingxie")
-        let configuration = try await serverConfiguration()
+        let configuration = try await serverConfiguration(role: role)
         let threads = configuration.threadsPerWorker
         let modelDirectory = try model.modelDirectory()
         logger.info("loading model", metadata: ["model_dir": "\(modelDirectory.path)", "threads": "\(threads)"])
@@ -89,7 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
                                            lexicon: lexicon, hotwords: hotwords, punctuator: punctuation),
             logger: logger
         ) { port in
-            logger.info("listening", metadata: ["address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
+            logger.info("listening", metadata: ["role": "\(role.rawValue)", "address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
                                                 "workers": "\(configuration.workers.workers)",
                                                 "model": "\(recognizer.info.name)", "data_dir": "\(configuration.dataDirectory.path)",
                                                 "job_store": "\(configuration.databaseURL == nil ? "sqlite" : "postgresql")",
@@ -105,7 +134,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     /// Flags, else `TINGXIE_*` variables, else defaults sized to this machine.
-    func serverConfiguration() async throws -> ServerConfiguration {
+    func serverConfiguration(role: ServerConfiguration.Role) async throws -> ServerConfiguration {
         let threads = try option(model.threads, "THREADS") ?? 1
         let workerCount: Int
         if let configured = try option(workers, "WORKERS") {
@@ -143,6 +172,7 @@ struct ServeCommand: AsyncParsableCommand {
         let uploadMB: Int? = try option(maxUploadMb, "MAX_UPLOAD_MB")
         let queuedHours: Double? = try option(maxQueuedAudioHours, "MAX_QUEUED_AUDIO_HOURS")
         return ServerConfiguration(
+            role: role,
             host: setting(host, "HOST") ?? defaults.host,
             port: try option(port, "PORT") ?? defaults.port,
             dataDirectory: dataDirectory,
@@ -201,7 +231,7 @@ struct ServeCommand: AsyncParsableCommand {
         return try setting(nil, name).map { try number($0, "TINGXIE_" + name) }
     }
 
-    private func setting(_ flag: String?, _ name: String) -> String? {
+    func setting(_ flag: String?, _ name: String) -> String? {
         if let flag { return flag }
         guard let value = ProcessInfo.processInfo.environment["TINGXIE_" + name], !value.isEmpty else { return nil }
         return value

@@ -7,6 +7,6 @@ struct Tingxie: AsyncParsableCommand {
         commandName: "tingxie",
         abstract: "Self-hosted Mandarin speech recognition.",
         version: tingxieVersion,
-        subcommands: [ServeCommand.self, TranscribeCommand.self, ModelsCommand.self, IncidentsCommand.self, LogsCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, WorkerCommand.self, TranscribeCommand.self, ModelsCommand.self, IncidentsCommand.self, LogsCommand.self, BenchCommand.self]
     )
 }

@@ -92,7 +92,7 @@ struct PostgresStoreTests {
         let claimed = try #require(try await nodes[0].store.claim(owner: "a", lease: .seconds(30)))
         let expires = try #require(claimed.leaseExpiresAt)
         // The expiry is the database's now() plus the lease, in epoch seconds.
-        let databaseNow = try await PostgresProbe.epochNow(url: nodes[0].url)
+        let databaseNow: Double = try await TestPostgres.value("SELECT extract(epoch FROM now())::float8", in: nodes[0].url)
         #expect(abs(expires - (databaseNow + 30)) < 5)
         // Another node sweeps only expired leases; this one is live.
         #expect(try await nodes[1].store.recoverExpiredLeases().isEmpty)
@@ -141,22 +141,6 @@ struct PostgresStoreTests {
             }
             #expect(error?.code == .invalidArgument)
             #expect(error?.message.contains(complaint) == true, "\(url): \(error?.message ?? "")")
-        }
-    }
-}
-
-/// Direct questions to the test database.
-enum PostgresProbe {
-    static func epochNow(url: String) async throws -> Double {
-        let parts = try #require(URLComponents(string: url))
-        let client = PostgresClient(configuration: .init(host: parts.host!, port: parts.port ?? 5432, username: parts.user ?? "postgres",
-                                                         password: nil, database: String(parts.path.dropFirst()), tls: .disable),
-                                    backgroundLogger: TestPostgres.quiet)
-        return try await withThrowingTaskGroup(of: Double?.self) { group in
-            group.addTask { await client.run(); return nil }
-            let now = try await client.query("SELECT extract(epoch FROM now())::float8").collect()[0].decode(Double.self)
-            group.cancelAll()
-            return now
         }
     }
 }

@@ -13,14 +13,14 @@ final class ServerProcess {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    /// Starts the server and waits (at most 60 s) until it listens.
-    init(dataDirectory: URL, model: URL, arguments: [String] = []) async throws {
+    /// Starts `tingxie COMMAND` (`serve`, or `worker`) and waits (at most 60 s) until it listens.
+    init(_ command: String = "serve", dataDirectory: URL, model: URL, arguments: [String] = []) async throws {
         self.dataDirectory = dataDirectory
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         log = dataDirectory.deletingLastPathComponent().appendingPathComponent("server-\(UUID().uuidString.prefix(8)).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         process.executableURL = CLI.binary
-        process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory.path, "--model-dir", model.path,
+        process.arguments = [command, "--port", "0", "--data-dir", dataDirectory.path, "--model-dir", model.path,
                              "--log-format", "json"] + arguments
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = try FileHandle(forWritingTo: log)

@@ -45,6 +45,29 @@ enum TestPostgres {
         return RunningStore(store: store, url: databaseURL, task: Task { await store.run() })
     }
 
+    /// The first column of the first row `sql` returns in the database at `url`.
+    static func value<T: PostgresDecodable & Sendable>(_ sql: String, in url: String) async throws -> T {
+        let parts = try #require(URLComponents(string: url))
+        let client = PostgresClient(configuration: .init(host: parts.host ?? "127.0.0.1", port: parts.port ?? 5432,
+                                                         username: parts.user ?? "postgres", password: nil,
+                                                         database: String(parts.path.dropFirst()), tls: .disable),
+                                    backgroundLogger: quiet)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await client.run(); return nil }
+            let value = try await client.query(PostgresQuery(unsafeSQL: sql)).collect()[0].decode(T.self)
+            group.cancelAll()
+            return value
+        }
+    }
+
+    /// Ends every other connection to the database at `url` (`pg_terminate_backend`); how many.
+    static func terminateBackends(in url: String) async throws -> Int {
+        try await value("""
+            SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid()
+            """, in: url)
+    }
+
     /// Restarts the test server (`scripts/test-postgres restart`): every connection is cut.
     static func restart() throws {
         let process = Process()
