@@ -115,6 +115,7 @@ public final class WorkerPool: Service {
     private let store: any JobStore
     private let processor: any JobProcessor
     private let audio: AudioStore
+    private let sharedAudio: (any SharedAudio)?
     private let logger: Logger
     private let observer: @Sendable (Event) -> Void
     private let events: AsyncStream<Signal>
@@ -129,11 +130,13 @@ public final class WorkerPool: Service {
     private let claims = Atomic<Int>(0)
     private let poolID = Job.newID().prefix(8)
 
-    public init(store: any JobStore, processor: any JobProcessor, audio: AudioStore,
+    /// - Parameter sharedAudio: where jobs' audio is fetched from when this node has no copy.
+    public init(store: any JobStore, processor: any JobProcessor, audio: AudioStore, sharedAudio: (any SharedAudio)? = nil,
                 configuration: Configuration, logger: Logger, observer: @escaping @Sendable (Event) -> Void = { _ in }) {
         self.store = store
         self.processor = processor
         self.audio = audio
+        self.sharedAudio = sharedAudio
         self.configuration = configuration
         self.logger = logger
         self.observer = observer
@@ -299,7 +302,7 @@ public final class WorkerPool: Service {
         let outcome: Result<Transcript, any Error> = await withTaskGroup(of: Result<Transcript, any Error>?.self) { group in
             group.addTask {
                 do {
-                    let url = self.audio.url(for: claimed.id)
+                    let url = try await self.localAudio(of: claimed)
                     return .success(try await self.processor.process(claimed, audio: url) { value in
                         handle.progress.withLock { $0 = max($0, value) }
                     })
@@ -346,6 +349,20 @@ public final class WorkerPool: Service {
         if let ended = await settle(claimed, owner: owner, outcome: outcome, reason: handle.reason, timeout: timeout, log: log) {
             observer(.finished(claimed, ended, try? outcome.get(), running: .now - started))
         }
+        // The shared store keeps the audio for whoever runs the job next.
+        if sharedAudio != nil { audio.remove(claimed.id) }
+    }
+
+    /// The job's audio as a local file: this node's copy, else one fetched from the shared store.
+    private func localAudio(of job: Job) async throws -> URL {
+        let url = audio.url(for: job.id)
+        guard let sharedAudio, !FileManager.default.fileExists(atPath: url.path) else { return url }
+        guard try await sharedAudio.loadAudio(id: job.id, to: audio.partialURL(for: job.id)) else {
+            audio.remove(job.id)
+            throw TingxieError(.fileNotFound, "the job's audio is no longer in the shared store")
+        }
+        try audio.commit(job.id)
+        return url
     }
 
     /// Records how the job ended. Returns its final status, or `nil` when it goes on (requeued,

@@ -17,7 +17,7 @@ import TingxieJobs
 /// The store is a `Service`: its connection pool runs while the service does. A database that
 /// cannot be reached fails the calls of the moment with `not_ready`; the pool connects again by
 /// itself when it comes back.
-public final class PostgresJobStore: JobStore, Service {
+public final class PostgresJobStore: JobStore, SharedAudio, Service {
     public let gauge: QueueGauge
     /// Names this process in alerts, so that one node's start-up closes only its own.
     public let node: String
@@ -99,6 +99,7 @@ public final class PostgresJobStore: JobStore, Service {
             guard done.count == 1 else { return false }
             try await db.query("INSERT INTO results (job_id, transcript, created_at) VALUES (\(id), \(json), now())",
                                logger: self.logger)
+            try await self.deleteAudio(db, jobID: id)
             return true
         }
     }
@@ -123,6 +124,7 @@ public final class PostgresJobStore: JobStore, Service {
                 """, logger: self.logger).collect()
             guard failed.count == 1 else { return false }
             try await self.recordFailure(db, jobID: id, cause: Incident.Cause(error), message: error.message)
+            try await self.deleteAudio(db, jobID: id)
             return true
         }
     }
@@ -138,11 +140,13 @@ public final class PostgresJobStore: JobStore, Service {
 
     public func cancel(id: String) async throws -> Job? {
         try await write { db in
-            try await db.query("""
+            let canceled = try await db.query("""
                 UPDATE jobs SET status = 'canceled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
                                 error_code = 'canceled', error_message = 'canceled by request'
                 WHERE id = \(id) AND status IN ('queued', 'running')
-                """, logger: self.logger)
+                RETURNING id
+                """, logger: self.logger).collect()
+            if !canceled.isEmpty { try await self.deleteAudio(db, jobID: id) }
             return try await Self.jobs(db.query("SELECT \(unescaped: Self.columns) FROM jobs WHERE id = \(id)", logger: self.logger)).first
         }
     }
@@ -158,6 +162,7 @@ public final class PostgresJobStore: JobStore, Service {
                 """, logger: self.logger))
             for job in failed {
                 try await self.recordFailure(db, jobID: job.id, cause: .workerLost, message: job.error?.message ?? "")
+                try await self.deleteAudio(db, jobID: job.id)
             }
             let requeued = try await Self.jobs(db.query("""
                 UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
@@ -181,6 +186,11 @@ public final class PostgresJobStore: JobStore, Service {
                                                      AND status IN ('succeeded', 'failed', 'canceled'))
                 """, logger: self.logger)
             try await db.query("DELETE FROM incidents WHERE resolved_at < \(date)", logger: self.logger)
+            // Audio of uploads that never became jobs (a node died between storing and queueing).
+            try await db.query("""
+                DELETE FROM audio_chunks WHERE stored_at < now() - interval '1 hour'
+                                           AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = audio_chunks.job_id)
+                """, logger: self.logger)
             return try await db.query("""
                 DELETE FROM jobs WHERE finished_at < \(date) AND status IN ('succeeded', 'failed', 'canceled') RETURNING id
                 """, logger: self.logger).collect().count
@@ -206,6 +216,56 @@ public final class PostgresJobStore: JobStore, Service {
         _ = try await changes(query: """
             UPDATE incidents SET resolved_at = now() WHERE kind = 'alert' AND resolved_at IS NULL AND node = \(node) RETURNING id
             """)
+    }
+
+    // MARK: Audio
+
+    /// Chunks of 1 MiB: one is all a node holds in memory while audio moves.
+    private static let chunkBytes = 1 << 20
+
+    public func storeAudio(id: String, from url: URL) async throws {
+        guard let file = FileHandle(forReadingAtPath: url.path) else {
+            throw TingxieError(.ioError, "cannot read the upload to store it")
+        }
+        defer { try? file.close() }
+        do {
+            var seq = 0
+            while let chunk = try file.read(upToCount: Self.chunkBytes), !chunk.isEmpty {
+                try await read { [seq] db in
+                    _ = try await db.query("INSERT INTO audio_chunks (job_id, seq, data) VALUES (\(id), \(seq), \(chunk))",
+                                           logger: self.logger)
+                }
+                seq += 1
+            }
+        } catch {
+            try? await removeAudio(id: id)
+            throw error as? TingxieError ?? TingxieError(.ioError, "cannot store the upload: \(error)")
+        }
+    }
+
+    public func loadAudio(id: String, to url: URL) async throws -> Bool {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: AudioStore.privateFile),
+              let file = FileHandle(forWritingAtPath: url.path) else {
+            throw TingxieError(.ioError, "cannot write the job's audio to \(url.path)")
+        }
+        defer { try? file.close() }
+        var seq = 0
+        while let chunk = try await read({ [seq] db in
+            try await db.query("SELECT data FROM audio_chunks WHERE job_id = \(id) AND seq = \(seq)", logger: self.logger)
+                .collect().first?.decode(Data.self)
+        }) {
+            try file.write(contentsOf: chunk)
+            seq += 1
+        }
+        return seq > 0
+    }
+
+    public func removeAudio(id: String) async throws {
+        _ = try await changes(query: "DELETE FROM audio_chunks WHERE job_id = \(id) RETURNING seq")
+    }
+
+    private func deleteAudio(_ db: PostgresConnection, jobID: String) async throws {
+        try await db.query("DELETE FROM audio_chunks WHERE job_id = \(jobID)", logger: logger)
     }
 
     // MARK: Reads

@@ -66,6 +66,19 @@ enum PostgresSchema {
             """,
             "CREATE INDEX incidents_by_time ON incidents (opened_at)",
         ]),
+        ("v2-audio", [
+            """
+            CREATE TABLE audio_chunks (
+                job_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                data BYTEA NOT NULL,
+                stored_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                PRIMARY KEY (job_id, seq)
+            )
+            """,
+            // Chunks are read once and deleted; compressing audio buys little.
+            "ALTER TABLE audio_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
+        ]),
     ]
 
     /// Brings the database's schema up to date.

@@ -60,12 +60,14 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
     let audio = try AudioStore(directory: configuration.audioDirectory ?? configuration.dataDirectory,
                                shared: configuration.databaseURL != nil)
     let metrics = ServerMetrics()
-    let pool = WorkerPool(store: store, processor: engine, audio: audio, configuration: configuration.workers,
-                          logger: logger, observer: metrics.observe)
+    // With PostgreSQL, audio travels through the database unless every node shares --audio-dir.
+    let sharedAudio = configuration.audioDirectory == nil ? store as? any SharedAudio : nil
+    let pool = WorkerPool(store: store, processor: engine, audio: audio, sharedAudio: sharedAudio,
+                          configuration: configuration.workers, logger: logger, observer: metrics.observe)
     let monitor = ResourceMonitor(store: store, pool: pool, source: resources, thresholds: configuration.alerts,
                                   webhook: configuration.alertWebhook, logger: logger)
     let service = JobService(
-        configuration: configuration, store: store, pool: pool,
+        configuration: configuration, store: store, sharedAudio: sharedAudio, pool: pool,
         uploads: UploadReceiver(audio: audio, gauge: store.gauge, configuration: configuration, threadPool: .singleton),
         engine: engine, metrics: metrics, monitor: monitor
     )

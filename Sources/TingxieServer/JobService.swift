@@ -7,6 +7,8 @@ import TingxieJobs
 struct JobService: Sendable {
     let configuration: ServerConfiguration
     let store: any JobStore
+    /// Where queued audio goes for other nodes to reach, when the store keeps it.
+    let sharedAudio: (any SharedAudio)?
     let pool: WorkerPool
     let uploads: UploadReceiver
     let engine: TranscriptionEngine
@@ -69,11 +71,20 @@ struct JobService: Sendable {
                     language: language, task: fieldNames.task, hotwords: hotwords, model: upload.fields[fieldNames.model],
                     maxAttempts: configuration.maxAttempts, createdAt: now, owner: owner)
             }
+            if let sharedAudio {
+                for file in upload.files {
+                    try await sharedAudio.storeAudio(id: file.id, from: uploads.audio.url(for: file.id))
+                    uploads.audio.remove(file.id)
+                }
+            }
             try await store.enqueue(jobs, settling: reservation)
             pool.wake()
             return jobs
         } catch {
-            for file in upload.files { uploads.audio.remove(file.id) }
+            for file in upload.files {
+                uploads.audio.remove(file.id)
+                try? await sharedAudio?.removeAudio(id: file.id)
+            }
             throw error
         }
     }

@@ -22,8 +22,8 @@ struct ClusterProcessTests {
         let database = try await TestPostgres.freshDatabase()
         let root = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
-        let shared = ["--database-url", database, "--audio-dir", root.appendingPathComponent("audio").path,
-                      "--lease-seconds", "3", "--threads", "1"]
+        // Nothing shared but the database: the audio travels through it.
+        let shared = ["--database-url", database, "--lease-seconds", "3", "--threads", "1"]
         var started = 0
         func node(_ command: String, workers: Int) async throws -> ServerProcess {
             started += 1
@@ -81,6 +81,8 @@ struct ClusterProcessTests {
         #expect(attempts >= 32, "attempts: \(attempts)")
         let results: Int = try await TestPostgres.value("SELECT count(*)::int8 FROM results", in: database)
         #expect(results == 30, "one result per job")
+        let chunks: Int = try await TestPostgres.value("SELECT count(*)::int8 FROM audio_chunks", in: database)
+        #expect(chunks == 0, "audio left behind")
         for id in ids {
             let transcript = try await LiveHTTP.request(api.baseURL + "/v1/jobs/\(id)/transcript")
             #expect((transcript.json["text"] as? String)?.count ?? 0 > 20, "\(id): \(transcript.body.prefix(200))")

@@ -110,6 +110,37 @@ struct PostgresStoreTests {
         #expect(incidents.filter { $0.resolvedAt == nil }.map(\.message) == ["node 0: memory 95% used"])
     }
 
+    @Test func audioTravelsThroughTheDatabaseInChunksAndGoesWithTheJob() async throws {
+        let nodes = try await nodes(2)
+        defer { nodes.forEach { $0.stop() } }
+        let folder = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var generator = SystemRandomNumberGenerator()
+        let bytes = Data((0..<(3 << 20) + 12345).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let upload = folder.appendingPathComponent("upload")
+        try bytes.write(to: upload)
+        let kept = Self.job(), dropped = Self.job()
+        for job in [kept, dropped] { try await nodes[0].store.storeAudio(id: job.id, from: upload) }
+        try await nodes[0].store.enqueue([kept, dropped], settling: nil)
+        let chunks: Int = try await TestPostgres.value("SELECT count(*)::int8 FROM audio_chunks WHERE job_id = '\(kept.id)'", in: nodes[0].url)
+        #expect(chunks == 4, "1 MiB chunks")
+
+        // Another node reads it back whole.
+        let copy = folder.appendingPathComponent("copy")
+        #expect(try await nodes[1].store.loadAudio(id: kept.id, to: copy))
+        #expect(try Data(contentsOf: copy) == bytes)
+        #expect(try await nodes[1].store.loadAudio(id: Job.newID(), to: folder.appendingPathComponent("none")) == false)
+
+        // A job's end takes its audio: succeeded, and canceled.
+        let claimed = try #require(try await nodes[1].store.claim(owner: "w", lease: .seconds(30)))
+        #expect(claimed.id == kept.id)
+        let transcript = Transcript(text: "好", durationS: 1, language: "zh", model: "m", segments: [], processingS: 0.1)
+        #expect(try await nodes[1].store.complete(id: kept.id, owner: "w", transcript: transcript))
+        _ = try await nodes[0].store.cancel(id: dropped.id)
+        let left: Int = try await TestPostgres.value("SELECT count(*)::int8 FROM audio_chunks", in: nodes[0].url)
+        #expect(left == 0)
+    }
+
     @Test func aDatabaseRestartIsNotReadyThenWorksAgain() async throws {
         let node = try await TestPostgres.store()
         defer { node.stop() }

@@ -11,12 +11,22 @@ import TingxieServer
 /// audio folder and nothing else.
 @Suite(.enabled(if: TestPostgres.url != nil, TestPostgres.skipReason))
 struct SharedQueueTests {
+    /// How the nodes share uploaded audio.
+    enum AudioPath: String, CaseIterable, Sendable {
+        /// In the database (the default with PostgreSQL).
+        case database
+        /// In one folder every node mounts (`--audio-dir`).
+        case sharedFolder
+    }
+
     /// Runs `test` with an API node (no workers) and a worker node on a fresh database.
-    private func withTwoNodes(worker recognizer: FakeRecognizer,
-                              _ test: @Sendable (_ api: any TestClientProtocol, _ worker: any TestClientProtocol) async throws -> Void) async throws {
+    private func withTwoNodes(worker recognizer: FakeRecognizer, audio path: AudioPath = .database,
+                              _ test: @Sendable (_ api: any TestClientProtocol, _ worker: any TestClientProtocol,
+                                                 _ database: String) async throws -> Void) async throws {
         let database = try await TestPostgres.freshDatabase()
-        let audio = try TestData.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: audio) }
+        let folder = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let audio = path == .sharedFolder ? folder : nil
         @Sendable func shared(_ name: String, workers: Int) -> (inout ServerConfiguration) -> Void {
             { configuration in
                 configuration.databaseURL = database
@@ -29,14 +39,14 @@ struct SharedQueueTests {
         }
         try await withTestServer(testing: .live, setup: shared("api", workers: 0)) { api, _ in
             try await withTestServer(recognizer: recognizer, testing: .live, setup: shared("worker", workers: 1)) { worker, _ in
-                try await test(api, worker)
+                try await test(api, worker, database)
             }
         }
     }
 
-    @Test func anUploadToTheAPINodeIsTranscribedByTheWorkerNode() async throws {
+    @Test(arguments: AudioPath.allCases) func anUploadToTheAPINodeIsTranscribedByTheWorkerNode(_ path: AudioPath) async throws {
         let recognizer = FakeRecognizer()
-        try await withTwoNodes(worker: recognizer) { api, worker in
+        try await withTwoNodes(worker: recognizer, audio: path) { api, worker, database in
             let id = try await api.submit(Upload.wav(seconds: 3))
             let job = try await api.waitUntilFinished(id)
             #expect(job["status"] as? String == "succeeded")
@@ -47,13 +57,16 @@ struct SharedQueueTests {
             // Both nodes read the one queue.
             #expect(try await worker.get("/v1/jobs/\(id)").json["status"] as? String == "succeeded")
             #expect(try await api.get("/readyz").status == .ok)
+            // The audio went with the job's end.
+            let chunks: Int = try await TestPostgres.value("SELECT count(*)::int8 FROM audio_chunks", in: database)
+            #expect(chunks == 0)
         }
     }
 
     @Test func aCancelOnTheAPINodeStopsTheDecodeOnTheWorkerNode() async throws {
         // One second per piece: the job runs for a long while unless it is stopped.
         let recognizer = FakeRecognizer(delay: .seconds(1))
-        try await withTwoNodes(worker: recognizer) { api, worker in
+        try await withTwoNodes(worker: recognizer) { api, worker, _ in
             let id = try await api.submit(Upload.wav(seconds: 120))
             var running = false
             for _ in 0..<200 where !running {
