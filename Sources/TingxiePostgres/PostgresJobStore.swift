@@ -17,7 +17,7 @@ import TingxieJobs
 /// The store is a `Service`: its connection pool runs while the service does. A database that
 /// cannot be reached fails the calls of the moment with `not_ready`; the pool connects again by
 /// itself when it comes back.
-public final class PostgresJobStore: JobStore, SharedAudio, Service {
+public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Service {
     public let gauge: QueueGauge
     /// Names this process in alerts, so that one node's start-up closes only its own.
     public let node: String
@@ -186,6 +186,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, Service {
                                                      AND status IN ('succeeded', 'failed', 'canceled'))
                 """, logger: self.logger)
             try await db.query("DELETE FROM incidents WHERE resolved_at < \(date)", logger: self.logger)
+            try await db.query("DELETE FROM nodes WHERE last_seen < now() - interval '1 day'", logger: self.logger)
             // Audio of uploads that never became jobs (a node died between storing and queueing).
             try await db.query("""
                 DELETE FROM audio_chunks WHERE stored_at < now() - interval '1 hour'
@@ -266,6 +267,35 @@ public final class PostgresJobStore: JobStore, SharedAudio, Service {
 
     private func deleteAudio(_ db: PostgresConnection, jobID: String) async throws {
         try await db.query("DELETE FROM audio_chunks WHERE job_id = \(jobID)", logger: logger)
+    }
+
+    // MARK: Nodes
+
+    public func announce(_ node: NodeStatus) async throws {
+        _ = try await changes(query: """
+            INSERT INTO nodes (id, name, role, workers, running, started_at, last_seen)
+            VALUES (\(node.id), \(node.name), \(node.role), \(node.workers), \(node.running), \(node.startedAt), now())
+            ON CONFLICT (id) DO UPDATE SET workers = excluded.workers, running = excluded.running, last_seen = now()
+            RETURNING id
+            """)
+    }
+
+    public func leave(id: String) async throws {
+        _ = try await changes(query: "DELETE FROM nodes WHERE id = \(id) RETURNING id")
+    }
+
+    public func liveNodes(within window: Duration) async throws -> [NodeStatus] {
+        try await read { db in
+            try await db.query("""
+                SELECT id, name, role, workers, running, started_at, extract(epoch FROM now() - last_seen)::float8
+                FROM nodes WHERE last_seen > now() - make_interval(secs => \(window.seconds)) ORDER BY name, started_at
+                """, logger: self.logger).collect().map { row in
+                let (id, name, role, workers, running, startedAt, silent) =
+                    try row.decode((String, String, String, Int, Int, Date, Double).self)
+                return NodeStatus(id: id, name: name, role: role, workers: workers, running: running, startedAt: startedAt,
+                                  silentSeconds: silent)
+            }
+        }
     }
 
     // MARK: Reads

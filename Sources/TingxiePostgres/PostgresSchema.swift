@@ -79,6 +79,19 @@ enum PostgresSchema {
             // Chunks are read once and deleted; compressing audio buys little.
             "ALTER TABLE audio_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
         ]),
+        ("v3-nodes", [
+            """
+            CREATE TABLE nodes (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL,
+                workers INTEGER NOT NULL,
+                running INTEGER NOT NULL,
+                started_at TIMESTAMPTZ NOT NULL,
+                last_seen TIMESTAMPTZ NOT NULL
+            )
+            """,
+        ]),
     ]
 
     /// Brings the database's schema up to date.

@@ -66,8 +66,15 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
                           configuration: configuration.workers, logger: logger, observer: metrics.observe)
     let monitor = ResourceMonitor(store: store, pool: pool, source: resources, thresholds: configuration.alerts,
                                   webhook: configuration.alertWebhook, logger: logger)
+    let nodes = store as? any NodeDirectory
+    let presence = nodes.map { directory in
+        NodePresence(directory: directory,
+                     node: NodeStatus(id: Job.newID(), name: configuration.nodeName, role: configuration.role.rawValue,
+                                      workers: configuration.workers.workers, running: 0, startedAt: Date()),
+                     pool: pool, logger: logger)
+    }
     let service = JobService(
-        configuration: configuration, store: store, sharedAudio: sharedAudio, pool: pool,
+        configuration: configuration, store: store, sharedAudio: sharedAudio, nodes: nodes, pool: pool,
         uploads: UploadReceiver(audio: audio, gauge: store.gauge, configuration: configuration, threadPool: .singleton),
         engine: engine, metrics: metrics, monitor: monitor
     )
@@ -92,7 +99,7 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
         server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tingxie"),
         // Started first, stopped last: everything after it uses the store until it stops.
-        services: [storeService].compactMap { $0 } + [
+        services: [storeService, presence].compactMap { $0 } + [
             pool, monitor, ThreadPoolService(pool: streamPool),
             RetentionService(store: store, audio: audio, retention: configuration.retention, logger: logger),
         ],

@@ -9,6 +9,8 @@ struct JobService: Sendable {
     let store: any JobStore
     /// Where queued audio goes for other nodes to reach, when the store keeps it.
     let sharedAudio: (any SharedAudio)?
+    /// The nodes sharing the queue, when it is shared.
+    let nodes: (any NodeDirectory)?
     let pool: WorkerPool
     let uploads: UploadReceiver
     let engine: TranscriptionEngine

@@ -74,6 +74,9 @@ public final class ServerMetrics: Sendable {
         public var resources: ResourceSample
         /// Every alert the monitor knows, and whether it is open.
         public var alerts: [String: Bool]
+        /// The live nodes on a shared queue (`nil` with a store of the server's own, or when the
+        /// database does not answer).
+        public var nodes: [NodeStatus]?
     }
 
     /// The exposition text with `levels` set.
@@ -101,6 +104,14 @@ public final class ServerMetrics: Sendable {
         set("log_lines_dropped", "", "Log lines that could not be written (the log's reader went away)", Double(LogOutput.droppedLines))
         for (alert, open) in levels.alerts {
             set("alert_open", "", "1 while the server's own monitor has this alert open", open ? 1 : 0, labels: [("alert", alert)])
+        }
+        if let nodes = levels.nodes {
+            for role in [ServerConfiguration.Role.server, .worker] {
+                let present = nodes.filter { $0.role == role.rawValue }
+                set("cluster_nodes", "", "Live nodes on the shared queue, by role", Double(present.count), labels: [("role", role.rawValue)])
+                set("cluster_workers", "", "Workers of the live nodes on the shared queue, by role",
+                    Double(present.reduce(0) { $0 + $1.workers }), labels: [("role", role.rawValue)])
+            }
         }
         return registry.emitToString()
     }

@@ -26,7 +26,8 @@ struct SystemController<Context: RequestContext> {
         let levels = ServerMetrics.Levels(
             queue: service.store.gauge.stats, running: service.pool.runningCount,
             workers: service.configuration.workers.workers, throttled: service.pool.isThrottled,
-            oldestQueuedAge: service.monitor.oldestQueuedAge, resources: await service.monitor.current(), alerts: service.monitor.alerts)
+            oldestQueuedAge: service.monitor.oldestQueuedAge, resources: await service.monitor.current(), alerts: service.monitor.alerts,
+            nodes: try? await service.nodes?.liveNodes(within: NodePresence.window))
         return JSONResponse.text(service.metrics.render(levels), contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 
@@ -54,6 +55,12 @@ struct SystemController<Context: RequestContext> {
         return JSONResponse.make(["status": "ready", "model": service.engine.model.name])
     }
 
+    /// The nodes on the shared queue; `nil` for a server with a store of its own.
+    func cluster() async throws -> SystemDTO.Cluster? {
+        guard let directory = service.nodes else { return nil }
+        return .init(nodes: try await directory.liveNodes(within: NodePresence.window).map(SystemDTO.Node.init))
+    }
+
     @Sendable func models(request: Request, context: Context) async throws -> Response {
         JSONResponse.make(ModelsDTO(data: [.init(id: service.engine.model.name, tingxie: .init(service.engine.model))]))
     }
@@ -76,6 +83,7 @@ struct SystemController<Context: RequestContext> {
             hotwords: .init(serverTerms: service.engine.serverHotwords.count, maxTerms: Hotword.maxCount, maxTermLength: Hotword.maxLength),
             punctuation: .init(service.engine),
             live: .init(),
+            cluster: try await cluster(),
             limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxDurationS: configuration.maxDurationSeconds,
                           maxSyncDurationS: configuration.maxSyncDurationSeconds, maxQueuedJobs: configuration.queue.maxQueuedJobs,
                           maxQueuedAudioS: configuration.queue.maxQueuedSeconds, maxBatchFiles: configuration.maxBatchFiles)
@@ -132,6 +140,28 @@ struct ModelsDTO: Encodable {
 }
 
 struct SystemDTO: Encodable {
+    struct Cluster: Encodable {
+        var nodes: [Node]
+    }
+
+    /// A node that reported itself within `NodePresence.window`.
+    struct Node: Encodable {
+        var name: String
+        var role: String
+        var workers: Int
+        var running: Int
+        var startedAt: Date
+        var lastSeenSAgo: Double
+        enum CodingKeys: String, CodingKey {
+            case name, role, workers, running, startedAt = "started_at", lastSeenSAgo = "last_seen_s_ago"
+        }
+
+        init(_ node: NodeStatus) {
+            (name, role, workers, running, startedAt, lastSeenSAgo) =
+                (node.name, node.role, node.workers, node.running, node.startedAt, (node.silentSeconds * 10).rounded() / 10)
+        }
+    }
+
     struct Queue: Encodable {
         var queued: Int
         var queuedAudioS: Double
@@ -226,10 +256,12 @@ struct SystemDTO: Encodable {
     var hotwords: Hotwords
     var punctuation: Punctuation
     var live: Live
+    /// The nodes sharing the queue (PostgreSQL only).
+    var cluster: Cluster?
     var limits: Limits
 
     enum CodingKeys: String, CodingKey {
-        case version, model, language, workers, queue, memory, gpu, throttled, hotwords, punctuation, live, limits
+        case version, model, language, workers, queue, memory, gpu, throttled, hotwords, punctuation, live, cluster, limits
         case threadsPerWorker = "threads_per_worker"
     }
 
@@ -247,6 +279,7 @@ struct SystemDTO: Encodable {
         try container.encode(hotwords, forKey: .hotwords)
         try container.encode(punctuation, forKey: .punctuation)
         try container.encode(live, forKey: .live)
+        try container.encodeIfPresent(cluster, forKey: .cluster)
         try container.encode(limits, forKey: .limits)
     }
 }

@@ -92,5 +92,13 @@ struct ClusterProcessTests {
             #expect(process.process.isRunning, "a node exited: \(process.logText.suffix(2000))")
         }
         #expect(killed.count == 2)
+        // The API node lists the cluster; a worker's port has the probes and metrics, no API.
+        let system = try await LiveHTTP.request(api.baseURL + "/v1/system").json
+        let roles = ((system["cluster"] as? [String: Any])?["nodes"] as? [[String: Any]] ?? []).compactMap { $0["role"] as? String }
+        #expect(roles.filter { $0 == "server" }.count == 1 && roles.filter { $0 == "worker" }.count >= 2, "\(roles)")
+        let worker = try #require(workers.last)
+        #expect(try await LiveHTTP.request(worker.baseURL + "/readyz").status == 200)
+        #expect(try await LiveHTTP.request(worker.baseURL + "/metrics").body.contains("tingxie_workers 1"))
+        #expect(try await LiveHTTP.request(worker.baseURL + "/v1/jobs").status == 404)
     }
 }

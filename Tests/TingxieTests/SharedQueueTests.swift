@@ -57,6 +57,11 @@ struct SharedQueueTests {
             // Both nodes read the one queue.
             #expect(try await worker.get("/v1/jobs/\(id)").json["status"] as? String == "succeeded")
             #expect(try await api.get("/readyz").status == .ok)
+            // Every node sees the cluster.
+            let nodes = try #require((try await worker.get("/v1/system").json["cluster"] as? [String: Any])?["nodes"] as? [[String: Any]])
+            #expect(Set(nodes.compactMap { $0["name"] as? String }) == ["api", "worker"])
+            #expect(nodes.first { $0["name"] as? String == "api" }?["workers"] as? Int == 0)
+            #expect(try await api.get("/metrics").text.contains("tingxie_cluster_nodes{role=\"server\"} 2"))
             // The audio went with the job's end.
             let chunks: Int = try await TestPostgres.value("SELECT count(*)::int8 FROM audio_chunks", in: database)
             #expect(chunks == 0)
