@@ -17,13 +17,16 @@ import TingxieJobs
 /// The store is a `Service`: its connection pool runs while the service does. A database that
 /// cannot be reached fails the calls of the moment with `not_ready`; the pool connects again by
 /// itself when it comes back.
-public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Service {
+public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, QueueEvents, Service {
     public let gauge: QueueGauge
     /// Names this process in alerts, so that one node's start-up closes only its own.
     public let node: String
     private let client: PostgresClient
     private let logger: Logger
     private let migrated = Mutex(false)
+    private let observers = Mutex<[@Sendable (QueueEvent) -> Void]>([])
+    /// The channel of `NOTIFY`: `queued`, or `cancel:<id>`.
+    private static let channel = "tingxie_events"
 
     /// - Parameters:
     ///   - url: `postgres://USER:PASS@HOST:PORT/DB`, with `?sslmode=disable|prefer|require|verify-full`.
@@ -36,9 +39,49 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Servi
         client = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: logger)
     }
 
-    /// Runs the connection pool until the service group shuts down.
+    /// Runs the connection pool, and the listener for other nodes' events, until the service
+    /// group shuts down.
     public func run() async {
-        await cancelWhenGracefulShutdown { await self.client.run() }
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.client.run() }
+                group.addTask { await self.listen() }
+                await group.waitForAll()
+            }
+        }
+    }
+
+    public func observe(_ handler: @escaping @Sendable (QueueEvent) -> Void) {
+        observers.withLock { $0.append(handler) }
+    }
+
+    /// Holds one connection on `LISTEN`, again after every loss; after each (re)connection the
+    /// observers hear `.queued`, for whatever was queued while no one listened.
+    private func listen() async {
+        var delay = Duration.milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { db in
+                    try await db.listen(on: Self.channel) { notifications in
+                        delay = .milliseconds(500)
+                        self.publish(.queued)
+                        for try await notification in notifications {
+                            let payload = notification.payload
+                            self.publish(payload.hasPrefix("cancel:") ? .canceled(id: String(payload.dropFirst(7))) : .queued)
+                        }
+                    }
+                }
+            } catch {
+                guard !Task.isCancelled, !Task.isShuttingDownGracefully else { return }
+                logger.warning("not hearing other nodes' events; listening again", metadata: ["error": "\(PostgresFailure.describe(error).message)"])
+            }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(30))
+        }
+    }
+
+    private func publish(_ event: QueueEvent) {
+        for handler in observers.withLock({ $0 }) { handler(event) }
     }
 
     // MARK: Writes
@@ -65,6 +108,8 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Servi
                             \(task), \(job.hotwords), \(job.model), \(job.maxAttempts), \(job.createdAt), \(job.owner))
                     """, logger: self.logger)
             }
+            // Delivered on commit, to every node listening.
+            try await db.query("SELECT pg_notify(\(Self.channel), 'queued')", logger: self.logger)
         }
     }
 
@@ -146,7 +191,10 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Servi
                 WHERE id = \(id) AND status IN ('queued', 'running')
                 RETURNING id
                 """, logger: self.logger).collect()
-            if !canceled.isEmpty { try await self.deleteAudio(db, jobID: id) }
+            if !canceled.isEmpty {
+                try await self.deleteAudio(db, jobID: id)
+                try await db.query("SELECT pg_notify(\(Self.channel), \("cancel:" + id))", logger: self.logger)
+            }
             return try await Self.jobs(db.query("SELECT \(unescaped: Self.columns) FROM jobs WHERE id = \(id)", logger: self.logger)).first
         }
     }

@@ -64,6 +64,13 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
     let sharedAudio = configuration.audioDirectory == nil ? store as? any SharedAudio : nil
     let pool = WorkerPool(store: store, processor: engine, audio: audio, sharedAudio: sharedAudio,
                           configuration: configuration.workers, logger: logger, observer: metrics.observe)
+    // Another node's upload wakes this node's idle workers; another node's cancel stops the job here.
+    (store as? any QueueEvents)?.observe { [weak pool] event in
+        switch event {
+        case .queued: pool?.wake()
+        case .canceled(let id): pool?.stopCanceled(id: id)
+        }
+    }
     let monitor = ResourceMonitor(store: store, pool: pool, source: resources, thresholds: configuration.alerts,
                                   webhook: configuration.alertWebhook, logger: logger)
     let nodes = store as? any NodeDirectory
