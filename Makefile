@@ -19,7 +19,7 @@ TEST_MODELS := $(CURDIR)/.deps/test-models
 export RUN_MODEL ?= paraformer-zh
 ARGS ?=
 
-.PHONY: setup run test bench bench-peers fuzz clean
+.PHONY: setup run test bench bench-peers bench-cluster fuzz clean
 
 setup:
 	@scripts/setup
@@ -46,6 +46,13 @@ bench-peers: setup
 	@test -f "$(PEER_AUDIO)" -a -d "$(BENCH_MODEL)" || { echo "make bench-peers: set PEER_AUDIO=FILE.wav (with FILE.tsv) and BENCH_MODEL=DIR"; exit 2; }
 	swift build -c release --product tingxie
 	.build/release/tingxie bench --sections peers --model-dir "$(BENCH_MODEL)" --corpus "$(BENCH_CORPUS)" --peer-audio "$(PEER_AUDIO)"
+
+# The shared queue: API node and worker processes on a private PostgreSQL (scripts/test-postgres).
+bench-cluster: setup
+	@scripts/setup --test
+	@test -d "$(BENCH_MODEL)" -a -d "$(BENCH_CORPUS)" || { echo "make bench-cluster: set BENCH_MODEL=DIR and BENCH_CORPUS=DIR (default: ../shared)"; exit 2; }
+	swift build -c release --product tingxie
+	scripts/test-postgres bash -c '.build/release/tingxie bench --sections cluster --model-dir "$(BENCH_MODEL)" --corpus "$(BENCH_CORPUS)" --database-url "$$TINGXIE_TEST_POSTGRES_URL"'
 
 # Coverage-guided fuzzing of the parsers that face clients; FUZZ_SECONDS per target (default 60).
 fuzz:

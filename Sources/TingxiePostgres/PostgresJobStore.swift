@@ -31,12 +31,16 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
     /// - Parameters:
     ///   - url: `postgres://USER:PASS@HOST:PORT/DB`, with `?sslmode=disable|prefer|require|verify-full`.
     ///   - node: this process's name in alerts.
+    ///   - maximumConnections: the most connections the pool opens (one of them listens).
     /// - Throws: `TingxieError(.invalidArgument)` when the URL cannot be used.
-    public init(url: String, limits: QueueGauge.Limits = QueueGauge.Limits(), node: String, logger: Logger) throws {
+    public init(url: String, limits: QueueGauge.Limits = QueueGauge.Limits(), node: String, logger: Logger,
+                maximumConnections: Int = 10) throws {
         gauge = QueueGauge(limits: limits)
         self.node = node
         self.logger = logger
-        client = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: logger)
+        var configuration = try PostgresURL.configuration(url)
+        configuration.options.maximumConnections = max(2, maximumConnections)
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
 
     /// Runs the connection pool, and the listener for other nodes' events, until the service

@@ -39,7 +39,6 @@ enum PostgresURL {
             password: parts.password?.removingPercentEncoding, database: database.isEmpty ? nil : database, tls: tls
         )
         configuration.options.connectTimeout = .seconds(5)
-        configuration.options.maximumConnections = 10
         return configuration
     }
 }

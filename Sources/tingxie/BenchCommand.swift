@@ -34,10 +34,10 @@ struct BenchCommand: AsyncParsableCommand {
     var hotwordsFile: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case corpus, long, overhead, server, flood, soak, peers, live
+        case corpus, long, overhead, server, flood, soak, peers, live, cluster
     }
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood, soak, peers and live).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood, soak, peers, live and cluster).")
     var sections: [Section] = [.corpus, .long, .overhead, .server]
 
     @Option(name: .long, help: "Minutes of audio each stream-flood client pushes (section flood).")
@@ -61,6 +61,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The faster-whisper runner (section peers).")
     var peerScript: String = "scripts/peers/faster_whisper_run.py"
 
+    @Option(name: .long, help: "A PostgreSQL server where scratch databases may be created, postgres://USER@HOST:PORT/DB (section cluster).")
+    var databaseUrl: String?
+
     func validate() throws {
         guard (1...20).contains(runs) else { throw ValidationError("--runs must be between 1 and 20") }
         guard floodMinutes > 0, floodMinutes <= 600, (1...4).contains(floodClients) else {
@@ -69,6 +72,9 @@ struct BenchCommand: AsyncParsableCommand {
         guard soakMinutes >= 1, soakMinutes <= 1440 else { throw ValidationError("--soak-minutes takes 1 to 1440") }
         guard liveSeconds >= 10, liveSeconds <= 3600 else { throw ValidationError("--live-seconds takes 10 to 3600") }
         guard !sections.contains(.peers) || peerAudio != nil else { throw ValidationError("section peers needs --peer-audio FILE.wav") }
+        guard !sections.contains(.cluster) || databaseUrl != nil else {
+            throw ValidationError("section cluster needs --database-url of a PostgreSQL server where it may create scratch databases (`make bench-cluster` starts one)")
+        }
         guard !minutes.isEmpty, minutes.allSatisfy({ (1...600).contains($0) }) else {
             throw ValidationError("--minutes takes lengths between 1 and 600")
         }
@@ -114,6 +120,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if sections.contains(.live) {
             try await LiveBench(server: server, files: files, seconds: liveSeconds, work: work).run()
+        }
+        if sections.contains(.cluster), let databaseUrl {
+            try await ClusterBench(server: server, files: files, audioSeconds: audioSeconds, databaseURL: databaseUrl, work: work).run()
         }
         if sections.contains(.peers), let peerAudio {
             try PeerBench(executable: executable, modelArguments: common + ["--threads", "\(model.threadCount)"], audio: URL(fileURLWithPath: peerAudio), runs: runs, work: work,

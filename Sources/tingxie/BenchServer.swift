@@ -34,18 +34,29 @@ struct BenchServer: Sendable {
     /// `workers` workers of one thread, runs `body` against it, then stops it with SIGTERM (SIGKILL
     /// after a minute). Its log goes to `work/server.log`.
     func run<T: Sendable>(workers: Int, work: URL, _ body: @Sendable (Running) async throws -> T) async throws -> T {
-        let data = work.appendingPathComponent("server-data")
+        let server = try await start(workers: workers, data: work.appendingPathComponent("server-data"),
+                                     log: work.appendingPathComponent("server.log"))
+        do {
+            let result = try await body(server)
+            try await stop(server.pid)
+            return result
+        } catch {
+            try? await stop(server.pid)
+            throw error
+        }
+    }
+
+    /// Starts `tingxie COMMAND` (`serve` or `worker`) on a free loopback port with a fresh `data`
+    /// folder, `workers` workers of one thread and `extra` flags; returns once it listens.
+    func start(_ command: String = "serve", workers: Int, data: URL, log: URL, extra: [String] = []) async throws -> Running {
         try? FileManager.default.removeItem(at: data)
-        let log = work.appendingPathComponent("server.log")
         try? FileManager.default.removeItem(at: log)
-        let arguments = ["serve"] + modelArguments + ["--host", "127.0.0.1", "--port", "0", "--data-dir", data.path,
-                                                      "--workers", "\(workers)", "--threads", "1"]
+        let arguments = [command] + modelArguments + ["--host", "127.0.0.1", "--port", "0", "--data-dir", data.path,
+                                                      "--workers", "\(workers)", "--threads", "1"] + extra
         let pid = try MeasuredRun.spawn(executable, arguments, output: log.path)
         do {
             let port = try await waitForPort(pid: pid, log: log)
-            let result = try await body(Running(base: "http://127.0.0.1:\(port)", port: port, pid: pid))
-            try await stop(pid)
-            return result
+            return Running(base: "http://127.0.0.1:\(port)", port: port, pid: pid)
         } catch {
             try? await stop(pid)
             throw error
@@ -62,14 +73,15 @@ struct BenchServer: Sendable {
             }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
-                throw TingxieError(.internalError, "tingxie serve exited before listening; its log:\n" + text.suffix(2000))
+                throw TingxieError(.internalError, "the server exited before listening; its log:\n" + text.suffix(2000))
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw TingxieError(.internalError, "tingxie serve did not listen within 5 minutes; see \(log.path)")
+        throw TingxieError(.internalError, "the server did not listen within 5 minutes; see \(log.path)")
     }
 
-    private func stop(_ pid: pid_t) async throws {
+    /// SIGTERM, then SIGKILL after a minute; returns once the process is gone.
+    func stop(_ pid: pid_t) async throws {
         kill(pid, SIGTERM)
         var status: Int32 = 0
         for _ in 0..<600 {

@@ -26,10 +26,10 @@ struct ServerBench: Sendable {
                     let base = server.base
                     let started = ContinuousClock.now
                     let ids = try await withThrowingTaskGroup(of: String.self) { group in
-                        for file in files { group.addTask { try await submit(base, file) } }
+                        for file in files { group.addTask { try await BenchHTTP.submit(base, file) } }
                         return try await group.reduce(into: []) { $0.append($1) }
                     }
-                    for id in ids { try await waitUntilDone(base, id) }
+                    for id in ids { try await BenchHTTP.waitUntilDone(base, id) }
                     return (ContinuousClock.now - started).seconds
                 })
             }
@@ -55,8 +55,8 @@ struct ServerBench: Sendable {
                     group.addTask {
                         var index = client
                         while !Task.isCancelled {
-                            let id = try await submit(base, files[index % files.count])
-                            try await waitUntilDone(base, id)
+                            let id = try await BenchHTTP.submit(base, files[index % files.count])
+                            try await BenchHTTP.waitUntilDone(base, id)
                             index += 2
                         }
                         return []
@@ -66,7 +66,7 @@ struct ServerBench: Sendable {
                     var measured: [Double] = []
                     for _ in 0..<requests {
                         let started = ContinuousClock.now
-                        let reply = try await post(base + "/v1/audio/transcriptions", file: probe, fields: ["model": "bench"])
+                        let reply = try await BenchHTTP.post(base + "/v1/audio/transcriptions", file: probe, fields: ["model": "bench"])
                         guard reply.status == .ok else { throw TingxieError(.internalError, "sync request answered \(reply.status)") }
                         measured.append((ContinuousClock.now - started).seconds)
                     }
@@ -111,9 +111,9 @@ struct ServerBench: Sendable {
                             let file = files[(client + 3 * count) % files.count]
                             do {
                                 if count % 2 == 0 {
-                                    try await waitUntilDone(base, try await submit(base, file))
+                                    try await BenchHTTP.waitUntilDone(base, try await BenchHTTP.submit(base, file))
                                 } else {
-                                    let reply = try await post(base + "/v1/audio/transcriptions", file: file, fields: ["model": "bench"])
+                                    let reply = try await BenchHTTP.post(base + "/v1/audio/transcriptions", file: file, fields: ["model": "bench"])
                                     if reply.status != .ok { failed += 1 }
                                 }
                             } catch {
@@ -149,58 +149,5 @@ struct ServerBench: Sendable {
                    Double(all[0].bytes) / 1_048_576, mean(megabytes.prefix(minute)), mean(megabytes.suffix(minute)),
                    Double(all.map(\.bytes).max()!) / 1_048_576))
         say(String(format: "slope after warm-up: %+.1f MB/h (goal < 20 MB/h)", slope))
-    }
-
-    // MARK: Server and client
-
-    private func submit(_ base: String, _ file: URL) async throws -> String {
-        let reply = try await post(base + "/v1/jobs", file: file)
-        guard reply.status == .accepted, let id = reply.json["id"] as? String else {
-            throw TingxieError(.internalError, "upload answered \(reply.status): \(reply.body)")
-        }
-        return id
-    }
-
-    /// Polls every 20 ms (at most 10 minutes) until the job succeeded.
-    private func waitUntilDone(_ base: String, _ id: String) async throws {
-        for _ in 0..<30_000 {
-            let status = try await get(base + "/v1/jobs/\(id)").json["status"] as? String
-            if status == "succeeded" { return }
-            if status == "failed" || status == "canceled" { throw TingxieError(.internalError, "job \(id) \(status!)") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        throw TingxieError(.timeout, "job \(id) did not finish in 10 minutes")
-    }
-
-    private struct Reply {
-        var status: HTTPResponseStatus
-        var body: String
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
-    }
-
-    private func get(_ url: String) async throws -> Reply {
-        try await send(HTTPClientRequest(url: url))
-    }
-
-    private func post(_ url: String, file: URL, fields: [String: String] = [:]) async throws -> Reply {
-        let boundary = "tingxie-bench-\(UUID().uuidString)"
-        var body = Data()
-        for (name, value) in fields {
-            body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8))
-        }
-        body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(file.lastPathComponent)\"\r\nContent-Type: audio/wav\r\n\r\n".utf8))
-        body.append(try Data(contentsOf: file))
-        body.append(Data("\r\n--\(boundary)--\r\n".utf8))
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
-        request.body = .bytes(ByteBuffer(bytes: body))
-        return try await send(request)
-    }
-
-    private func send(_ request: HTTPClientRequest) async throws -> Reply {
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
-        let body = try await response.body.collect(upTo: 16 << 20)
-        return Reply(status: response.status, body: String(buffer: body))
     }
 }

@@ -23,18 +23,8 @@ enum TestPostgres {
 
     /// A new, empty database on the test server; its URL.
     static func freshDatabase() async throws -> String {
-        guard var url, let host = url.host else { try Test.cancel(skipReason) }
-        let name = "tingxie_\(Job.newID().prefix(12))"
-        let client = PostgresClient(configuration: .init(host: host, port: url.port ?? 5432, username: url.user ?? "postgres",
-                                                         password: url.password, database: "postgres", tls: .disable),
-                                    backgroundLogger: quiet)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            try await client.query("CREATE DATABASE \(unescaped: name)")
-            group.cancelAll()
-        }
-        url.path = "/" + name
-        return url.string!
+        guard let url = url?.string else { try Test.cancel(skipReason) }
+        return try await PostgresDatabases.create(named: "tingxie_\(Job.newID().prefix(12))", besides: url, logger: quiet)
     }
 
     /// A store on a fresh database, its connection pool running until `stop` is called.
