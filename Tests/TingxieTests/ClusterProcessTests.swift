@@ -7,12 +7,12 @@ import TingxieCore
 @Suite(.enabled(if: TestPostgres.url != nil && TestData.realModelsAvailable,
                 "needs TINGXIE_TEST_POSTGRES_URL, TINGXIE_TEST_DATA and the VAD model; run `make test`"))
 struct ClusterProcessTests {
-    /// 30 jobs of ~20 s of speech each (four corpus sentences), so that the faults land while
+    /// 30 jobs of ~13 s of speech each (three corpus sentences), so that the faults land while
     /// jobs run.
     private static func jobsAudio(_ corpus: URL) throws -> [Data] {
         let sentences = try TestData.transcripts(corpus).map { try TestData.samples(corpus.appendingPathComponent("\($0.id).wav")) }
         return (0..<30).map { index in
-            let samples = (0..<4).flatMap { sentences[(index + $0 * 7) % sentences.count] }
+            let samples = (0..<3).flatMap { sentences[(index + $0 * 7) % sentences.count] }
             return WAVFixture.file(samples.map(Double.init), sampleRate: 16_000)
         }
     }

@@ -141,6 +141,19 @@ struct PostgresStoreTests {
         #expect(left == 0)
     }
 
+    @Test func theIncidentsCommandListsEveryNodesIncidents() async throws {
+        let nodes = try await nodes(2)
+        defer { nodes.forEach { $0.stop() } }
+        _ = try await nodes[0].store.openAlert(cause: .memoryPressure, message: "node 0: memory 95% used")
+        _ = try await nodes[1].store.openAlert(cause: .queueWait, message: "node 1: the oldest job waited 700 s")
+        let json = try await CLI.run(["incidents", "--database-url", nodes[0].url, "--json"])
+        #expect(json.status == 0, "\(json.stderr)")
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let messages = (parsed?["incidents"] as? [[String: Any]])?.compactMap { $0["message"] as? String }
+        #expect(Set(messages ?? []) == ["node 0: memory 95% used", "node 1: the oldest job waited 700 s"])
+        #expect(parsed?["open_alerts"] as? Int == 2)
+    }
+
     @Test func aDatabaseRestartIsNotReadyThenWorksAgain() async throws {
         let node = try await TestPostgres.store()
         defer { node.stop() }
