@@ -1,12 +1,18 @@
 import Foundation
 import TingxieCore
 
-/// Durable storage of jobs and their results.
+/// Everything a Tingxie process keeps durably, by responsibility: the queue, the results, the
+/// incident log. `SQLiteJobStore` (one process) and `PostgresJobStore` (shared by many) each
+/// implement all three; a shared store also offers `SharedAudio`, `NodeDirectory` and
+/// `QueueEvents`. `openJobStore` (TingxieServer) chooses one.
+public typealias JobStore = JobQueue & JobResults & IncidentLog
+
+/// The durable queue of jobs, with leases.
 ///
 /// Jobs run at least once; results are written exactly once: `complete` writes the transcript in
 /// the same transaction that marks the job succeeded, and only while the caller still holds the
 /// job's lease.
-public protocol JobStore: Sendable {
+public protocol JobQueue: Sendable {
     /// The exact queue, for admission control; kept current by every write.
     var gauge: QueueGauge { get }
 
@@ -40,8 +46,6 @@ public protocol JobStore: Sendable {
     /// whose lease expired for a store that other nodes share.
     func recoverAtStart() async throws -> [Job]
 
-    func transcript(id: String) async throws -> Transcript?
-
     /// Deletes finished jobs, their results and their incidents, and resolved alerts, from
     /// before `date` (retention); returns how many jobs went.
     func purge(finishedBefore date: Date) async throws -> Int
@@ -52,11 +56,20 @@ public protocol JobStore: Sendable {
     func oldestQueuedAt() async throws -> Date?
     /// Jobs that ended since `date`: how many, and how many of them failed.
     func finished(since date: Date) async throws -> (total: Int, failed: Int)
+}
 
+/// The transcripts of succeeded jobs (written by `JobQueue.complete`).
+public protocol JobResults: Sendable {
+    func transcript(id: String) async throws -> Transcript?
+}
+
+/// Failed jobs (recorded by the queue as they fail) and the monitor's alerts, in one list.
+public protocol IncidentLog: Sendable {
     /// Records an alert as an open incident; returns its id.
     func openAlert(cause: Incident.Cause, message: String) async throws -> Int64
     func resolveAlert(id: Int64) async throws
-    /// Closes every open alert (at start-up: they were the previous process's).
+    /// Closes, at start-up, the alerts this node's previous process left open: every open alert
+    /// in a store of its own, only this node's in a shared one.
     func resolveOpenAlerts() async throws
     /// Incidents newest first (failed jobs are recorded by `fail` and the lease sweeps).
     func incidents(since date: Date?, limit: Int) async throws -> [Incident]

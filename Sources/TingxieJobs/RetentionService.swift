@@ -8,14 +8,14 @@ import ServiceLifecycle
 /// judged against the time this service was made, before the server accepted anything, so an
 /// upload still arriving is never taken for an orphan.
 public struct RetentionService: Service {
-    let store: any JobStore
+    let store: any JobQueue
     let audio: AudioStore
     let retention: Duration
     let interval: Duration
     let logger: Logger
     private let started = Date()
 
-    public init(store: any JobStore, audio: AudioStore, retention: Duration, interval: Duration = .seconds(3600), logger: Logger) {
+    public init(store: any JobQueue, audio: AudioStore, retention: Duration, interval: Duration = .seconds(3600), logger: Logger) {
         self.store = store
         self.audio = audio
         self.retention = retention

@@ -112,7 +112,7 @@ public final class WorkerPool: Service {
     }
 
     public let configuration: Configuration
-    private let store: any JobStore
+    private let store: any JobQueue
     private let processor: any JobProcessor
     private let audio: AudioStore
     private let sharedAudio: (any SharedAudio)?
@@ -131,7 +131,7 @@ public final class WorkerPool: Service {
     private let poolID = Job.newID().prefix(8)
 
     /// - Parameter sharedAudio: where jobs' audio is fetched from when this node has no copy.
-    public init(store: any JobStore, processor: any JobProcessor, audio: AudioStore, sharedAudio: (any SharedAudio)? = nil,
+    public init(store: any JobQueue, processor: any JobProcessor, audio: AudioStore, sharedAudio: (any SharedAudio)? = nil,
                 configuration: Configuration, logger: Logger, observer: @escaping @Sendable (Event) -> Void = { _ in }) {
         self.store = store
         self.processor = processor

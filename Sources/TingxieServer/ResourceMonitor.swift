@@ -68,7 +68,7 @@ public final class ResourceMonitor: Service {
     }
 
     public let thresholds: Thresholds
-    private let store: any JobStore
+    private let store: any JobQueue & IncidentLog
     private let pool: WorkerPool
     private let source: any ResourceSource
     private let webhook: URL?
@@ -77,7 +77,7 @@ public final class ResourceMonitor: Service {
     private let notifications: AsyncStream<Notification>
     private let notificationSink: AsyncStream<Notification>.Continuation
 
-    public init(store: any JobStore, pool: WorkerPool, source: any ResourceSource = SystemResources(),
+    public init(store: any JobQueue & IncidentLog, pool: WorkerPool, source: any ResourceSource = SystemResources(),
                 thresholds: Thresholds = Thresholds(), webhook: URL? = nil, logger: Logger) {
         self.store = store
         self.pool = pool
