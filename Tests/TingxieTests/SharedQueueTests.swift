@@ -19,8 +19,10 @@ struct SharedQueueTests {
         case sharedFolder
     }
 
-    /// Runs `test` with an API node (no workers) and a worker node on a fresh database.
-    private func withTwoNodes(worker recognizer: FakeRecognizer, audio path: AudioPath = .database,
+    /// Runs `test` with an API node (no workers) and a worker node on a fresh database; with
+    /// `workers: 0` both are API nodes.
+    private func withTwoNodes(worker recognizer: FakeRecognizer = FakeRecognizer(), workers: Int = 1, audio path: AudioPath = .database,
+                              queue limits: QueueGauge.Limits = .init(),
                               _ test: @Sendable (_ api: any TestClientProtocol, _ worker: any TestClientProtocol,
                                                  _ database: String) async throws -> Void) async throws {
         let database = try await TestPostgres.freshDatabase()
@@ -33,6 +35,7 @@ struct SharedQueueTests {
                 configuration.audioDirectory = audio
                 configuration.nodeName = name
                 configuration.workers.workers = workers
+                configuration.queue = limits
                 // No polling and no heartbeat within a test's time: only the database's
                 // notifications can tell a node of another's upload or cancel.
                 configuration.workers.lease = .seconds(7200)
@@ -41,7 +44,7 @@ struct SharedQueueTests {
             }
         }
         try await withTestServer(testing: .live, setup: shared("api", workers: 0)) { api, _ in
-            try await withTestServer(recognizer: recognizer, testing: .live, setup: shared("worker", workers: 1)) { worker, _ in
+            try await withTestServer(recognizer: recognizer, testing: .live, setup: shared("worker", workers: workers)) { worker, _ in
                 try await test(api, worker, database)
             }
         }
@@ -68,6 +71,26 @@ struct SharedQueueTests {
             // The audio went with the job's end.
             let chunks: Int = try await TestPostgres.value("SELECT count(*)::int8 FROM audio_chunks", in: database)
             #expect(chunks == 0)
+        }
+    }
+
+    @Test func uploadsSpreadOverTwoAPINodesAreAdmittedExactly() async throws {
+        // Room for 5 queued jobs (no node runs any); 12 uploads at once, half to each node.
+        try await withTwoNodes(workers: 0, queue: .init(maxQueuedJobs: 5, maxQueuedSeconds: 3600)) { first, second, database in
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for index in 0..<12 {
+                    let node = index % 2 == 0 ? first : second
+                    group.addTask { try await node.post("/v1/jobs", parts: [.file(Upload.wav(seconds: 1))]).status }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == .accepted }.count == 5)
+            #expect(statuses.filter { $0 == .serviceUnavailable }.count == 7, "\(statuses)")
+            let queued: Int = try await TestPostgres.value("SELECT count(*)::int8 FROM jobs WHERE status = 'queued'", in: database)
+            #expect(queued == 5)
+            // Refused uploads leave no audio behind.
+            let chunks: Int = try await TestPostgres.value("SELECT count(DISTINCT job_id)::int8 FROM audio_chunks", in: database)
+            #expect(chunks == 5)
         }
     }
 
