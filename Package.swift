@@ -50,10 +50,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        .target(name: "TingxieOperations", dependencies: ["TingxieCore"]),
         .target(
             name: "TingxieJobs",
             dependencies: [
-                "TingxieCore",
+                "TingxieCore", "TingxieOperations",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -62,7 +63,7 @@ let package = Package(
         .target(
             name: "TingxiePostgres",
             dependencies: [
-                "TingxieCore", "TingxieJobs",
+                "TingxieCore", "TingxieJobs", "TingxieOperations",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -72,7 +73,7 @@ let package = Package(
         .target(
             name: "TingxieServer",
             dependencies: [
-                "TingxieCore", "TingxieAudio", "TingxieText", "TingxiePipeline", "TingxieJobs", "TingxiePostgres", "CMalloc",
+                "TingxieCore", "TingxieAudio", "TingxieText", "TingxiePipeline", "TingxieJobs", "TingxieOperations", "TingxiePostgres", "CMalloc",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -97,7 +98,7 @@ let package = Package(
             name: "tingxie",
             dependencies: [
                 "TingxieCore", "TingxieAudio", "TingxieText", "TingxieSherpa", "TingxiePipeline",
-                "TingxieJobs", "TingxieServer", "TingxieModels",
+                "TingxieJobs", "TingxieOperations", "TingxieServer", "TingxieModels",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -108,7 +109,7 @@ let package = Package(
             name: "TingxieTests",
             dependencies: [
                 "TingxieCore", "TingxieAudio", "TingxieText", "TingxieSherpa", "TingxiePipeline",
-                "TingxieJobs", "TingxiePostgres", "TingxieServer", "TingxieModels",
+                "TingxieJobs", "TingxieOperations", "TingxiePostgres", "TingxieServer", "TingxieModels",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

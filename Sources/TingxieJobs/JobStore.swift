@@ -1,5 +1,6 @@
 import Foundation
 import TingxieCore
+import TingxieOperations
 
 /// Everything a Tingxie process keeps durably, by responsibility: the queue, the results, the
 /// incident log. `SQLiteJobStore` (one process) and `PostgresJobStore` (shared by many) each

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import TingxieCore
+import TingxieOperations
 
 /// The embedded job store: one SQLite file in WAL mode, one writer (GRDB's `DatabasePool`).
 ///

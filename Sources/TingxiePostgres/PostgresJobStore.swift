@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Synchronization
 import TingxieCore
 import TingxieJobs
+import TingxieOperations
 
 /// The shared job store: PostgreSQL, one queue for any number of Tingxie nodes.
 ///

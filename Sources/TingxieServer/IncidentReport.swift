@@ -1,5 +1,6 @@
 import Foundation
 import TingxieJobs
+import TingxieOperations
 
 /// Incidents as `GET /v1/incidents` and `tingxie incidents` show them.
 public enum IncidentReport {

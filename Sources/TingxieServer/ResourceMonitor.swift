@@ -6,6 +6,7 @@ import ServiceLifecycle
 import Synchronization
 import TingxieCore
 import TingxieJobs
+import TingxieOperations
 
 /// Watches memory, GPU memory, queue wait and the failure rate; opens an alert when one
 /// crosses its threshold and closes it when it falls back. Every alert goes to the log, the

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TingxieCore
 import TingxieJobs
+import TingxieOperations
 import TingxiePostgres
 import TingxieServer
 

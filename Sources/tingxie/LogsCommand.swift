@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TingxieJobs
+import TingxieOperations
 
 struct LogsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

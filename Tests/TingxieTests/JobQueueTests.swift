@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 import TingxieCore
 import TingxieJobs
+import TingxieOperations
 import TingxieServer
 
 /// A processor whose behaviour per attempt the test decides.

@@ -6,6 +6,7 @@ import Synchronization
 import Testing
 import TingxieCore
 import TingxieJobs
+import TingxieOperations
 import TingxieServer
 
 /// The value of one sample in Prometheus text: `name{labels} value`.
