@@ -41,7 +41,10 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
         self.logger = logger
         var configuration = try PostgresURL.configuration(url)
         configuration.options.maximumConnections = max(2, maximumConnections)
-        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        // The pool logs every failed connection attempt; the store says what matters itself.
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .error)
+        client = PostgresClient(configuration: configuration, backgroundLogger: poolLogger)
     }
 
     /// Runs the connection pool, and the listener for other nodes' events, until the service
@@ -282,8 +285,8 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
             throw TingxieError(.ioError, "cannot read the upload to store it")
         }
         defer { try? file.close() }
+        var seq = 0
         do {
-            var seq = 0
             while let chunk = try file.read(upToCount: Self.chunkBytes), !chunk.isEmpty {
                 try await read { [seq] db in
                     _ = try await db.query("INSERT INTO audio_chunks (job_id, seq, data) VALUES (\(id), \(seq), \(chunk))",
@@ -292,7 +295,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
                 seq += 1
             }
         } catch {
-            try? await removeAudio(id: id)
+            if seq > 0 { try? await removeAudio(id: id) }
             throw error as? TingxieError ?? TingxieError(.ioError, "cannot store the upload: \(error)")
         }
     }
@@ -452,9 +455,42 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
     private func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
             try await migrateOnce()
-            return try await client.withConnection { try await body($0) }
+            return try await withConnection(body)
         } catch {
             throw PostgresFailure.describe(error)
+        }
+    }
+
+    /// How long a call waits for a connection. The pool itself keeps callers waiting while it
+    /// tries to connect (about a minute before it gives up), which would hold every request,
+    /// probe and worker for as long.
+    private static let connectionWait = Duration.seconds(5)
+
+    /// `body` on a pooled connection, or `not_ready` when none is to be had within `connectionWait`
+    /// (once it has one, `body` takes as long as it takes).
+    private func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let leased = Flag()
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await self.client.withConnection { db in
+                    leased.set()
+                    return try await body(db)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: Self.connectionWait)
+                guard leased.isSet else {
+                    throw TingxieError(.notReady, "the job database did not answer within \(Self.connectionWait.seconds) s; try again shortly")
+                }
+                return nil
+            }
+            while let next = try await group.next() {
+                if let value = next {
+                    group.cancelAll()
+                    return value
+                }
+            }
+            throw CancellationError()
         }
     }
 
@@ -488,7 +524,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
     /// Applies the schema's migrations the first time the store is used (again after a failure).
     private func migrateOnce() async throws {
         guard !migrated.withLock({ $0 }) else { return }
-        try await client.withConnection { db in try await PostgresSchema.migrate(db, logger: self.logger) }
+        try await withConnection { db in try await PostgresSchema.migrate(db, logger: self.logger) }
         migrated.withLock { $0 = true }
     }
 }
@@ -513,4 +549,12 @@ extension Job {
             owner: try row["owner"].decode(String?.self)
         )
     }
+}
+
+/// Set once, read from any task.
+private final class Flag: Sendable {
+    private let state = Mutex(false)
+
+    func set() { state.withLock { $0 = true } }
+    var isSet: Bool { state.withLock { $0 } }
 }

@@ -58,6 +58,7 @@ struct JobService: Sendable {
     /// failure their audio is deleted and nothing is queued.
     func queue(_ upload: ReceivedUpload, reservation: QueueGauge.Reservation, batchID: String? = nil,
                fieldNames: FieldNames = FieldNames(), owner: String? = nil) async throws -> [Job] {
+        var stored: [String] = []
         do {
             try checkFreeDisk(for: 0)
             let given = upload.fields[fieldNames.hotwords]
@@ -76,6 +77,7 @@ struct JobService: Sendable {
             if let sharedAudio {
                 for file in upload.files {
                     try await sharedAudio.storeAudio(id: file.id, from: uploads.audio.url(for: file.id))
+                    stored.append(file.id)
                     uploads.audio.remove(file.id)
                 }
             }
@@ -83,10 +85,8 @@ struct JobService: Sendable {
             pool.wake()
             return jobs
         } catch {
-            for file in upload.files {
-                uploads.audio.remove(file.id)
-                try? await sharedAudio?.removeAudio(id: file.id)
-            }
+            for file in upload.files { uploads.audio.remove(file.id) }
+            for id in stored { try? await sharedAudio?.removeAudio(id: id) }
             throw error
         }
     }

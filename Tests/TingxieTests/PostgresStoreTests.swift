@@ -176,6 +176,18 @@ struct PostgresStoreTests {
 }
 
 @Suite struct PostgresURLTests {
+    /// Nothing listens on port 1: calls answer `not_ready` after a few seconds, where the
+    /// connection pool alone would keep them waiting for about a minute.
+    @Test(.timeLimit(.minutes(1))) func aDatabaseThatIsNotThereIsNotReady() async throws {
+        let store = try PostgresJobStore(url: "postgres://tingxie@127.0.0.1:1/tingxie?sslmode=disable", node: "n", logger: TestPostgres.quiet)
+        let pool = Task { await store.run() }
+        defer { pool.cancel() }
+        for _ in 0..<2 {
+            let error = await #expect(throws: TingxieError.self) { try await store.ping() }
+            #expect(error?.code == .notReady, "\(String(describing: error))")
+        }
+    }
+
     @Test func aBadURLIsRefusedSayingWhy() throws {
         let logger = Logger(label: "test")
         for (url, complaint) in [("mysql://a@b/c", "must look like postgres://"), ("postgres:///db", "names no host"),
