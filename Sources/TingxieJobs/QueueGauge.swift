@@ -16,6 +16,18 @@ public final class QueueGauge: Sendable {
             self.maxQueuedJobs = maxQueuedJobs
             self.maxQueuedSeconds = maxQueuedSeconds
         }
+
+        /// The refusal when `maxQueuedJobs` would be passed.
+        public var noRoomForJobs: TingxieError {
+            TingxieError(.queueFull, "the queue is full (\(maxQueuedJobs) jobs waiting); try again later")
+        }
+
+        /// The refusal when `maxQueuedSeconds` would be passed; `arriving` when uploads still
+        /// coming in are counted too.
+        public func noRoomForAudio(arriving: Bool = false) -> TingxieError {
+            let hours = maxQueuedSeconds >= 3600 ? "\(Int(maxQueuedSeconds / 3600)) h" : "\(Int(maxQueuedSeconds)) s"
+            return TingxieError(.queueFull, "the queue is full (\(hours) of audio waiting\(arriving ? " or arriving" : "")); try again later")
+        }
     }
 
     /// Places held by uploads in progress; released once the jobs are queued or the upload fails.
@@ -47,12 +59,8 @@ public final class QueueGauge: Sendable {
     public func reserve(jobs: Int = 1) throws -> Reservation {
         try state.withLock { state in
             let jobsAfter = state.stats.queuedJobs + state.reservedJobs + jobs
-            guard jobsAfter <= limits.maxQueuedJobs else {
-                throw TingxieError(.queueFull, "the queue is full (\(limits.maxQueuedJobs) jobs waiting); try again later")
-            }
-            guard state.stats.queuedSeconds + state.reservedSeconds < limits.maxQueuedSeconds else {
-                throw TingxieError(.queueFull, "the queue is full (\(Self.hours(limits.maxQueuedSeconds)) of audio waiting); try again later")
-            }
+            guard jobsAfter <= limits.maxQueuedJobs else { throw limits.noRoomForJobs }
+            guard state.stats.queuedSeconds + state.reservedSeconds < limits.maxQueuedSeconds else { throw limits.noRoomForAudio() }
             state.reservedJobs += jobs
             return Reservation(jobs: jobs)
         }
@@ -61,9 +69,7 @@ public final class QueueGauge: Sendable {
     /// Grows a reservation by one more job (a further file of a batch).
     public func extend(_ reservation: Reservation) throws {
         try state.withLock { state in
-            guard state.stats.queuedJobs + state.reservedJobs + 1 <= limits.maxQueuedJobs else {
-                throw TingxieError(.queueFull, "the queue is full (\(limits.maxQueuedJobs) jobs waiting); try again later")
-            }
+            guard state.stats.queuedJobs + state.reservedJobs + 1 <= limits.maxQueuedJobs else { throw limits.noRoomForJobs }
             state.reservedJobs += 1
             reservation.held.withLock { $0.jobs += 1 }
         }
@@ -74,7 +80,7 @@ public final class QueueGauge: Sendable {
     public func add(seconds: Double, to reservation: Reservation) throws {
         try state.withLock { state in
             guard state.stats.queuedSeconds + state.reservedSeconds + seconds <= limits.maxQueuedSeconds else {
-                throw TingxieError(.queueFull, "the queue is full (\(Self.hours(limits.maxQueuedSeconds)) of audio waiting or arriving); try again later")
+                throw limits.noRoomForAudio(arriving: true)
             }
             state.reservedSeconds += seconds
             reservation.held.withLock { $0.seconds += seconds }
@@ -102,9 +108,5 @@ public final class QueueGauge: Sendable {
             state.reservedJobs -= held.jobs
             state.reservedSeconds -= held.seconds
         }
-    }
-
-    private static func hours(_ seconds: Double) -> String {
-        seconds >= 3600 ? "\(Int(seconds / 3600)) h" : "\(Int(seconds)) s"
     }
 }

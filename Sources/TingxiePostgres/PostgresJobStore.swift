@@ -101,12 +101,8 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
             try await db.query("SELECT pg_advisory_xact_lock(\(Self.admissionLock))", logger: self.logger)
             let queue = try await Self.stats(db, logger: self.logger)
             let seconds = jobs.reduce(0) { $0 + $1.durationS }
-            guard queue.queuedJobs + jobs.count <= limits.maxQueuedJobs else {
-                throw TingxieError(.queueFull, "the queue is full (\(limits.maxQueuedJobs) jobs waiting); try again later")
-            }
-            guard seconds == 0 || queue.queuedSeconds + seconds <= limits.maxQueuedSeconds else {
-                throw TingxieError(.queueFull, "the queue is full (\(Int(limits.maxQueuedSeconds / 3600)) h of audio waiting); try again later")
-            }
+            guard queue.queuedJobs + jobs.count <= limits.maxQueuedJobs else { throw limits.noRoomForJobs }
+            guard seconds == 0 || queue.queuedSeconds + seconds <= limits.maxQueuedSeconds else { throw limits.noRoomForAudio() }
             for job in jobs {
                 let task = job.task == .translate ? job.task.rawValue : nil
                 try await db.query("""
@@ -318,7 +314,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
     }
 
     public func removeAudio(id: String) async throws {
-        _ = try await changes(query: "DELETE FROM audio_chunks WHERE job_id = \(id) RETURNING seq")
+        try await read { db in try await self.deleteAudio(db, jobID: id) }
     }
 
     private func deleteAudio(_ db: PostgresConnection, jobID: String) async throws {
