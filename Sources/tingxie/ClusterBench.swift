@@ -89,9 +89,8 @@ struct ClusterBench: Sendable {
                 return try await group.reduce(into: [Double]()) { $0 += $1 }.sorted()
             }
             let wall = (ContinuousClock.now - started).seconds
-            func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int((p * Double(latencies.count)).rounded(.up)) - 1)] }
             say(String(format: "| %d | %.0f | %.2f ms | %.2f ms |", claimers, Double(latencies.count) / wall,
-                       percentile(0.5) * 1000, percentile(0.99) * 1000))
+                       latencies.percentile(0.5) * 1000, latencies.percentile(0.99) * 1000))
         }
     }
 

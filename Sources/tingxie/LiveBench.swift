@@ -29,11 +29,8 @@ struct LiveBench: Sendable {
                 let cpu = server.cpuSeconds - cpuBefore
                 let delays = outcomes.flatMap { $0 }.compactMap { $0 }.sorted()
                 let sentences = outcomes.map(\.count).reduce(0, +)
-                func percentile(_ p: Double) -> Double {
-                    delays.isEmpty ? .nan : delays[min(delays.count - 1, Int((p * Double(delays.count)).rounded(.up)) - 1)]
-                }
                 say(String(format: "| %d | %d | %d | %.2f s | %.2f s | %.3f |", clients, sentences, delays.count,
-                           percentile(0.5), percentile(0.95), cpu / (seconds * Double(clients))))
+                           delays.percentile(0.5), delays.percentile(0.95), cpu / (seconds * Double(clients))))
             }
         }
     }

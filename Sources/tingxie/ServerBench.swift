@@ -78,10 +78,9 @@ struct ServerBench: Sendable {
             }
         }
         let sorted = latencies.sorted()
-        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)] }
         say(String(format: "\n## Latency of a %.1f s file via POST /v1/audio/transcriptions under load (2 workers busy with corpus jobs), %d requests",
                    probeSeconds, sorted.count))
-        say(String(format: "p50 %.3f s  p99 %.3f s  min %.3f s  max %.3f s", percentile(0.5), percentile(0.99), sorted.first!, sorted.last!))
+        say(String(format: "p50 %.3f s  p99 %.3f s  min %.3f s  max %.3f s", sorted.percentile(0.5), sorted.percentile(0.99), sorted.first!, sorted.last!))
     }
 
     /// Soak: three clients for `minutes`, each alternating a job through `POST /v1/jobs` (submit,
