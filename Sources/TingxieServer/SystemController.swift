@@ -56,6 +56,7 @@ struct SystemController<Context: RequestContext> {
     }
 
     /// The nodes on the shared queue; `nil` for a server with a store of its own.
+    /// - Throws: `not_ready` while the shared database cannot be reached.
     func cluster() async throws -> SystemDTO.Cluster? {
         guard let directory = service.nodes else { return nil }
         return .init(nodes: try await directory.liveNodes(within: NodePresence.window).map(SystemDTO.Node.init))
@@ -83,7 +84,8 @@ struct SystemController<Context: RequestContext> {
             hotwords: .init(serverTerms: service.engine.serverHotwords.count, maxTerms: Hotword.maxCount, maxTermLength: Hotword.maxLength),
             punctuation: .init(service.engine),
             live: .init(),
-            cluster: try await cluster(),
+            // The rest of the overview stands while the shared database is away, as in /metrics.
+            cluster: try? await cluster(),
             limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxDurationS: configuration.maxDurationSeconds,
                           maxSyncDurationS: configuration.maxSyncDurationSeconds, maxQueuedJobs: configuration.queue.maxQueuedJobs,
                           maxQueuedAudioS: configuration.queue.maxQueuedSeconds, maxBatchFiles: configuration.maxBatchFiles)
