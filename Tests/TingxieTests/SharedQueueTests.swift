@@ -122,3 +122,20 @@ struct SharedQueueTests {
         }
     }
 }
+
+/// A server whose shared database is not there: up, not ready, still describing itself.
+@Suite struct UnreachableDatabaseTests {
+    @Test(.timeLimit(.minutes(1))) func theServerIsUpButNotReady() async throws {
+        try await withTestServer(testing: .live, setup: { $0.databaseURL = "postgres://tingxie@127.0.0.1:1/tingxie?sslmode=disable" }) { client, _ in
+            #expect(try await client.get("/healthz").status == .ok)
+            let ready = try await client.get("/readyz")
+            #expect(ready.status == .serviceUnavailable && ready.errorCode == "not_ready", "\(ready.text)")
+            let upload = try await client.post("/v1/jobs", parts: [.file(Upload.wav(seconds: 1))])
+            #expect(upload.status == .serviceUnavailable && upload.errorCode == "not_ready", "\(upload.text)")
+            let system = try await client.get("/v1/system")
+            #expect(system.status == .ok)
+            #expect(system.json["cluster"] == nil && system.json["queue"] != nil)
+        }
+    }
+}
+
