@@ -13,11 +13,11 @@ public typealias JobStore = JobQueue & JobResults & IncidentLog
 /// Jobs run at least once; results are written exactly once: `complete` writes the transcript in
 /// the same transaction that marks the job succeeded, and only while the caller still holds the
 /// job's lease.
+///
+/// A store reports the queue to the process's `QueueGauge` (given when it is opened) after every
+/// write, so admission control sees it exactly without asking.
 public protocol JobQueue: Sendable {
-    /// The exact queue, for admission control; kept current by every write.
-    var gauge: QueueGauge { get }
-
-    /// Adds jobs as queued, all or none, settling the reservation their upload held.
+    /// Adds jobs as queued, all or none, settling the reservation (of this process's gauge) their upload held.
     func enqueue(_ jobs: [Job], settling reservation: QueueGauge.Reservation?) async throws
     func job(id: String) async throws -> Job?
     /// The jobs of a batch, oldest first (empty when there is no such batch).

@@ -10,14 +10,15 @@ import TingxieOperations
 /// The process holds an exclusive `flock` on `<file>.lock`, so two servers never share a store
 /// and jobs found running at start-up are known to be orphans.
 public final class SQLiteJobStore: JobStore {
+    /// The admission gauge this store keeps current.
     public let gauge: QueueGauge
     private let pool: DatabasePool
     private let lock: Int32
 
-    /// Opens (creating when needed) the store at `path`.
+    /// Opens (creating when needed) the store at `path`, reporting the queue to `gauge`.
     /// - Throws: `TingxieError(.ioError)` when the file cannot be opened or another process holds it.
-    public init(path: URL, limits: QueueGauge.Limits = QueueGauge.Limits()) throws {
-        gauge = QueueGauge(limits: limits)
+    public init(path: URL, gauge: QueueGauge = QueueGauge()) throws {
+        self.gauge = gauge
         try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
         let lockPath = path.path + ".lock"
         lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)

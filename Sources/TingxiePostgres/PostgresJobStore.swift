@@ -19,6 +19,7 @@ import TingxieOperations
 /// cannot be reached fails the calls of the moment with `not_ready`; the pool connects again by
 /// itself when it comes back.
 public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, QueueEvents, Service {
+    /// The admission gauge this store keeps current; its limits are also checked in the database.
     public let gauge: QueueGauge
     /// Names this process in alerts, so that one node's start-up closes only its own.
     public let node: String
@@ -31,12 +32,13 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
 
     /// - Parameters:
     ///   - url: `postgres://USER:PASS@HOST:PORT/DB`, with `?sslmode=disable|prefer|require|verify-full`.
+    ///   - gauge: this process's admission gauge, told of the queue after every write.
     ///   - node: this process's name in alerts.
     ///   - maximumConnections: the most connections the pool opens (one of them listens).
     /// - Throws: `TingxieError(.invalidArgument)` when the URL cannot be used.
-    public init(url: String, limits: QueueGauge.Limits = QueueGauge.Limits(), node: String, logger: Logger,
+    public init(url: String, gauge: QueueGauge = QueueGauge(), node: String, logger: Logger,
                 maximumConnections: Int = 10) throws {
-        gauge = QueueGauge(limits: limits)
+        self.gauge = gauge
         self.node = node
         self.logger = logger
         var configuration = try PostgresURL.configuration(url)

@@ -9,17 +9,42 @@ import ServiceLifecycle
 import NIOPosix
 import TingxieCore
 import TingxieJobs
+import TingxiePipeline
 import TingxiePostgres
+import TingxieText
 
-/// The application (routes, store, workers, monitor), for tests that drive it directly.
-/// See `buildServer`.
-public func buildApplication(configuration: ServerConfiguration, engine: TranscriptionEngine, logger: Logger,
-                             resources: any ResourceSource = SystemResources(),
-                             onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
-    try buildServer(configuration: configuration, engine: engine, logger: logger, resources: resources, onListening: onListening).application
+/// What a node recognises with: the models as loaded from their folders (the tests' fakes in
+/// tests). The composition root builds the decode threads, the pipeline and the engine around them.
+public struct Recognition: Sendable {
+    public var recognizer: any Recognizer
+    public var detectors: any VoiceActivityDetectorFactory
+    /// For models whose text has no punctuation.
+    public var punctuator: (any Punctuator)?
+    /// Pronunciations for hotword matching; `nil` refuses requests with hotwords, saying why.
+    public var lexicon: Lexicon?
+    /// Hotwords for every request (`--hotwords-file`).
+    public var hotwords: [Hotword]
+
+    public init(recognizer: any Recognizer, detectors: any VoiceActivityDetectorFactory, punctuator: (any Punctuator)? = nil,
+                lexicon: Lexicon? = nil, hotwords: [Hotword] = []) {
+        self.recognizer = recognizer
+        self.detectors = detectors
+        self.punctuator = punctuator
+        self.lexicon = lexicon
+        self.hotwords = hotwords
+    }
 }
 
-/// A running server: the application, and the workers, which must hear of a shutdown first.
+/// The application of `buildServer`, for tests that drive it directly.
+public func buildApplication(configuration: ServerConfiguration, recognition: Recognition, logger: Logger,
+                             resources: any ResourceSource = SystemResources(),
+                             onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
+    try buildServer(configuration: configuration, recognition: recognition, logger: logger, resources: resources,
+                    onListening: onListening).application
+}
+
+/// A running node: the application with every service it runs, and the workers, which must
+/// hear of a shutdown first.
 public struct Server<App: ApplicationProtocol>: Service {
     public let application: App
     let workers: WorkerPool
@@ -47,18 +72,45 @@ public struct Server<App: ApplicationProtocol>: Service {
     }
 }
 
-/// The server's composition root, shared by `tingxie serve` and the tests: opens the job
-/// store in the data folder, starts the workers and builds the routes.
+/// `tingxie serve`'s composition root, shared with the tests: the API, the web UI, live streams
+/// and the workers (none with `workers.workers == 0`) over the store the configuration names.
 /// - Parameters:
 ///   - resources: where memory readings come from (tests pass their own).
 ///   - onListening: called with the bound port once the server listens.
 /// - Throws: `TingxieError(.ioError)` when the data folder cannot be used.
-public func buildServer(configuration: ServerConfiguration, engine: TranscriptionEngine, logger: Logger,
+public func buildServer(configuration: ServerConfiguration, recognition: Recognition, logger: Logger,
                         resources: any ResourceSource = SystemResources(),
                         onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> Server<some ApplicationProtocol> {
-    let (store, storeService) = try openJobStore(configuration: configuration, logger: logger)
+    try buildNode(role: .server, configuration: configuration, recognition: recognition, logger: logger, resources: resources,
+                  onListening: onListening)
+}
+
+/// `tingxie worker`'s composition root: the workers on the shared queue, with only the probes
+/// and metrics on the port.
+public func buildWorker(configuration: ServerConfiguration, recognition: Recognition, logger: Logger,
+                        resources: any ResourceSource = SystemResources(),
+                        onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> Server<some ApplicationProtocol> {
+    try buildNode(role: .worker, configuration: configuration, recognition: recognition, logger: logger, resources: resources,
+                  onListening: onListening)
+}
+
+/// Builds everything a role runs: the store, the decode threads and the engine, the workers,
+/// the monitor, node presence and retention, as services of one group, and the routes.
+private func buildNode(role: ServerConfiguration.Role, configuration: ServerConfiguration, recognition: Recognition, logger: Logger,
+                       resources: any ResourceSource,
+                       onListening: @escaping @Sendable (Int) async -> Void) throws -> Server<some ApplicationProtocol> {
+    let gauge = QueueGauge(limits: configuration.queue)
+    let (store, storeService) = try openJobStore(configuration: configuration, gauge: gauge, logger: logger)
     let audio = try AudioStore(directory: configuration.audioDirectory ?? configuration.dataDirectory,
                                shared: configuration.databaseURL != nil)
+    // Jobs and live streams share the workers' decode slots: memory is that of so many decodes
+    // however many streams are open.
+    let decodePool = NIOThreadPool(numberOfThreads: max(1, configuration.workers.workers))
+    let pipeline = try TranscriptionPipeline(
+        recognizer: SharedRecognizer(recognition.recognizer, limit: configuration.workers.workers), detectors: recognition.detectors,
+        configuration: .init(language: configuration.language), punctuator: recognition.punctuator, threadPool: decodePool
+    )
+    let engine = try TranscriptionEngine(pipeline: pipeline, lexicon: recognition.lexicon, serverHotwords: recognition.hotwords)
     let metrics = ServerMetrics()
     // With PostgreSQL, audio travels through the database unless every node shares --audio-dir.
     let sharedAudio = configuration.audioDirectory == nil ? store as? any SharedAudio : nil
@@ -76,20 +128,19 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
     let nodes = store as? any NodeDirectory
     let presence = nodes.map { directory in
         NodePresence(directory: directory,
-                     node: NodeStatus(id: Job.newID(), name: configuration.nodeName, role: configuration.role.rawValue,
+                     node: NodeStatus(id: Job.newID(), name: configuration.nodeName, role: role.rawValue,
                                       workers: configuration.workers.workers, running: 0, startedAt: Date()),
                      pool: pool, logger: logger)
     }
     let service = JobService(
-        configuration: configuration, store: store, sharedAudio: sharedAudio, nodes: nodes, pool: pool,
-        uploads: UploadReceiver(audio: audio, gauge: store.gauge, configuration: configuration, threadPool: .singleton),
+        configuration: configuration, store: store, gauge: gauge, sharedAudio: sharedAudio, nodes: nodes, pool: pool,
+        uploads: UploadReceiver(audio: audio, gauge: gauge, configuration: configuration, threadPool: .singleton),
         engine: engine, metrics: metrics, monitor: monitor
     )
-    let router = configuration.role == .server ? buildRouter(service: service) : buildWorkerRouter(service: service)
-    let streamPool = NIOThreadPool(numberOfThreads: configuration.role == .server ? configuration.maxStreams : 1)
-    streamPool.start()
+    let router = role == .server ? buildRouter(service: service) : buildWorkerRouter(service: service)
+    let streamPool = NIOThreadPool(numberOfThreads: role == .server ? configuration.maxStreams : 1)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
-    if configuration.role == .server {
+    if role == .server {
         StreamController(service: service, threadPool: streamPool, active: .init(limit: configuration.maxStreams))
             .addRoutes(to: webSocketRouter)
     }
@@ -101,16 +152,29 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
     if let tls = configuration.tls {
         server = try .tls(server, tlsConfiguration: try tlsConfiguration(tls))
     }
+    // Started once nothing more can fail; their services stop them.
+    decodePool.start()
+    streamPool.start()
     let application = Application(
         router: router,
         server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tingxie"),
-        // Started first, stopped last: everything after it uses the store until it stops.
+        // Services stop in reverse order: the store, first, outlives everything that uses it,
+        // and the decode threads outlive the workers and streams that decode on them.
         services: [storeService, presence].compactMap { $0 } + [
-            pool, monitor, ThreadPoolService(pool: streamPool),
+            ThreadPoolService(pool: decodePool), pool, monitor, ThreadPoolService(pool: streamPool),
             RetentionService(store: store, audio: audio, retention: configuration.retention, logger: logger),
         ],
-        onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            logger.info("listening", metadata: [
+                "role": "\(role.rawValue)", "address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
+                "workers": "\(configuration.workers.workers)", "model": "\(engine.model.name)",
+                "data_dir": "\(configuration.dataDirectory.path)", "job_store": "\(configuration.databaseURL == nil ? "sqlite" : "postgresql")",
+                "punctuation": "\(pipeline.punctuator?.name ?? (engine.model.punctuates ? "the model's own" : "none"))",
+            ])
+            await onListening(port)
+        },
         logger: logger
     )
     return Server(application: application, workers: pool, logger: logger)
@@ -118,12 +182,12 @@ public func buildServer(configuration: ServerConfiguration, engine: Transcriptio
 
 /// The job store the configuration names: PostgreSQL shared by many nodes (with the service
 /// that runs its connections), or the embedded SQLite file in the data folder.
-func openJobStore(configuration: ServerConfiguration, logger: Logger) throws -> (any JobStore, (any Service)?) {
+func openJobStore(configuration: ServerConfiguration, gauge: QueueGauge, logger: Logger) throws -> (any JobStore, (any Service)?) {
     if let url = configuration.databaseURL {
-        let store = try PostgresJobStore(url: url, limits: configuration.queue, node: configuration.nodeName, logger: logger)
+        let store = try PostgresJobStore(url: url, gauge: gauge, node: configuration.nodeName, logger: logger)
         return (store, store)
     }
-    return (try SQLiteJobStore(path: configuration.dataDirectory.appendingPathComponent("jobs.sqlite"), limits: configuration.queue), nil)
+    return (try SQLiteJobStore(path: configuration.dataDirectory.appendingPathComponent("jobs.sqlite"), gauge: gauge), nil)
 }
 
 /// The server side of TLS from PEM files.

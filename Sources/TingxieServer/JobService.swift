@@ -7,6 +7,8 @@ import TingxieJobs
 struct JobService: Sendable {
     let configuration: ServerConfiguration
     let store: any JobStore
+    /// This process's admission control, kept current by the store.
+    let gauge: QueueGauge
     /// Where queued audio goes for other nodes to reach, when the store keeps it.
     let sharedAudio: (any SharedAudio)?
     /// The nodes sharing the queue, when it is shared.
@@ -39,8 +41,8 @@ struct JobService: Sendable {
     func submit(_ request: Request, maxFiles: Int, batchID: String? = nil, fieldNames: FieldNames = FieldNames(),
                 validate: (ReceivedUpload) throws -> Void = { _ in }) async throws -> (jobs: [Job], fields: [String: String]) {
         let declared = try uploads.checkDeclaredLength(request)
-        let reservation = try store.gauge.reserve()
-        defer { store.gauge.release(reservation) }
+        let reservation = try gauge.reserve()
+        defer { gauge.release(reservation) }
         try checkFreeDisk(for: declared)
         let upload = try await uploads.receive(request, reservation: reservation, maxFiles: maxFiles)
         do {
@@ -168,7 +170,7 @@ struct JobService: Sendable {
     /// Seconds a client refused for a full queue should wait: about the time the workers need
     /// to get through a tenth of the queued audio, between 1 and 300.
     func retryAfter() -> Int {
-        let stats = store.gauge.stats
+        let stats = gauge.stats
         let workers = max(1, configuration.workers.workers)
         let estimate = stats.queuedSeconds * 0.15 / Double(workers) / 10
         return Int(min(300, max(1, estimate.rounded(.up))))

@@ -3,7 +3,8 @@ import TingxieJobs
 
 /// Everything `tingxie serve` can be told; the command line and `TINGXIE_*` variables map onto it.
 public struct ServerConfiguration: Sendable {
-    /// What a process does: everything (`tingxie serve`), or only run jobs (`tingxie worker`).
+    /// What a process does: everything (`tingxie serve`, `buildServer`), or only run jobs
+    /// (`tingxie worker`, `buildWorker`).
     public enum Role: String, Sendable {
         /// The API, the web UI, live streams and the workers.
         case server
@@ -11,7 +12,6 @@ public struct ServerConfiguration: Sendable {
         case worker
     }
 
-    public var role: Role
     /// Address to listen on; loopback unless told otherwise.
     public var host: String
     public var port: Int
@@ -75,7 +75,7 @@ public struct ServerConfiguration: Sendable {
         }
     }
 
-    public init(role: Role = .server, host: String = "127.0.0.1", port: Int = 8080, dataDirectory: URL, databaseURL: String? = nil,
+    public init(host: String = "127.0.0.1", port: Int = 8080, dataDirectory: URL, databaseURL: String? = nil,
                 audioDirectory: URL? = nil, nodeName: String = ProcessInfo.processInfo.hostName,
                 workers: WorkerPool.Configuration = WorkerPool.Configuration(), threadsPerWorker: Int = 1,
                 maxUploadBytes: Int = 2048 << 20, maxDurationSeconds: Double = 6 * 3600,
@@ -85,7 +85,6 @@ public struct ServerConfiguration: Sendable {
                 alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil,
                 maxStreams: Int = 4, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30),
                 minFreeDiskBytes: Int = 1 << 30, retention: Duration = .seconds(30 * 86_400), tls: TLSFiles? = nil) {
-        self.role = role
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory

@@ -202,7 +202,7 @@ private struct StreamSession {
     /// of every upload: its place in the queue is taken before any audio is read, and a client
     /// that leaves before the result cancels the job.
     private func offline(_ iterator: inout WebSocketInboundMessageStream.AsyncIterator, config: FunASRConfig) async throws {
-        let gauge = service.store.gauge
+        let gauge = service.gauge
         let reservation = try gauge.reserve()
         defer { gauge.release(reservation) }
         let id = Job.newID()

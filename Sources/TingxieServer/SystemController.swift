@@ -24,7 +24,7 @@ struct SystemController<Context: RequestContext> {
 
     @Sendable func metrics(request: Request, context: Context) async throws -> Response {
         let levels = ServerMetrics.Levels(
-            queue: service.store.gauge.stats, running: service.pool.runningCount,
+            queue: service.gauge.stats, running: service.pool.runningCount,
             workers: service.configuration.workers.workers, throttled: service.pool.isThrottled,
             oldestQueuedAge: service.monitor.oldestQueuedAge, resources: await service.monitor.current(), alerts: service.monitor.alerts,
             nodes: try? await service.nodes?.liveNodes(within: NodePresence.window))
@@ -68,7 +68,7 @@ struct SystemController<Context: RequestContext> {
 
     @Sendable func system(request: Request, context: Context) async throws -> Response {
         let configuration = service.configuration
-        let stats = service.store.gauge.stats
+        let stats = service.gauge.stats
         let resources = await service.monitor.current()
         return JSONResponse.make(SystemDTO(
             version: tingxieVersion,

@@ -67,7 +67,7 @@ struct ClusterBench: Sendable {
         say("| claimers | claims/s | p50 | p99 |")
         say("|---:|---:|---:|---:|")
         for claimers in [1, 4, 16] {
-            let store = try PostgresJobStore(url: try await scratchDatabase(), limits: .init(maxQueuedJobs: 100_000, maxQueuedSeconds: .infinity),
+            let store = try PostgresJobStore(url: try await scratchDatabase(), gauge: QueueGauge(limits: .init(maxQueuedJobs: 100_000, maxQueuedSeconds: .infinity)),
                                              node: "bench", logger: Self.quiet, maximumConnections: claimers + 1)
             let pool = Task { await store.run() }
             defer { pool.cancel() }

@@ -1,11 +1,7 @@
 import ArgumentParser
 import Foundation
-import NIOPosix
 import TingxieCore
-import TingxiePipeline
-import TingxieServer
 import TingxieSherpa
-import TingxieText
 
 /// Flags shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
@@ -61,16 +57,6 @@ struct ModelOptions: ParsableArguments {
         }
         let installed = ModelLocations.modelsDirectory().appendingPathComponent("punctuation-zh-en")
         return FileManager.default.fileExists(atPath: installed.path) ? try SherpaPunctuation(folder: installed) : nil
-    }
-
-    /// What the server runs jobs and live streams with: the pipeline over `recognizer` and
-    /// this VAD. Jobs and streams share `decoders` decode slots (the workers'), so memory is
-    /// that of so many decodes however many streams are open.
-    func serverEngine(recognizer: any Recognizer, decoders: Int, threadPool: NIOThreadPool, lexicon: Lexicon?,
-                      hotwords: [Hotword] = [], punctuator: (any Punctuator)? = nil) throws -> TranscriptionEngine {
-        let pipeline = try TranscriptionPipeline(recognizer: SharedRecognizer(recognizer, limit: decoders), detectors: try loadVAD(),
-                                                 configuration: .init(language: language), punctuator: punctuator, threadPool: threadPool)
-        return try TranscriptionEngine(pipeline: pipeline, lexicon: lexicon, serverHotwords: hotwords)
     }
 
     func loadVAD() throws -> SileroVADFactory {

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import Hummingbird
 import Logging
-import NIOPosix
 import TingxieCore
 import TingxieJobs
 import TingxieModels
@@ -96,15 +94,19 @@ struct ServerOptions: ParsableArguments {
             LineLogHandler(label: label, format: format == "json" ? .json : .text)
         }
         let logger = Logger(label: "tingxie")
-        let configuration = try await serverConfiguration(role: role)
-        let threads = configuration.threadsPerWorker
-        let modelDirectory = try model.modelDirectory()
-        logger.info("loading model", metadata: ["model_dir": "\(modelDirectory.path)", "threads": "\(threads)"])
-        let hotwords = try setting(hotwordsFile, "HOTWORDS_FILE").map(Hotword.load) ?? []
+        let configuration = try await serverConfiguration()
+        let recognition = try recognition(threads: configuration.threadsPerWorker, logger: logger)
+        switch role {
+        case .server: try await buildServer(configuration: configuration, recognition: recognition, logger: logger).runService()
+        case .worker: try await buildWorker(configuration: configuration, recognition: recognition, logger: logger).runService()
+        }
+    }
+
+    /// The models the flags name, loaded; hotwords are unavailable (and say so) without the dictionaries.
+    private func recognition(threads: Int, logger: Logger) throws -> Recognition {
+        let directory = try model.modelDirectory()
+        logger.info("loading model", metadata: ["model_dir": "\(directory.path)", "threads": "\(threads)"])
         let recognizer = try model.loadRecognizer(threads: threads)
-        let punctuation = try model.loadPunctuation(for: recognizer.info)
-        let threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.workers.workers))
-        threadPool.start()
         let lexicon: Lexicon?
         do {
             lexicon = try Lexicon()
@@ -112,29 +114,12 @@ struct ServerOptions: ParsableArguments {
             logger.warning("hotwords are unavailable: \(error)")
             lexicon = nil
         }
-        let app = try buildServer(
-            configuration: configuration,
-            engine: try model.serverEngine(recognizer: recognizer, decoders: configuration.workers.workers, threadPool: threadPool,
-                                           lexicon: lexicon, hotwords: hotwords, punctuator: punctuation),
-            logger: logger
-        ) { port in
-            logger.info("listening", metadata: ["role": "\(role.rawValue)", "address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
-                                                "workers": "\(configuration.workers.workers)",
-                                                "model": "\(recognizer.info.name)", "data_dir": "\(configuration.dataDirectory.path)",
-                                                "job_store": "\(configuration.databaseURL == nil ? "sqlite" : "postgresql")",
-                                                "punctuation": "\(punctuation?.name ?? (recognizer.info.punctuates ? "the model's own" : "none"))"])
-        }
-        do {
-            try await app.runService()
-        } catch {
-            try? await threadPool.shutdownGracefully()
-            throw error
-        }
-        try? await threadPool.shutdownGracefully()
+        return Recognition(recognizer: recognizer, detectors: try model.loadVAD(), punctuator: try model.loadPunctuation(for: recognizer.info),
+                           lexicon: lexicon, hotwords: try setting(hotwordsFile, "HOTWORDS_FILE").map(Hotword.load) ?? [])
     }
 
     /// Flags, else `TINGXIE_*` variables, else defaults sized to this machine.
-    func serverConfiguration(role: ServerConfiguration.Role) async throws -> ServerConfiguration {
+    func serverConfiguration() async throws -> ServerConfiguration {
         let threads = try option(model.threads, "THREADS") ?? 1
         let workerCount: Int
         if let configured = try option(workers, "WORKERS") {
@@ -172,7 +157,6 @@ struct ServerOptions: ParsableArguments {
         let uploadMB: Int? = try option(maxUploadMb, "MAX_UPLOAD_MB")
         let queuedHours: Double? = try option(maxQueuedAudioHours, "MAX_QUEUED_AUDIO_HOURS")
         return ServerConfiguration(
-            role: role,
             host: setting(host, "HOST") ?? defaults.host,
             port: try option(port, "PORT") ?? defaults.port,
             dataDirectory: dataDirectory,

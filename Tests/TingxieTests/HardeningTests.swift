@@ -354,7 +354,7 @@ import TingxiePipeline
 
     /// Claims by hand, like another worker would.
     static func store(in directory: URL) throws -> SQLiteJobStore {
-        try SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite"), limits: .init())
+        try SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite"))
     }
 
     @Test func leasesAreOnTheMonotonicClock() async throws {
@@ -440,34 +440,22 @@ import TingxiePipeline
         defer { try? FileManager.default.removeItem(at: root) }
         let configuration = ServerConfiguration(port: 0, dataDirectory: root.appendingPathComponent("data"),
                                                 workers: .init(workers: 1, shutdownGrace: .seconds(20)))
-        let port = Mutex(0)
-        let ids = try await withThreadPool { threadPool -> (String, String) in
-            // The first job runs 4 s: the second could only start after it, and the shutdown
-            // begins well before.
-            let pipeline = try TranscriptionPipeline(recognizer: FakeRecognizer(delay: .seconds(4)), detectors: FakeVAD(), threadPool: threadPool)
-            var logger = Logger(label: "test")
-            logger.logLevel = .warning
-            let server = try buildServer(configuration: configuration, engine: try TranscriptionEngine(pipeline: pipeline, lexicon: nil),
-                                         logger: logger) { bound in port.withLock { $0 = bound } }
-            let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
-            return try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
-                for _ in 0..<200 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(25)) }
-                let base = "http://127.0.0.1:\(port.withLock { $0 })"
-                let first = try #require(try await LiveHTTP.submit(base, Upload.wav(seconds: 2)).json["id"] as? String)
-                let second = try #require(try await LiveHTTP.submit(base, Upload.wav(seconds: 2)).json["id"] as? String)
-                // A request that keeps HTTP draining: the OpenAI endpoint waits for its job.
-                let body = Upload.multipart([.file(Upload.wav(seconds: 2)), .field("model", "x")])
-                tasks.addTask {
-                    _ = try? await LiveHTTP.request(base + "/v1/audio/transcriptions", method: .POST,
-                                                    headers: [("Content-Type", "multipart/form-data; boundary=\(Upload.boundary)")],
-                                                    body: Data(body.readableBytesView))
-                }
-                try await Task.sleep(for: .milliseconds(300))
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return (first, second)
+        // The first job runs 4 s: the second could only start after it, and the shutdown begins well before.
+        let ids = try await withListeningServer(configuration: configuration, recognizer: FakeRecognizer(delay: .seconds(4))) { port, group in
+            let base = "http://127.0.0.1:\(port)"
+            let first = try #require(try await LiveHTTP.submit(base, Upload.wav(seconds: 2)).json["id"] as? String)
+            let second = try #require(try await LiveHTTP.submit(base, Upload.wav(seconds: 2)).json["id"] as? String)
+            // A request that keeps HTTP draining: the OpenAI endpoint waits for its job.
+            let body = Upload.multipart([.file(Upload.wav(seconds: 2)), .field("model", "x")])
+            let draining = Task {
+                _ = try? await LiveHTTP.request(base + "/v1/audio/transcriptions", method: .POST,
+                                                headers: [("Content-Type", "multipart/form-data; boundary=\(Upload.boundary)")],
+                                                body: Data(body.readableBytesView))
             }
+            try await Task.sleep(for: .milliseconds(300))
+            await group.triggerGracefulShutdown()
+            await draining.value
+            return (first, second)
         }
         let store = try Self.store(in: configuration.dataDirectory)
         #expect(try await store.job(id: ids.0)?.status == .succeeded)

@@ -66,6 +66,8 @@ struct QueueFixture {
     let root: URL
     let kind: StoreKind
     let store: any JobStore
+    /// The admission gauge the store reports to.
+    let gauge: QueueGauge
     let audio: AudioStore
     private let stopStore: @Sendable () -> Void
 
@@ -75,11 +77,12 @@ struct QueueFixture {
         root = try TestData.temporaryDirectory()
         switch kind {
         case .sqlite:
-            store = try SQLiteJobStore(path: root.appendingPathComponent("jobs.sqlite"))
+            let sqlite = try SQLiteJobStore(path: root.appendingPathComponent("jobs.sqlite"))
+            (store, gauge) = (sqlite, sqlite.gauge)
             stopStore = {}
         case .postgres:
             let running = try await TestPostgres.store()
-            store = running.store
+            (store, gauge) = (running.store, running.store.gauge)
             stopStore = running.stop
         }
         audio = try AudioStore(directory: root)
@@ -317,16 +320,16 @@ struct QueueFixture {
         #expect(outcomes.filter { $0 }.count == 5)
 
         let store = fixture.store
-        let first = try store.gauge.reserve()
-        try store.gauge.add(seconds: 60, to: first)
+        let first = try fixture.gauge.reserve()
+        try fixture.gauge.add(seconds: 60, to: first)
         try await store.enqueue([Job(id: Job.newID(), filename: nil, bytes: 1, durationS: 60)], settling: first)
-        #expect(store.gauge.stats.queuedJobs == 1)
-        #expect(store.gauge.stats.queuedSeconds == 60)
+        #expect(fixture.gauge.stats.queuedJobs == 1)
+        #expect(fixture.gauge.stats.queuedSeconds == 60)
         // The settled reservation no longer counts: exactly the store's queue does.
-        let second = try store.gauge.reserve()
-        #expect(throws: TingxieError.self) { try store.gauge.add(seconds: 100 * 3600, to: second) }
-        store.gauge.release(second)
-        store.gauge.release(second)
-        #expect(throws: Never.self) { _ = try store.gauge.reserve(jobs: 999) }
+        let second = try fixture.gauge.reserve()
+        #expect(throws: TingxieError.self) { try fixture.gauge.add(seconds: 100 * 3600, to: second) }
+        fixture.gauge.release(second)
+        fixture.gauge.release(second)
+        #expect(throws: Never.self) { _ = try fixture.gauge.reserve(jobs: 999) }
     }
 }

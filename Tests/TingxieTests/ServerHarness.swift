@@ -4,6 +4,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import Synchronization
 import Testing
 import TingxieCore
@@ -30,15 +31,41 @@ func withTestServer(
     let configured = configuration
     // The dictionaries load once per process, off the cooperative pool other tests need.
     let lexicon = try await offThePool { Pinyin.lexicon }
-    try await withThreadPool { threadPool in
-        let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: FakeVAD(), punctuator: punctuator, threadPool: threadPool)
-        var logger = Logger(label: "test")
-        logger.logLevel = .warning
-        let app = try buildApplication(configuration: configured,
-                                       engine: TranscriptionEngine(pipeline: pipeline, lexicon: lexicon, serverHotwords: hotwords),
-                                       logger: logger,
-                                       resources: resources)
-        try await app.test(testing) { client in try await test(client, configured) }
+    var logger = Logger(label: "test")
+    logger.logLevel = .warning
+    let app = try buildApplication(configuration: configured,
+                                   recognition: Recognition(recognizer: recognizer, detectors: FakeVAD(), punctuator: punctuator,
+                                                            lexicon: lexicon, hotwords: hotwords),
+                                   logger: logger, resources: resources)
+    try await app.test(testing) { client in try await test(client, configured) }
+}
+
+/// Runs the server as `tingxie serve` does, on a free loopback port (`configuration.port` 0),
+/// with the fake VAD; hands `body` the port and the service group (to begin the shutdown
+/// early), then shuts the server down and waits for it.
+func withListeningServer<T: Sendable>(configuration: ServerConfiguration, recognizer: any Recognizer = FakeRecognizer(),
+                                      _ body: @Sendable (_ port: Int, _ group: ServiceGroup) async throws -> T) async throws -> T {
+    let port = Mutex(0)
+    var logger = Logger(label: "test")
+    logger.logLevel = .warning
+    let server = try buildServer(configuration: configuration, recognition: Recognition(recognizer: recognizer, detectors: FakeVAD()),
+                                 logger: logger) { bound in port.withLock { $0 = bound } }
+    let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        do {
+            for _ in 0..<200 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(25)) }
+            let bound = port.withLock { $0 }
+            try #require(bound != 0, "the server did not listen within 5 s")
+            let result = try await body(bound, group)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            try? await tasks.waitForAll()
+            throw error
+        }
     }
 }
 

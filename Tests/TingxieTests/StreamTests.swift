@@ -285,51 +285,37 @@ final class PrefixRecognizer: Recognizer {
         }
         var configuration = ServerConfiguration(port: 0, dataDirectory: root.appendingPathComponent("data"), workers: .init(workers: 1))
         configuration.tls = .init(certificateChain: certificate, privateKey: key)
-        let port = Mutex(0)
-        try await withThreadPool { threadPool in
-            let pipeline = try TranscriptionPipeline(recognizer: FakeRecognizer(), detectors: FakeVAD(), threadPool: threadPool)
-            var logger = Logger(label: "test")
-            logger.logLevel = .warning
-            let server = try buildServer(configuration: configuration, engine: try TranscriptionEngine(pipeline: pipeline, lexicon: nil),
-                                         logger: logger) { bound in port.withLock { $0 = bound } }
-            let group = ServiceGroup(configuration: .init(services: [server], logger: logger))
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
-                for _ in 0..<200 where port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(25)) }
-                let bound = port.withLock { $0 }
-                var tls = TLSConfiguration.makeClientConfiguration()
-                tls.certificateVerification = .none
-                let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
-                do {
-                    let health = try await client.execute(HTTPClientRequest(url: "https://127.0.0.1:\(bound)/healthz"), timeout: .seconds(30))
-                    #expect(health.status == .ok)
-                    try await client.shutdown()
-                } catch {
-                    try await client.shutdown()
-                    throw error
-                }
-                // Plain HTTP on the TLS port gets no answer it could mistake for one.
-                let plain = try? await LiveHTTP.request("http://127.0.0.1:\(bound)/healthz")
-                #expect(plain?.status != 200)
-                let received = Inbox()
-                var wsLogger = Logger(label: "ws-test")
-                wsLogger.logLevel = .error
-                try await WebSocketClient.connect(url: "wss://localhost:\(bound)/", configuration: .init(additionalHeaders: [.secWebSocketProtocol: "binary"]),
-                                                  tlsConfiguration: tls, logger: wsLogger) { inbound, outbound, _ in
-                    try await outbound.write(.text(#"{"mode": "offline", "wav_name": "tls", "wav_format": "pcm", "audio_fs": 16000, "is_speaking": true}"#))
-                    try await outbound.write(.binary(ByteBuffer(bytes: StreamClient.pcm(seconds: 1, bursts: [(0.2, 0.8)]))))
-                    try await outbound.write(.text(#"{"is_speaking": false, "is_end": true}"#))
-                    for try await message in inbound.messages(maxSize: 1 << 20) {
-                        guard case .text(let text) = message else { continue }
-                        received.texts.withLock { $0.append(text) }
-                        if text.contains("\"is_end\":true") { break }
-                    }
-                }
-                let texts = received.texts.withLock { $0 }
-                #expect(texts.count == 2 && texts[0].contains("段"), "\(texts)")
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
+        try await withListeningServer(configuration: configuration) { bound, _ in
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .none
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+            do {
+                let health = try await client.execute(HTTPClientRequest(url: "https://127.0.0.1:\(bound)/healthz"), timeout: .seconds(30))
+                #expect(health.status == .ok)
+                try await client.shutdown()
+            } catch {
+                try await client.shutdown()
+                throw error
             }
+            // Plain HTTP on the TLS port gets no answer it could mistake for one.
+            let plain = try? await LiveHTTP.request("http://127.0.0.1:\(bound)/healthz")
+            #expect(plain?.status != 200)
+            let received = Inbox()
+            var wsLogger = Logger(label: "ws-test")
+            wsLogger.logLevel = .error
+            try await WebSocketClient.connect(url: "wss://localhost:\(bound)/", configuration: .init(additionalHeaders: [.secWebSocketProtocol: "binary"]),
+                                              tlsConfiguration: tls, logger: wsLogger) { inbound, outbound, _ in
+                try await outbound.write(.text(#"{"mode": "offline", "wav_name": "tls", "wav_format": "pcm", "audio_fs": 16000, "is_speaking": true}"#))
+                try await outbound.write(.binary(ByteBuffer(bytes: StreamClient.pcm(seconds: 1, bursts: [(0.2, 0.8)]))))
+                try await outbound.write(.text(#"{"is_speaking": false, "is_end": true}"#))
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    guard case .text(let text) = message else { continue }
+                    received.texts.withLock { $0.append(text) }
+                    if text.contains("\"is_end\":true") { break }
+                }
+            }
+            let texts = received.texts.withLock { $0 }
+            #expect(texts.count == 2 && texts[0].contains("段"), "\(texts)")
         }
     }
 }

@@ -31,7 +31,7 @@ enum TestPostgres {
     static func store(url: String? = nil, limits: QueueGauge.Limits = .init(), node: String = "test") async throws -> RunningStore {
         let databaseURL: String
         if let url { databaseURL = url } else { databaseURL = try await freshDatabase() }
-        let store = try PostgresJobStore(url: databaseURL, limits: limits, node: node, logger: quiet)
+        let store = try PostgresJobStore(url: databaseURL, gauge: QueueGauge(limits: limits), node: node, logger: quiet)
         return RunningStore(store: store, url: databaseURL, task: Task { await store.run() })
     }
 
