@@ -12,6 +12,8 @@ creates
     OUT_DIR/transducer-tiny/            encoder/decoder/joiner.onnx + tokens.txt (see transducer())
     OUT_DIR/punctuation-tiny/           a CT-Transformer punctuation model (see punctuation())
     OUT_DIR/punctuation-no-metadata/    the same graph without the metadata sherpa-onnx needs
+    OUT_DIR/paraformer-streaming-tiny/  a streaming Paraformer: encoder/decoder.onnx + tokens.txt (see streaming())
+    OUT_DIR/paraformer-streaming-no-metadata/  the same without the metadata sherpa-onnx needs
 """
 import os
 import sys
@@ -81,6 +83,18 @@ def write(folder, m, truncate=False):
         f.writelines(f"{token} {index}\n" for index, token in enumerate(tokens))
 
 
+def save_graph(folder, name, nodes, inputs, outputs, initializers, metadata=None):
+    """Checks and writes FOLDER/NAME.onnx: one graph, opset 13, with METADATA as its properties."""
+    m = helper.make_model(helper.make_graph(nodes, name, inputs, outputs, initializers),
+                          opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    for key, value in (metadata or {}).items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(folder, f"{name}.onnx"))
+
+
 TRANSDUCER_TOKENS = ["<blk>", "甲", "乙", "丙", "丁", "<unk>"]
 
 
@@ -94,14 +108,7 @@ def transducer(folder):
     os.makedirs(folder, exist_ok=True)
 
     def save(name, nodes, inputs, outputs, initializers, metadata=None):
-        m = helper.make_model(helper.make_graph(nodes, name, inputs, outputs, initializers),
-                              opset_imports=[helper.make_opsetid("", 13)])
-        m.ir_version = 8
-        for key, value in (metadata or {}).items():
-            entry = m.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.checker.check_model(m)
-        onnx.save(m, os.path.join(folder, f"{name}.onnx"))
+        save_graph(folder, name, nodes, inputs, outputs, initializers, metadata)
 
     def constant(name, values, dtype=TensorProto.INT64):
         return helper.make_tensor(name, dtype, [len(values)], values)
@@ -189,6 +196,76 @@ def punctuation(folder, with_metadata):
     onnx.save(m, os.path.join(folder, "model.onnx"))
 
 
+STREAMING_DIM = 4
+STREAMING_KERNEL = 11
+STREAMING_TOKENS = ["<blank>", "<s>", "</s>", "乙", "丙", "<unk>"]
+
+
+def streaming(folder, with_metadata):
+    """sherpa-onnx's streaming Paraformer signature, whose answer is one "乙" for about every
+    0.6 s of audio, whatever the audio: the encoder's CIF weights (alphas) are 0.1 for every
+    LFR frame, so the integrator fires once per ten frames (one chunk), and the decoder's large
+    bias picks token 3 for every acoustic embedding. Speech in, "乙乙乙" out as it arrives: a
+    test that partials come from this model and not from the offline one."""
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(20261202)
+
+    def save(name, nodes, inputs, outputs, initializers, metadata=None):
+        save_graph(folder, name, nodes, inputs, outputs, initializers, metadata)
+
+    def tensor(name, shape, values):
+        return helper.make_tensor(name, TensorProto.FLOAT, shape, np.asarray(values, np.float32).flatten().tolist())
+
+    metadata = {
+        "model_type": "paraformer",
+        "vocab_size": str(len(STREAMING_TOKENS)),
+        "lfr_window_size": "7",
+        "lfr_window_shift": "6",
+        "encoder_output_size": str(STREAMING_DIM),
+        "decoder_num_blocks": "1",
+        "decoder_kernel_size": str(STREAMING_KERNEL),
+        "neg_mean": ",".join(["0"] * FEATURES),
+        "inv_stddev": ",".join(["1"] * FEATURES),
+    } if with_metadata else None
+    # encoder: encoder_out = speech x W; alphas = 0 x mean(speech) + 0.1 per frame
+    save("encoder", [
+        helper.make_node("MatMul", ["speech", "weight"], ["encoder_out"]),
+        helper.make_node("Identity", ["speech_lengths"], ["encoder_out_lens"]),
+        helper.make_node("ReduceMean", ["speech"], ["mean"], axes=[2], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "alpha"], ["alphas"]),
+    ], [helper.make_tensor_value_info("speech", TensorProto.FLOAT, ["N", "T", FEATURES]),
+        helper.make_tensor_value_info("speech_lengths", TensorProto.INT32, ["N"])],
+       [helper.make_tensor_value_info("encoder_out", TensorProto.FLOAT, ["N", "T", STREAMING_DIM]),
+        helper.make_tensor_value_info("encoder_out_lens", TensorProto.INT32, ["N"]),
+        helper.make_tensor_value_info("alphas", TensorProto.FLOAT, ["N", "T"])],
+       [tensor("weight", [FEATURES, STREAMING_DIM], rng.standard_normal((FEATURES, STREAMING_DIM)) * 0.01),
+        tensor("zero", [], [0.0]), tensor("alpha", [], [0.1])],
+       metadata)
+
+    # decoder: logits = acoustic_embeds x W + bias (token 3 wins); the cache passes through
+    vocab = len(STREAMING_TOKENS)
+    bias = [0.0] * vocab
+    bias[3] = 1e4
+    save("decoder", [
+        helper.make_node("MatMul", ["acoustic_embeds", "weight"], ["scores"]),
+        helper.make_node("Add", ["scores", "bias"], ["logits"]),
+        helper.make_node("ArgMax", ["logits"], ["sample_ids"], axis=2, keepdims=0),
+        helper.make_node("Identity", ["in_cache_0"], ["out_cache_0"]),
+    ], [helper.make_tensor_value_info("enc", TensorProto.FLOAT, ["N", "T", STREAMING_DIM]),
+        helper.make_tensor_value_info("enc_len", TensorProto.INT32, ["N"]),
+        helper.make_tensor_value_info("acoustic_embeds", TensorProto.FLOAT, ["N", "U", STREAMING_DIM]),
+        helper.make_tensor_value_info("acoustic_embeds_len", TensorProto.INT32, ["N"]),
+        helper.make_tensor_value_info("in_cache_0", TensorProto.FLOAT, ["N", STREAMING_DIM, STREAMING_KERNEL - 1])],
+       [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", "U", vocab]),
+        helper.make_tensor_value_info("sample_ids", TensorProto.INT64, ["N", "U"]),
+        helper.make_tensor_value_info("out_cache_0", TensorProto.FLOAT, ["N", STREAMING_DIM, STREAMING_KERNEL - 1])],
+       [tensor("weight", [STREAMING_DIM, vocab], rng.standard_normal((STREAMING_DIM, vocab))), tensor("bias", [vocab], bias)])
+
+    with open(os.path.join(folder, "tokens.txt"), "w", encoding="utf-8") as f:
+        f.writelines(f"{token} {index}\n" for index, token in enumerate(STREAMING_TOKENS))
+
+
 def main():
     out = sys.argv[1]
     write(os.path.join(out, "paraformer-tiny"), model(True))
@@ -197,6 +274,8 @@ def main():
     transducer(os.path.join(out, "transducer-tiny"))
     punctuation(os.path.join(out, "punctuation-tiny"), True)
     punctuation(os.path.join(out, "punctuation-no-metadata"), False)
+    streaming(os.path.join(out, "paraformer-streaming-tiny"), True)
+    streaming(os.path.join(out, "paraformer-streaming-no-metadata"), False)
 
 
 if __name__ == "__main__":

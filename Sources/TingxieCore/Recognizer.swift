@@ -122,6 +122,27 @@ public protocol Punctuator: Sendable {
     func punctuate(_ text: String) -> String
 }
 
+/// A recogniser that decodes audio as it arrives (a streaming model): live text while a
+/// sentence is spoken, which an offline `Recognizer` then replaces with the sentence's result.
+public protocol StreamingRecognizer: Sendable {
+    /// A human name, usually the model folder's name.
+    var name: String { get }
+    /// A fresh decoding state for one live stream's sentences.
+    func makeStream() throws -> any StreamingDecoding
+}
+
+/// One live stream's decoding state. Used from one thread at a time; `decode` blocks while the
+/// model runs.
+public protocol StreamingDecoding: AnyObject {
+    /// Adds 16 kHz mono samples of the sentence being spoken (cheap: features only).
+    func accept(_ samples: [Float])
+    /// Decodes the audio accepted and not decoded yet; returns the sentence's text so far. The
+    /// text only grows: what was returned once is never revised.
+    func decode() -> String
+    /// Forgets the sentence, for the next one.
+    func reset()
+}
+
 /// A speech recogniser for 16 kHz mono audio.
 ///
 /// Calls block the calling thread while the model runs: call them from a dedicated

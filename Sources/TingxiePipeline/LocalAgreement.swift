@@ -9,10 +9,11 @@ public struct LocalAgreement: Sendable {
 
     public init() {}
 
-    /// Takes the latest hypothesis for the open sentence; returns the text newly agreed on (often empty).
-    public mutating func update(_ hypothesis: String) -> String {
+    /// Takes the latest hypothesis for the open sentence; returns the text newly agreed on (often
+    /// empty). A `settled` hypothesis (a streaming model's, which only grows) counts as agreed whole.
+    public mutating func update(_ hypothesis: String, settled: Bool = false) -> String {
         let current = Array(hypothesis)
-        var agreed = 0
+        var agreed = settled ? current.count : 0
         while agreed < min(previous.count, current.count), previous[agreed] == current[agreed] { agreed += 1 }
         previous = current
         let settled = current[..<agreed]

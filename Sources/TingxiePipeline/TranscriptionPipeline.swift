@@ -65,13 +65,29 @@ public final class TranscriptionPipeline: Sendable {
     /// Receives each segment of the transcript as soon as it is recognised.
     public typealias SegmentHandler = (Transcript.Segment) -> Void
     /// Receives the whole text recognised so far of a sentence still being spoken.
-    public typealias PartialHandler = (String) -> Void
+    public typealias PartialHandler = (PartialText) -> Void
+
+    /// A sentence's text while it is spoken.
+    public struct PartialText: Sendable, Equatable {
+        public var text: String
+        /// Whether later text may differ in what this says: an offline model's re-recognition
+        /// of the grown sentence may revise words; a streaming model's text only grows.
+        public var revisable: Bool
+
+        public init(text: String, revisable: Bool) {
+            self.text = text
+            self.revisable = revisable
+        }
+    }
 
     public let recognizer: any Recognizer
     public let detectors: any VoiceActivityDetectorFactory
     public let configuration: Configuration
     /// Punctuates each segment's text; `nil` when the model punctuates itself or none was given.
     public let punctuator: (any Punctuator)?
+    /// Gives live partial text as audio arrives, when there is one; otherwise partials come from
+    /// re-recognising the open sentence with `recognizer`.
+    public let streaming: (any StreamingRecognizer)?
     /// Text in Chinese is given in Simplified characters; other text as the model wrote it.
     private let simplifying: TextNormalizer
     private let plain = TextNormalizer(toSimplified: nil)
@@ -82,12 +98,15 @@ public final class TranscriptionPipeline: Sendable {
     /// - Parameter threadPool: where blocking decode and inference run; started by the caller,
     ///   sized to the number of files decoded at once.
     /// - Parameter punctuator: used for models whose text has no punctuation.
+    /// - Parameter streaming: a streaming model for live partials.
     public init(recognizer: any Recognizer, detectors: any VoiceActivityDetectorFactory,
-                configuration: Configuration = Configuration(), punctuator: (any Punctuator)? = nil, threadPool: NIOThreadPool) throws {
+                configuration: Configuration = Configuration(), punctuator: (any Punctuator)? = nil,
+                streaming: (any StreamingRecognizer)? = nil, threadPool: NIOThreadPool) throws {
         self.recognizer = recognizer
         self.detectors = detectors
         self.configuration = configuration
         self.punctuator = recognizer.info.punctuates ? nil : punctuator
+        self.streaming = streaming
         self.threadPool = threadPool
         simplifying = try TextNormalizer.forLanguage("zh")
         let padding = [Float](repeating: 0, count: Int(configuration.paddingSeconds * Double(modelSampleRate)))
@@ -127,13 +146,14 @@ public final class TranscriptionPipeline: Sendable {
     /// The same model and VAD with another configuration (e.g. no merging, for live audio).
     public func with(configuration: Configuration) throws -> TranscriptionPipeline {
         try TranscriptionPipeline(recognizer: recognizer, detectors: detectors, configuration: configuration, punctuator: punctuator,
-                                  threadPool: threadPool)
+                                  streaming: streaming, threadPool: threadPool)
     }
 
     /// Transcribes an already opened audio stream on the calling thread (blocking).
     /// - Parameter onSegment: called with each segment as soon as it is recognised (live audio).
-    /// - Parameter onPartial: called with the open sentence's text every
-    ///   `partialIntervalSeconds` of new speech, within `partialShare` (live audio).
+    /// - Parameter onPartial: called with the open sentence's text (live audio): from the
+    ///   streaming model as it grows, else re-recognised every `partialIntervalSeconds` of new
+    ///   speech; either way within `partialShare` of the running time.
     public func run(source: any AudioSource, hotwords: HotwordMatcher? = nil, options: RecognitionOptions = RecognitionOptions(),
                     canceled: borrowing Atomic<Bool>, progress: ProgressHandler?, onSegment: SegmentHandler? = nil,
                     onPartial: PartialHandler? = nil) throws -> Transcript {
@@ -223,30 +243,72 @@ public final class TranscriptionPipeline: Sendable {
         var partialAt = 0
         var partialSeconds = 0.0
         let partialStep = Int(configuration.partialIntervalSeconds * Double(modelSampleRate))
+        /// Whether partials may take time now: within their share of the running time, and
+        /// never while received audio waits to be read (they are skipped, not queued).
+        func partialsHaveTime() -> Bool {
+            partialSeconds <= configuration.partialShare * (ContinuousClock.now - started).seconds && source.bufferedSeconds < 1
+        }
+        func normalizePartial(_ text: String, chinese: Bool) -> String {
+            (chinese ? simplifying : plain).normalize(text)
+        }
         /// Recognises the open sentence again once it has grown by `partialStep`.
         func offerPartial(_ onPartial: PartialHandler) throws {
             let open = detector.openSpeechSamples
             if open < partialAt { partialAt = 0 }   // a new sentence
             guard open >= partialStep, open - partialAt >= partialStep, pending.isEmpty else { return }
             partialAt = open
-            let elapsed = (ContinuousClock.now - started).seconds
             let start = max(lastEnd, decodedSamples - open)
-            guard partialSeconds <= configuration.partialShare * elapsed, source.bufferedSeconds < 1,
-                  let audio = history.samples(from: start, count: decodedSamples - start) else { return }
+            guard partialsHaveTime(), let audio = history.samples(from: start, count: decodedSamples - start) else { return }
             let began = ContinuousClock.now
             guard let result = try recognizer.recognize(batch: [padding + audio + padding], hotwords: biasing, options: options).first else { return }
             partialSeconds += (ContinuousClock.now - began).seconds
-            let text = (isChinese(result) ? simplifying : plain).normalize(result.text)
-            if !text.isEmpty { onPartial(text) }
+            let text = normalizePartial(result.text, chinese: isChinese(result))
+            if !text.isEmpty { onPartial(PartialText(text: text, revisable: true)) }
+        }
+
+        // With a streaming model, each open sentence's audio goes to it as it arrives.
+        let live = try onPartial == nil ? nil : streaming?.makeStream()
+        let liveChinese = options.task == .transcribe && TextNormalizer.isChinese(options.language ?? configuration.language)
+        var liveOpen = false
+        var liveText = ""
+        /// Feeds the streaming model the open sentence's new audio and passes on its grown text.
+        func feedStreaming(_ live: any StreamingDecoding, chunk: [Float], closed: Bool, _ onPartial: PartialHandler) {
+            let open = detector.openSpeechSamples
+            if liveOpen, closed || open == 0 {
+                live.reset()
+                (liveOpen, liveText) = (false, "")
+            }
+            guard open > 0 else { return }
+            if liveOpen {
+                live.accept(chunk)
+            } else {
+                // The VAD knows a sentence began only some way into it: its start comes from the history.
+                let start = max(lastEnd, decodedSamples - open)
+                guard let audio = history.samples(from: start, count: decodedSamples - start) else { return }
+                live.accept(audio)
+                liveOpen = true
+            }
+            guard partialsHaveTime() else { return }
+            let began = ContinuousClock.now
+            let text = normalizePartial(live.decode(), chinese: liveChinese)
+            partialSeconds += (ContinuousClock.now - began).seconds
+            guard !text.isEmpty, text != liveText else { return }
+            liveText = text
+            onPartial(PartialText(text: text, revisable: false))
         }
 
         while let chunk = try source.nextChunk() {
             if canceled.load(ordering: .relaxed) { throw TingxieError(.canceled, "transcription canceled") }
             decodedSamples += chunk.count
             history.append(chunk)
-            pending += try detector.accept(chunk).map(withLead).flatMap(splitter.split)
+            let ended = try detector.accept(chunk)
+            pending += ended.map(withLead).flatMap(splitter.split)
             try recognizePending(all: false)
-            if let onPartial { try offerPartial(onPartial) }
+            if let onPartial, let live {
+                feedStreaming(live, chunk: chunk, closed: !ended.isEmpty, onPartial)
+            } else if let onPartial {
+                try offerPartial(onPartial)
+            }
             report()
         }
         pending += try detector.finish().map(withLead).flatMap(splitter.split)

@@ -24,11 +24,14 @@ public struct Recognition: Sendable {
     public var lexicon: Lexicon?
     /// Hotwords for every request (`--hotwords-file`).
     public var hotwords: [Hotword]
+    /// Live partial text as audio arrives; without it the offline model re-recognises.
+    public var streaming: (any StreamingRecognizer)?
 
     public init(recognizer: any Recognizer, detectors: any VoiceActivityDetectorFactory, punctuator: (any Punctuator)? = nil,
-                lexicon: Lexicon? = nil, hotwords: [Hotword] = []) {
+                lexicon: Lexicon? = nil, hotwords: [Hotword] = [], streaming: (any StreamingRecognizer)? = nil) {
         self.recognizer = recognizer
         self.detectors = detectors
+        self.streaming = streaming
         self.punctuator = punctuator
         self.lexicon = lexicon
         self.hotwords = hotwords
@@ -108,7 +111,8 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
     let decodePool = NIOThreadPool(numberOfThreads: max(1, configuration.workers.workers))
     let pipeline = try TranscriptionPipeline(
         recognizer: SharedRecognizer(recognition.recognizer, limit: configuration.workers.workers), detectors: recognition.detectors,
-        configuration: .init(language: configuration.language), punctuator: recognition.punctuator, threadPool: decodePool
+        configuration: .init(language: configuration.language), punctuator: recognition.punctuator, streaming: recognition.streaming,
+        threadPool: decodePool
     )
     let engine = try TranscriptionEngine(pipeline: pipeline, lexicon: recognition.lexicon, serverHotwords: recognition.hotwords)
     let metrics = ServerMetrics()
@@ -172,6 +176,7 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
                 "workers": "\(configuration.workers.workers)", "model": "\(engine.model.name)",
                 "data_dir": "\(configuration.dataDirectory.path)", "job_store": "\(configuration.databaseURL == nil ? "sqlite" : "postgresql")",
                 "punctuation": "\(pipeline.punctuator?.name ?? (engine.model.punctuates ? "the model's own" : "none"))",
+                "live_partials": "\(pipeline.streaming?.name ?? "re-recognised by the offline model")",
             ])
             await onListening(port)
         },

@@ -293,7 +293,7 @@ private struct StreamSession {
         let source = PushedAudioSource(sampleRate: config.sampleRate)
         let pipeline = try service.engine.pipeline.with(configuration: .init(
             language: service.configuration.language, mergeTargetSeconds: 0, maxSpeechSeconds: StreamController.liveMaxSpeechSeconds))
-        enum Event: Sendable { case partial(String), sentence(Transcript.Segment) }
+        enum Event: Sendable { case partial(TranscriptionPipeline.PartialText), sentence(Transcript.Segment) }
         let (events, eventSink) = AsyncStream.makeStream(of: Event.self)
         let canceled = Flag()
         let label = config.mode == .online ? "online" : "2pass-offline"
@@ -314,8 +314,8 @@ private struct StreamSession {
                 var agreement = LocalAgreement()
                 for await event in events {
                     switch event {
-                    case .partial(let hypothesis):
-                        let added = agreement.update(hypothesis)
+                    case .partial(let partial):
+                        let added = agreement.update(partial.text, settled: !partial.revisable)
                         guard !added.isEmpty else { continue }
                         try await send(["mode": partialLabel, "wav_name": config.wavName ?? "", "text": added, "is_final": false])
                     case .sentence(let segment):

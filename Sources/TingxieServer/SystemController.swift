@@ -83,7 +83,7 @@ struct SystemController<Context: RequestContext> {
             throttled: service.pool.isThrottled,
             hotwords: .init(serverTerms: service.engine.serverHotwords.count, maxTerms: Hotword.maxCount, maxTermLength: Hotword.maxLength),
             punctuation: .init(service.engine),
-            live: .init(),
+            live: .init(service.engine),
             // The rest of the overview stands while the shared database is away, as in /metrics.
             cluster: try? await cluster(),
             limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxDurationS: configuration.maxDurationSeconds,
@@ -231,16 +231,32 @@ struct SystemDTO: Encodable {
         }
     }
 
-    /// How live streams show words before a sentence ends.
+    /// How live streams show words before a sentence ends: from a streaming model as audio
+    /// arrives, or from the offline model re-recognising the open sentence, and why.
     struct Live: Encodable {
         var partials = true
-        /// No streaming model yet: partials come from the offline model re-recognising the open sentence.
-        var source = "offline model, re-recognising the open sentence"
-        var partialIntervalS = TranscriptionPipeline.Configuration().partialIntervalSeconds
+        var source: String
+        var streamingModel: String?
+        var reason: String
+        /// How often the offline model re-recognises (without a streaming model).
+        var partialIntervalS: Double?
         var partialMaxShare = TranscriptionPipeline.Configuration().partialShare
 
+        init(_ engine: TranscriptionEngine) {
+            streamingModel = engine.pipeline.streaming?.name
+            if let streamingModel {
+                source = "streaming model"
+                reason = "\(streamingModel) decodes each sentence as it is spoken; the \(engine.model.family) model gives the final sentence"
+            } else {
+                source = "offline model"
+                partialIntervalS = TranscriptionPipeline.Configuration().partialIntervalSeconds
+                reason = "no streaming model is loaded (`tingxie models pull paraformer-zh-streaming`, or --streaming-model-dir DIR): the \(engine.model.family) model re-recognises the open sentence"
+            }
+        }
+
         enum CodingKeys: String, CodingKey {
-            case partials, source, partialIntervalS = "partial_interval_s", partialMaxShare = "partial_max_share"
+            case partials, source, reason, streamingModel = "streaming_model", partialIntervalS = "partial_interval_s",
+                 partialMaxShare = "partial_max_share"
         }
     }
 

@@ -51,6 +51,79 @@ public struct ModelDirectory: Sendable, Equatable {
     /// - Throws: `TingxieError` with `.modelNotFound` when the folder is missing, or
     ///   `.invalidModel` listing what was found and what was expected.
     public static func detect(_ url: URL) throws -> ModelDirectory {
+        let files = try ModelFiles.list(url, expected: expectedLayouts)
+        let (folder, tokens) = (files.folder, files.tokens)
+        var directory: ModelDirectory
+        if let encoder = files.encoder, let decoder = files.decoder, let joiner = files.joiner {
+            directory = ModelDirectory(url: folder, family: .transducer, model: nil,
+                                       encoder: encoder, decoder: decoder, joiner: joiner, tokens: tokens)
+            directory.bpeVocab = files.bpeVocab
+        } else if let encoder = files.encoder, let decoder = files.decoder {
+            directory = ModelDirectory(url: folder, family: .whisper, model: nil,
+                                       encoder: encoder, decoder: decoder, joiner: nil, tokens: tokens)
+        } else if let single = files.single {
+            let metadata = try ONNXMetadata.read(single)
+            let family: Family
+            if metadata["lang_zh"] != nil || metadata["with_itn"] != nil {
+                family = .senseVoice
+            } else if metadata["model_type"] == "paraformer" || metadata["lfr_window_size"] != nil
+                        || folder.lastPathComponent.lowercased().contains("paraformer") {
+                family = .paraformer
+            } else {
+                throw files.unrecognised("\(single.lastPathComponent) is neither a Paraformer nor a SenseVoice model (model_type=\(metadata["model_type"] ?? "none"))")
+            }
+            directory = ModelDirectory(url: folder, family: family, model: single,
+                                       encoder: nil, decoder: nil, joiner: nil, tokens: tokens)
+        } else {
+            throw files.unrecognised("no recognisable model files")
+        }
+        try directory.validate()
+        return directory
+    }
+
+    /// Checks that the metadata sherpa-onnx reads without a default is present and well formed.
+    func validate() throws {
+        // sherpa-onnx keeps Whisper's metadata on the encoder and a transducer's on the decoder.
+        let carrier: URL
+        switch family {
+        case .paraformer, .senseVoice: carrier = model!
+        case .whisper: carrier = encoder!
+        case .transducer: carrier = decoder!
+        }
+        let metadata = try ONNXMetadata.read(carrier)
+        try ModelFiles.require(Self.requiredMetadata[family] ?? [], in: metadata, of: carrier, kind: family.rawValue)
+        if family == .paraformer || family == .senseVoice {
+            try ModelFiles.checkNormalization(metadata, of: carrier)
+        }
+        if family == .whisper, metadata["is_multilingual"] != "0",
+           metadata["all_language_tokens"] == nil || metadata["all_language_codes"] == nil {
+            throw TingxieError(.invalidModel, "\(carrier.lastPathComponent): a multilingual Whisper model needs all_language_tokens and all_language_codes metadata")
+        }
+        // Other files must at least be well-formed ONNX: corrupt ones make sherpa-onnx fail deep inside.
+        for other in [model, encoder, decoder, joiner].compactMap({ $0 }) where other != carrier {
+            _ = try ONNXMetadata.read(other)
+        }
+    }
+}
+
+/// The files of a model folder, as sherpa-onnx's release archives lay them out.
+struct ModelFiles {
+    let folder: URL
+    let names: [String]
+    let tokens: URL
+    let encoder: URL?
+    let decoder: URL?
+    let joiner: URL?
+    /// `model.onnx` or `model.int8.onnx`.
+    let single: URL?
+    let bpeVocab: URL?
+    /// The layouts to name when the folder holds none of them.
+    let expected: String
+
+    /// Lists `url`, or the one sub-folder it holds (as a release archive extracts); where both
+    /// fp32 and int8 files exist, the int8 ones are chosen.
+    /// - Throws: `.modelNotFound` when the folder is missing, `.invalidModel` when it has no tokens file.
+    static func list(_ url: URL, expected: String) throws -> ModelFiles {
         let fileManager = FileManager.default
         var isDirectory: ObjCBool = false
         guard fileManager.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -73,79 +146,39 @@ public struct ModelDirectory: Sendable, Equatable {
         }
         let tokens = (names.first { $0 == "tokens.txt" } ?? names.first { $0.hasSuffix("tokens.txt") })
             .map { folder.appendingPathComponent($0) }
-        let encoder = pick { $0.contains("encoder") }
-        let decoder = pick { $0.contains("decoder") }
-        let joiner = pick { $0.contains("joiner") }
-        let single = pick { $0 == "model.onnx" || $0 == "model.int8.onnx" }
-        let bpeVocab = names.contains("bpe.vocab") ? folder.appendingPathComponent("bpe.vocab") : nil
-
-        func unrecognised(_ reason: String) -> TingxieError {
-            let found = names.isEmpty ? "nothing" : names.joined(separator: ", ")
-            return TingxieError(.invalidModel, "\(folder.path): \(reason); found: \(found); \(expectedLayouts)")
-        }
-        guard let tokens else { throw unrecognised("no tokens file") }
-
-        var directory: ModelDirectory
-        if let encoder, let decoder, let joiner {
-            directory = ModelDirectory(url: folder, family: .transducer, model: nil,
-                                       encoder: encoder, decoder: decoder, joiner: joiner, tokens: tokens)
-            directory.bpeVocab = bpeVocab
-        } else if let encoder, let decoder {
-            directory = ModelDirectory(url: folder, family: .whisper, model: nil,
-                                       encoder: encoder, decoder: decoder, joiner: nil, tokens: tokens)
-        } else if let single {
-            let metadata = try ONNXMetadata.read(single)
-            let family: Family
-            if metadata["lang_zh"] != nil || metadata["with_itn"] != nil {
-                family = .senseVoice
-            } else if metadata["model_type"] == "paraformer" || metadata["lfr_window_size"] != nil
-                        || folder.lastPathComponent.lowercased().contains("paraformer") {
-                family = .paraformer
-            } else {
-                throw unrecognised("\(single.lastPathComponent) is neither a Paraformer nor a SenseVoice model (model_type=\(metadata["model_type"] ?? "none"))")
-            }
-            directory = ModelDirectory(url: folder, family: family, model: single,
-                                       encoder: nil, decoder: nil, joiner: nil, tokens: tokens)
-        } else {
-            throw unrecognised("no recognisable model files")
-        }
-        try directory.validate()
-        return directory
+        let found = names.isEmpty ? "nothing" : names.joined(separator: ", ")
+        guard let tokens else { throw TingxieError(.invalidModel, "\(folder.path): no tokens file; found: \(found); \(expected)") }
+        return ModelFiles(folder: folder, names: names, tokens: tokens,
+                          encoder: pick { $0.contains("encoder") }, decoder: pick { $0.contains("decoder") },
+                          joiner: pick { $0.contains("joiner") }, single: pick { $0 == "model.onnx" || $0 == "model.int8.onnx" },
+                          bpeVocab: names.contains("bpe.vocab") ? folder.appendingPathComponent("bpe.vocab") : nil, expected: expected)
     }
 
-    /// Checks that the metadata sherpa-onnx reads without a default is present and well formed.
-    func validate() throws {
-        // sherpa-onnx keeps Whisper's metadata on the encoder and a transducer's on the decoder.
-        let carrier: URL
-        switch family {
-        case .paraformer, .senseVoice: carrier = model!
-        case .whisper: carrier = encoder!
-        case .transducer: carrier = decoder!
-        }
-        let metadata = try ONNXMetadata.read(carrier)
-        let missing = (Self.requiredMetadata[family] ?? []).filter { (metadata[$0] ?? "").isEmpty }
+    /// The error for a folder whose files make no model sherpa-onnx loads.
+    func unrecognised(_ reason: String) -> TingxieError {
+        let found = names.isEmpty ? "nothing" : names.joined(separator: ", ")
+        return TingxieError(.invalidModel, "\(folder.path): \(reason); found: \(found); \(expected)")
+    }
+
+    /// Checks that `file`'s metadata has `keys`, non-empty, naming the model `kind` when not.
+    static func require(_ keys: [String], in metadata: [String: String], of file: URL, kind: String) throws {
+        let missing = keys.filter { (metadata[$0] ?? "").isEmpty }
         guard missing.isEmpty else {
-            throw TingxieError(.invalidModel, "\(carrier.lastPathComponent) is a \(family.rawValue) model without the metadata sherpa-onnx needs: missing \(missing.joined(separator: ", ")); re-export it with sherpa-onnx's export script")
+            throw TingxieError(.invalidModel, "\(file.lastPathComponent) is a \(kind) model without the metadata sherpa-onnx needs: missing \(missing.joined(separator: ", ")); re-export it with sherpa-onnx's export script")
         }
-        if family == .paraformer || family == .senseVoice {
-            let vectors = ["neg_mean", "inv_stddev"].map { key in
-                (key, metadata[key]!.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) },
-                 metadata[key]!.split(separator: ",").count)
-            }
-            for (key, values, fields) in vectors where values.isEmpty || values.count != fields {
-                throw TingxieError(.invalidModel, "\(carrier.lastPathComponent): metadata \(key) is not a list of numbers")
-            }
-            if vectors[0].1.count != vectors[1].1.count {
-                throw TingxieError(.invalidModel, "\(carrier.lastPathComponent): neg_mean and inv_stddev differ in length")
-            }
+    }
+
+    /// Checks that the feature normalisation (`neg_mean`, `inv_stddev`) is two number lists of one length.
+    static func checkNormalization(_ metadata: [String: String], of file: URL) throws {
+        let vectors = ["neg_mean", "inv_stddev"].map { key in
+            (key, metadata[key]!.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) },
+             metadata[key]!.split(separator: ",").count)
         }
-        if family == .whisper, metadata["is_multilingual"] != "0",
-           metadata["all_language_tokens"] == nil || metadata["all_language_codes"] == nil {
-            throw TingxieError(.invalidModel, "\(carrier.lastPathComponent): a multilingual Whisper model needs all_language_tokens and all_language_codes metadata")
+        for (key, values, fields) in vectors where values.isEmpty || values.count != fields {
+            throw TingxieError(.invalidModel, "\(file.lastPathComponent): metadata \(key) is not a list of numbers")
         }
-        // Other files must at least be well-formed ONNX: corrupt ones make sherpa-onnx fail deep inside.
-        for other in [model, encoder, decoder, joiner].compactMap({ $0 }) where other != carrier {
-            _ = try ONNXMetadata.read(other)
+        if vectors[0].1.count != vectors[1].1.count {
+            throw TingxieError(.invalidModel, "\(file.lastPathComponent): neg_mean and inv_stddev differ in length")
         }
     }
 }

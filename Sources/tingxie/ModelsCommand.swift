@@ -30,6 +30,7 @@ struct ModelsCommand: AsyncParsableCommand {
             ModelInstaller(catalog: try loadCatalog(), modelsDirectory: directory, downloader: downloader) { folder, entry in
                 switch entry.family {
                 case "paraformer", "sense_voice", "whisper", "transducer": _ = try ModelDirectory.detect(folder)
+                case "paraformer-streaming": _ = try StreamingModelDirectory.detect(folder)
                 case "punctuation": try SherpaPunctuation.validate(try SherpaPunctuation.modelFile(in: folder))
                 default: return
                 }
@@ -98,7 +99,17 @@ struct ModelsCommand: AsyncParsableCommand {
         @Argument(help: "Model folder.") var directory: String
 
         func run() async throws {
-            let detected = try ModelDirectory.detect(URL(fileURLWithPath: directory))
+            let folder = URL(fileURLWithPath: directory)
+            let detected: ModelDirectory
+            do {
+                detected = try ModelDirectory.detect(folder)
+            } catch {
+                // A streaming model's encoder and decoder look like Whisper's to offline detection.
+                guard let streaming = try? StreamingModelDirectory.detect(folder) else { throw error }
+                _ = try SherpaStreamingRecognizer(directory: streaming)
+                print("\(directory): \(streaming.family.rawValue) model \"\(streaming.name)\", loads; for serve --streaming-model-dir")
+                return
+            }
             let recognizer = try SherpaRecognizer(directory: detected, configuration: .init(threads: 1, language: "zh"))
             let info = recognizer.info
             print("\(directory): \(info.family) model \"\(info.name)\", loads; segments up to \(Int(info.maxSegmentSeconds)) s"

@@ -5,6 +5,7 @@ import TingxieCore
 import TingxieJobs
 import TingxieModels
 import TingxieServer
+import TingxieSherpa
 import TingxieText
 
 struct ServeCommand: AsyncParsableCommand {
@@ -64,6 +65,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Seconds running jobs may finish in after SIGTERM before they are requeued (default 30).") var shutdownGrace: Double?
     @Option(help: "Lease of a running job in seconds; a job whose worker stops renewing it is requeued (default 30).") var leaseSeconds: Double?
     @Option(help: "Hotwords for every request: a file with one term per line, optionally `term weight`.") var hotwordsFile: String?
+    @Option(help: "Streaming model folder (streaming Paraformer or Zipformer transducer) for live text while people speak (default: paraformer-zh-streaming in the models folder when installed; `none`: the offline model re-recognises instead).") var streamingModelDir: String?
     @Option(help: "Log format: text or json.") var logFormat: String?
     @Option(help: "Uploads slower than this many bytes/s on average are cut off with a 408 (default 8192).") var minUploadRate: Int?
     @Option(help: "Seconds before the upload rate is checked (default 30).") var uploadRateGrace: Double?
@@ -115,7 +117,23 @@ struct ServerOptions: ParsableArguments {
             lexicon = nil
         }
         return Recognition(recognizer: recognizer, detectors: try model.loadVAD(), punctuator: try model.loadPunctuation(for: recognizer.info),
-                           lexicon: lexicon, hotwords: try setting(hotwordsFile, "HOTWORDS_FILE").map(Hotword.load) ?? [])
+                           lexicon: lexicon, hotwords: try setting(hotwordsFile, "HOTWORDS_FILE").map(Hotword.load) ?? [],
+                           streaming: try loadStreaming())
+    }
+
+    /// The streaming model: the flag's or the environment's folder, else the installed
+    /// `paraformer-zh-streaming`; `nil` when there is none or it is turned off (`none`).
+    private func loadStreaming() throws -> SherpaStreamingRecognizer? {
+        let folder: URL
+        if let given = setting(streamingModelDir, "STREAMING_MODEL_DIR") {
+            guard given != "none" else { return nil }
+            folder = URL(fileURLWithPath: given)
+        } else {
+            let installed = ModelLocations.modelsDirectory().appendingPathComponent("paraformer-zh-streaming")
+            guard FileManager.default.fileExists(atPath: installed.path) else { return nil }
+            folder = installed
+        }
+        return try SherpaStreamingRecognizer(directory: try StreamingModelDirectory.detect(folder))
     }
 
     /// Flags, else `TINGXIE_*` variables, else defaults sized to this machine.

@@ -293,4 +293,9 @@ final class CountingSource: AudioSource {
     agreement.reset()
     #expect(agreement.update("明天") == "")
     #expect(agreement.update("明天见") == "明天")
+    // A streaming model's text only grows: it shows at once.
+    agreement.reset()
+    #expect(agreement.update("乙", settled: true) == "乙")
+    #expect(agreement.update("乙乙", settled: true) == "乙")
+    #expect(agreement.committed == "乙乙")
 }

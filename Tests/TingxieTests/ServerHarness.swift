@@ -17,6 +17,7 @@ import TingxieServer
 func withTestServer(
     recognizer: any Recognizer = FakeRecognizer(),
     punctuator: (any Punctuator)? = nil,
+    streaming: (any StreamingRecognizer)? = nil,
     hotwords: [Hotword] = [],
     resources: FakeResources = FakeResources(),
     testing: TestingSetup = .router,
@@ -35,7 +36,7 @@ func withTestServer(
     logger.logLevel = .warning
     let app = try buildApplication(configuration: configured,
                                    recognition: Recognition(recognizer: recognizer, detectors: FakeVAD(), punctuator: punctuator,
-                                                            lexicon: lexicon, hotwords: hotwords),
+                                                            lexicon: lexicon, hotwords: hotwords, streaming: streaming),
                                    logger: logger, resources: resources)
     try await app.test(testing) { client in try await test(client, configured) }
 }

@@ -13,8 +13,10 @@ final class ServerProcess {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    /// Starts `tingxie COMMAND` (`serve`, or `worker`) and waits (at most 60 s) until it listens.
-    init(_ command: String = "serve", dataDirectory: URL, model: URL, arguments: [String] = []) async throws {
+    /// Starts `tingxie COMMAND` (`serve`, or `worker`), with `environment` over this process's,
+    /// and waits (at most 60 s) until it listens.
+    init(_ command: String = "serve", dataDirectory: URL, model: URL, arguments: [String] = [],
+         environment: [String: String] = [:]) async throws {
         self.dataDirectory = dataDirectory
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         log = dataDirectory.deletingLastPathComponent().appendingPathComponent("server-\(UUID().uuidString.prefix(8)).log")
@@ -22,6 +24,7 @@ final class ServerProcess {
         process.executableURL = CLI.binary
         process.arguments = [command, "--port", "0", "--data-dir", dataDirectory.path, "--model-dir", model.path,
                              "--log-format", "json"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: log)
         process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
