@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Synchronization
 import HummingbirdTesting
 import Testing
 import TingxieCore
@@ -35,6 +36,30 @@ struct StreamingModelTests {
         #expect(stream.decode() == "")
         stream.accept(Array(tone.prefix(16_000)))
         #expect(stream.decode().hasPrefix("乙"))
+    }
+
+    /// Streams of one recogniser decode on different threads at once (as live connections do)
+    /// and each gets what it would alone.
+    @Test func streamsDecodeConcurrently() throws {
+        let recognizer = try SherpaStreamingRecognizer(directory: try StreamingModelDirectory.detect(Self.tiny))
+        let seconds = [1.3, 2.5, 3.7, 4.9]
+        @Sendable func decode(_ seconds: Double) throws -> String {
+            let stream = try recognizer.makeStream()
+            let tone = (0..<Int(seconds * 16_000)).map { Float(0.3 * sin(2 * Double.pi * 300 * Double($0) / 16_000)) }
+            for start in stride(from: 0, to: tone.count, by: 800) {
+                stream.accept(Array(tone[start..<min(tone.count, start + 800)]))
+                _ = stream.decode()
+            }
+            return stream.decode()
+        }
+        let alone = try seconds.map(decode)
+        let together = Mutex([String](repeating: "", count: seconds.count))
+        DispatchQueue.concurrentPerform(iterations: seconds.count * 4) { index in
+            let text = (try? decode(seconds[index % seconds.count])) ?? "failed"
+            if index >= seconds.count * 3 { together.withLock { $0[index % seconds.count] = text } }
+        }
+        #expect(together.withLock { $0 } == alone)
+        #expect(Set(alone).count == seconds.count, "longer audio, more text: \(alone)")
     }
 
     @Test func aBrokenOrOfflineFolderIsAnErrorNotAnExit() throws {
