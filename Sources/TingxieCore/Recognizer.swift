@@ -158,6 +158,10 @@ public protocol Recognizer: Sendable {
     /// - Returns: one result per piece, in order.
     func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult]
 
+    /// The same, decoding up to `parallel` pieces at once, each on its own thread (the caller
+    /// has that many decode slots; see `SharedRecognizer`).
+    func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions, parallel: Int) throws -> [RecognitionResult]
+
     /// The hotwords the decoder takes: all of them for a biasable model unless it says
     /// otherwise (terms it cannot spell), none for others.
     func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword]
@@ -166,6 +170,11 @@ public protocol Recognizer: Sendable {
 extension Recognizer {
     public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {
         info.biasesHotwords ? hotwords : []
+    }
+
+    /// Recognisers that cannot decode side by side decode as they always do.
+    public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions, parallel: Int) throws -> [RecognitionResult] {
+        try recognize(batch: batch, hotwords: hotwords, options: options)
     }
 
     /// Recognises several pieces without hotwords, in the model's own language.
@@ -179,9 +188,14 @@ extension Recognizer {
     }
 }
 
-/// A recogniser that runs at most `limit` recognitions at once, whoever calls it: the
-/// server's jobs and live streams share one, so its memory is that of `limit` decodes
-/// however many clients are connected. Callers over the limit wait on their own thread.
+/// A recogniser that runs at most `limit` decodes at once, whoever calls it: the server's jobs
+/// and live streams share one, so its memory is that of `limit` decodes however many clients
+/// are connected. Callers over the limit wait on their own thread.
+///
+/// A batch of several pieces takes one slot, waiting for it, and borrows the slots that are free
+/// at that moment (one per further piece) to decode its pieces side by side: a lone long job
+/// uses the cores that idle workers leave, and gives them back after the batch, so a job that
+/// arrives waits at most one batch for a slot.
 public final class SharedRecognizer: Recognizer {
     public let base: any Recognizer
     public let limit: Int
@@ -197,8 +211,15 @@ public final class SharedRecognizer: Recognizer {
 
     public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
         slots.wait()
-        defer { slots.signal() }
-        return try base.recognize(batch: batch, hotwords: hotwords, options: options)
+        var held = 1
+        // Waiting callers are woken before a borrower's try: only slots nobody waits for are taken.
+        while held < batch.count, slots.wait(timeout: .now()) == .success { held += 1 }
+        defer { for _ in 0..<held { slots.signal() } }
+        return try base.recognize(batch: batch, hotwords: hotwords, options: options, parallel: held)
+    }
+
+    public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions, parallel: Int) throws -> [RecognitionResult] {
+        try recognize(batch: batch, hotwords: hotwords, options: options)
     }
 
     public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {

@@ -107,12 +107,13 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
     let audio = try AudioStore(directory: configuration.audioDirectory ?? configuration.dataDirectory,
                                shared: configuration.databaseURL != nil)
     // Jobs and live streams share the workers' decode slots: memory is that of so many decodes
-    // however many streams are open.
+    // however many streams are open. A job decodes its pieces in batches of as many as there are
+    // workers, side by side on the slots no other work holds at the time.
     let decodePool = NIOThreadPool(numberOfThreads: max(1, configuration.workers.workers))
     let pipeline = try TranscriptionPipeline(
         recognizer: SharedRecognizer(recognition.recognizer, limit: configuration.workers.workers), detectors: recognition.detectors,
-        configuration: .init(language: configuration.language), punctuator: recognition.punctuator, streaming: recognition.streaming,
-        threadPool: decodePool
+        configuration: .init(language: configuration.language, batchSize: configuration.workers.workers),
+        punctuator: recognition.punctuator, streaming: recognition.streaming, threadPool: decodePool
     )
     let engine = try TranscriptionEngine(pipeline: pipeline, lexicon: recognition.lexicon, serverHotwords: recognition.hotwords)
     let metrics = ServerMetrics()

@@ -23,12 +23,17 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         /// ONNX threads. sherpa-onnx decodes a Whisper batch one piece after another, and ONNX
         /// Runtime's second thread speeds one decode up far less than a second decode beside it.
         public var parallelDecodes: Int
+        /// Whisper: frames (10 ms) of silence sherpa-onnx adds after each piece so that the model
+        /// finds its end; the encoder runs over them too. `nil`: sherpa-onnx's 1000.
+        public var tailPaddingFrames: Int?
 
-        public init(threads: Int = 2, language: String = "zh", provider: String = "cpu", parallelDecodes: Int = 1) {
+        public init(threads: Int = 2, language: String = "zh", provider: String = "cpu", parallelDecodes: Int = 1,
+                    tailPaddingFrames: Int? = nil) {
             self.threads = threads
             self.language = language
             self.provider = provider
             self.parallelDecodes = max(1, parallelDecodes)
+            self.tailPaddingFrames = tailPaddingFrames.map { max(1, $0) }
         }
     }
 
@@ -137,7 +142,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             config.model_config.whisper.decoder = strings.copy(directory.decoder!.path)
             config.model_config.whisper.language = strings.copy(setting.language)
             config.model_config.whisper.task = strings.copy(setting.task.rawValue)
-            config.model_config.whisper.tail_paddings = -1
+            config.model_config.whisper.tail_paddings = Int32(configuration.tailPaddingFrames ?? -1)
         case .transducer:
             config.model_config.transducer.encoder = strings.copy(directory.encoder!.path)
             config.model_config.transducer.decoder = strings.copy(directory.decoder!.path)
@@ -163,13 +168,17 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     }
 
     public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
+        try recognize(batch: batch, hotwords: hotwords, options: options, parallel: configuration.parallelDecodes)
+    }
+
+    public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions, parallel: Int) throws -> [RecognitionResult] {
         let language = try info.check(options) ?? loadedLanguage
         let told = language == ModelInfo.detect ? nil : language
-        guard let whisperGate else { return try decode(batch, hotwords: hotwords, language: told) }
+        guard let whisperGate else { return try decode(batch, hotwords: hotwords, language: told, parallel: parallel) }
         // An English-only Whisper takes no language token: sherpa-onnx ends the process on one.
         let setting = WhisperSetting(language: info.detectsLanguage ? told ?? "" : "", task: options.task)
         return try whisperGate.run(with: setting, apply: setWhisper) {
-            try decode(batch, hotwords: hotwords, language: told)
+            try decode(batch, hotwords: hotwords, language: told, parallel: parallel)
         }
     }
 
@@ -183,7 +192,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     }
 
     /// - Parameter language: what a result says when the model reports no language.
-    private func decode(_ batch: [[Float]], hotwords: [Hotword], language: String?) throws -> [RecognitionResult] {
+    /// - Parameter parallel: pieces decoded at once, each on its own thread.
+    private func decode(_ batch: [[Float]], hotwords: [Hotword], language: String?, parallel: Int) throws -> [RecognitionResult] {
         // Empty pieces get an empty result without a model call.
         let work = batch.indices.filter { !batch[$0].isEmpty }
         var results = Array(repeating: RecognitionResult(text: ""), count: batch.count)
@@ -202,8 +212,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
                 SherpaOnnxAcceptWaveformOffline(stream, 16_000, samples.baseAddress, Int32(samples.count))
             }
         }
-        if configuration.parallelDecodes > 1, streams.count > 1 {
-            decodeSideBySide(streams)
+        if parallel > 1, streams.count > 1 {
+            decodeSideBySide(streams, parallel: parallel)
         } else {
             streams.withUnsafeMutableBufferPointer { pointers in
                 SherpaOnnxDecodeMultipleOfflineStreams(handle, pointers.baseAddress, Int32(pointers.count))
@@ -215,14 +225,14 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         return results
     }
 
-    /// Decodes the streams `parallelDecodes` at a time; each thread takes the next stream when it
-    /// is done with one, so a long piece does not hold the others up.
-    private func decodeSideBySide(_ streams: [OpaquePointer?]) {
+    /// Decodes the streams `parallel` at a time; each thread takes the next stream when it is
+    /// done with one, so a long piece does not hold the others up.
+    private func decodeSideBySide(_ streams: [OpaquePointer?], parallel: Int) {
         // Addresses, to hand the C pointers to the other threads.
         let recognizer = UInt(bitPattern: handle)
         let addresses = streams.map { UInt(bitPattern: $0) }
         let next = Atomic<Int>(0)
-        DispatchQueue.concurrentPerform(iterations: min(configuration.parallelDecodes, streams.count)) { _ in
+        DispatchQueue.concurrentPerform(iterations: min(parallel, streams.count)) { _ in
             while true {
                 let index = next.add(1, ordering: .relaxed).oldValue
                 guard index < addresses.count else { return }

@@ -34,10 +34,10 @@ struct BenchCommand: AsyncParsableCommand {
     var hotwordsFile: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case corpus, long, overhead, server, flood, soak, peers, live, cluster
+        case corpus, long, overhead, server, lone, flood, soak, peers, live, cluster
     }
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but flood, soak, peers, live and cluster).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but lone, flood, soak, peers, live and cluster).")
     var sections: [Section] = [.corpus, .long, .overhead, .server]
 
     @Option(name: .long, help: "Minutes of audio each stream-flood client pushes (section flood).")
@@ -60,6 +60,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "The faster-whisper runner (section peers).")
     var peerScript: String = "scripts/peers/faster_whisper_run.py"
+
+    @Option(name: .long, help: "More Tingxie rows in the peers table: these transcribe flags added, e.g. \"--tail-padding 300\" (repeatable).")
+    var peerVariant: [String] = []
+
+    @Flag(name: .long, help: "Peers table with Tingxie's rows only (to compare its settings quickly).")
+    var withoutFasterWhisper = false
 
     @Option(name: .long, help: "A PostgreSQL server where scratch databases may be created, postgres://USER@HOST:PORT/DB (section cluster).")
     var databaseUrl: String?
@@ -112,6 +118,9 @@ struct BenchCommand: AsyncParsableCommand {
         if sections.contains(.server) {
             try await serverBench.run()
         }
+        if sections.contains(.lone) {
+            try await serverBench.loneJob(try longFile(minutes: 10, from: files, in: work))
+        }
         if sections.contains(.soak) {
             try await serverBench.soak(minutes: soakMinutes)
         }
@@ -126,7 +135,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if sections.contains(.peers), let peerAudio {
             try PeerBench(executable: executable, modelArguments: common + ["--threads", "\(model.threadCount)"], audio: URL(fileURLWithPath: peerAudio), runs: runs, work: work,
-                          peers: URL(fileURLWithPath: peersDir), peerScript: URL(fileURLWithPath: peerScript), language: model.language).run()
+                          peers: URL(fileURLWithPath: peersDir), peerScript: URL(fileURLWithPath: peerScript), language: model.language,
+                          variants: peerVariant.map { $0.split(separator: " ").map(String.init) }, includesFasterWhisper: !withoutFasterWhisper).run()
         }
     }
 

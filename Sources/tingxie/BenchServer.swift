@@ -32,10 +32,10 @@ struct BenchServer: Sendable {
 
     /// Starts `tingxie serve` on a free loopback port with a fresh data folder under `work` and
     /// `workers` workers of one thread, runs `body` against it, then stops it with SIGTERM (SIGKILL
-    /// after a minute). Its log goes to `work/server.log`.
-    func run<T: Sendable>(workers: Int, work: URL, _ body: @Sendable (Running) async throws -> T) async throws -> T {
+    /// after a minute). Its log goes to `work/server.log`; `extra` flags go last (and win).
+    func run<T: Sendable>(workers: Int, work: URL, extra: [String] = [], _ body: @Sendable (Running) async throws -> T) async throws -> T {
         let server = try await start(workers: workers, data: work.appendingPathComponent("server-data"),
-                                     log: work.appendingPathComponent("server.log"))
+                                     log: work.appendingPathComponent("server.log"), extra: extra)
         do {
             let result = try await body(server)
             try await stop(server.pid)

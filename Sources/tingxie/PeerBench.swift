@@ -20,6 +20,10 @@ struct PeerBench {
     /// `scripts/peers/faster_whisper_run.py`.
     let peerScript: URL
     let language: String
+    /// Further Tingxie rows: transcribe flags added to `modelArguments`.
+    var variants: [[String]] = []
+    /// Whether the faster-whisper rows run.
+    var includesFasterWhisper = true
 
     struct Segment: Decodable {
         var start: Double
@@ -44,14 +48,17 @@ struct PeerBench {
             { out in ("/usr/bin/env", ["PYTHONPATH=" + python.path, "python3", peerScript.path, model.path, audio.path, out.path, mode, "2", language]) }
         }
         let tingxieOut = work.appendingPathComponent("peers-tingxie")
-        let systems = [
-            System(name: "Tingxie `transcribe \(modelArguments.drop { $0 != "--quiet" }.dropFirst().joined(separator: " "))`") { out in
-                (executable, ["transcribe", audio.path, "--format", "json", "--output-dir", out.deletingLastPathComponent().path] + modelArguments)
-            },
+        let tingxie = ([[]] + variants).map { extra in
+            let arguments = modelArguments + extra
+            return System(name: "Tingxie `transcribe \(arguments.drop { $0 != "--quiet" }.dropFirst().joined(separator: " "))`") { out in
+                (executable, ["transcribe", audio.path, "--format", "json", "--output-dir", out.deletingLastPathComponent().path] + arguments)
+            }
+        }
+        let systems = tingxie + (!includesFasterWhisper ? [] : [
             System(name: "faster-whisper, greedy, vad_filter", command: fasterWhisper("greedy")),
             System(name: "faster-whisper, beam 5 (its default)", command: fasterWhisper("beam5")),
             System(name: "faster-whisper batched, batch 8, greedy", command: fasterWhisper("batched")),
-        ]
+        ])
         say(String(format: "\n## Peers: %@ (%.0f s, %d utterances), faster-whisper with 2 threads, RTF the median of %d whole-process runs",
                    audio.lastPathComponent, audioSeconds, reference.count, runs))
         say("| system | RTF | CER | peak RSS | segments | boundaries within 1 s |")

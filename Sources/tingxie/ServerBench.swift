@@ -41,6 +41,26 @@ struct ServerBench: Sendable {
         try await measureLatency()
     }
 
+    /// One long file as the only job of a 2-core server, run with one worker of two threads and
+    /// with two workers of one thread (the job decodes pieces side by side on the idle worker's slot).
+    func loneJob(_ file: URL) async throws {
+        let seconds = try WAVReader(url: file).duration ?? 0
+        say(String(format: "\n## One %.0f s file, the only job on the server (%@), wall from submit to done, best of %d", seconds, file.lastPathComponent, runs))
+        say("workers x threads  wall  RTF")
+        for (workers, threads) in [(1, 2), (2, 1)] {
+            var walls: [Double] = []
+            for _ in 0..<runs {
+                walls.append(try await server.run(workers: workers, work: work, extra: ["--threads", "\(threads)"]) { server in
+                    let started = ContinuousClock.now
+                    try await BenchHTTP.waitUntilDone(server.base, try await BenchHTTP.submit(server.base, file))
+                    return (ContinuousClock.now - started).seconds
+                })
+            }
+            let best = walls.min()!
+            say(String(format: "%7d x %d  %7.2fs  %.4f", workers, threads, best, best / seconds))
+        }
+    }
+
     /// Latency of `POST /v1/audio/transcriptions` with the corpus file closest to 5 s, one
     /// request at a time, while two clients keep submitting corpus files to `/v1/jobs` and
     /// waiting for them (the 2 workers stay busy; the queue stays short).
