@@ -4,9 +4,9 @@ import PostgresNIO
 import TingxieCore
 
 /// `postgres://USER:PASS@HOST:PORT/DB?sslmode=…` as a connection pool's configuration.
-enum PostgresURL {
+public enum PostgresURL {
     /// - Throws: `TingxieError(.invalidArgument)` saying what is wrong with the URL.
-    static func configuration(_ url: String) throws -> PostgresClient.Configuration {
+    public static func configuration(_ url: String) throws -> PostgresClient.Configuration {
         guard let parts = URLComponents(string: url), ["postgres", "postgresql"].contains(parts.scheme ?? "") else {
             throw TingxieError(.invalidArgument, "--database-url must look like postgres://USER:PASS@HOST:PORT/DB")
         }

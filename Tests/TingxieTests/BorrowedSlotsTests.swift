@@ -60,7 +60,7 @@ final class ParallelRecorder: Recognizer {
             var samples: [Double] = []
             for length in [0.5, 0.6, 0.7, 0.8, 0.9] {
                 samples += [Double](repeating: 0, count: 4000)
-                samples += (0..<Int(length * 16_000)).map { 0.3 * sin(2 * .pi * 300 * Double($0) / 16_000) }
+                samples += WAVFixture.sine(frequency: 300, seconds: length, sampleRate: 16_000, amplitude: 0.3)
             }
             samples += [Double](repeating: 0, count: 4000)
             let id = try await client.submit(WAVFixture.file(samples, sampleRate: 16_000))

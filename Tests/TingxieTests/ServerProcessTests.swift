@@ -185,8 +185,7 @@ import TingxieText
         defer { server.stop() }
         let meeting = try #require(TestData.root).appendingPathComponent("corpus/zh-tts/long/meeting-10min.wav")
         let samples = Array(try TestData.samples(meeting).prefix(20 * 16_000))
-        var pcm = Data()
-        for sample in samples { withUnsafeBytes(of: Int16(max(-1, min(1, sample)) * 32767).littleEndian) { pcm.append(contentsOf: $0) } }
+        let pcm = StreamClient.pcm(samples)
         let inbox = Mutex<Inbox?>(nil)
         let started = ContinuousClock.now
         let messages = try await StreamClient(port: server.port).converse(

@@ -37,6 +37,13 @@ struct StreamClient {
         return data
     }
 
+    /// 16-bit little-endian PCM of `samples` (clipped to -1...1), as a client streams recorded audio.
+    static func pcm(_ samples: [Float]) -> Data {
+        var data = Data(capacity: samples.count * 2)
+        for sample in samples { withUnsafeBytes(of: Int16(max(-1, min(1, sample)) * 32767).littleEndian) { data.append(contentsOf: $0) } }
+        return data
+    }
+
     /// Sends `config` and the end flag; the first text answer goes to `received`.
     func send(config: String, into received: Inbox) async throws {
         var logger = Logger(label: "ws-test")

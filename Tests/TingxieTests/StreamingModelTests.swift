@@ -13,13 +13,18 @@ import TingxieSherpa
 struct StreamingModelTests {
     static var tiny: URL { TestData.generatedModels!.appendingPathComponent("paraformer-streaming-tiny") }
 
+    /// `seconds` of a 300 Hz tone at 16 kHz: speech to the generated model.
+    static func tone(seconds: Double) -> [Float] {
+        WAVFixture.sine(frequency: 300, seconds: seconds, sampleRate: 16_000, amplitude: 0.3).map(Float.init)
+    }
+
     @Test func theStreamingParaformerDecodesAsAudioArrives() throws {
         let directory = try StreamingModelDirectory.detect(Self.tiny)
         #expect(directory.family == .paraformer && directory.joiner == nil)
         let recognizer = try SherpaStreamingRecognizer(directory: directory)
         #expect(recognizer.name == "paraformer-streaming-tiny")
         let stream = try recognizer.makeStream()
-        let tone = (0..<16_000 * 3).map { Float(0.3 * sin(2 * Double.pi * 300 * Double($0) / 16_000)) }
+        let tone = Self.tone(seconds: 3)
         var texts: [String] = []
         for start in stride(from: 0, to: tone.count, by: 1600) {
             stream.accept(Array(tone[start..<min(tone.count, start + 1600)]))
@@ -45,7 +50,7 @@ struct StreamingModelTests {
         let seconds = [1.3, 2.5, 3.7, 4.9]
         @Sendable func decode(_ seconds: Double) throws -> String {
             let stream = try recognizer.makeStream()
-            let tone = (0..<Int(seconds * 16_000)).map { Float(0.3 * sin(2 * Double.pi * 300 * Double($0) / 16_000)) }
+            let tone = Self.tone(seconds: seconds)
             for start in stride(from: 0, to: tone.count, by: 800) {
                 stream.accept(Array(tone[start..<min(tone.count, start + 800)]))
                 _ = stream.decode()
@@ -121,10 +126,7 @@ struct StreamingModelTests {
                                              arguments: ["--streaming-model-dir", Self.tiny.path])
         defer { server.stop() }
         let speech = try TestData.samples(try #require(TestData.corpus).appendingPathComponent("001.wav"))
-        var pcm = Data()
-        for sample in speech + [Float](repeating: 0, count: 16_000) {
-            withUnsafeBytes(of: Int16(max(-1, min(1, sample)) * 32767).littleEndian) { pcm.append(contentsOf: $0) }
-        }
+        let pcm = StreamClient.pcm(speech + [Float](repeating: 0, count: 16_000))
         let messages = try await StreamClient(port: server.port).converse(
             first: .text(#"{"mode": "2pass", "wav_name": "corpus", "is_speaking": true}"#), audio: pcm, pace: .milliseconds(25))
         let online = messages.filter { $0["mode"] as? String == "2pass-online" }.compactMap { $0["text"] as? String }

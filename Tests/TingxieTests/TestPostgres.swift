@@ -37,11 +37,7 @@ enum TestPostgres {
 
     /// The first column of the first row `sql` returns in the database at `url`.
     static func value<T: PostgresDecodable & Sendable>(_ sql: String, in url: String) async throws -> T {
-        let parts = try #require(URLComponents(string: url))
-        let client = PostgresClient(configuration: .init(host: parts.host ?? "127.0.0.1", port: parts.port ?? 5432,
-                                                         username: parts.user ?? "postgres", password: nil,
-                                                         database: String(parts.path.dropFirst()), tls: .disable),
-                                    backgroundLogger: quiet)
+        let client = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: quiet)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { await client.run(); return nil }
             let value = try await client.query(PostgresQuery(unsafeSQL: sql)).collect()[0].decode(T.self)
