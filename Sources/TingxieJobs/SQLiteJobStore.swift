@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import ServiceLifecycle
+import Synchronization
 import TingxieCore
 import TingxieOperations
 
@@ -9,11 +11,16 @@ import TingxieOperations
 /// hands), not a power cut; that is the trade SQLite documents for WAL and the one Tingxie makes.
 /// The process holds an exclusive `flock` on `<file>.lock`, so two servers never share a store
 /// and jobs found running at start-up are known to be orphans.
-public final class SQLiteJobStore: JobStore {
+///
+/// The store is a `Service`: when its group stops (after everything that uses it) it closes the
+/// database and releases the lock at once, so a successor can open the file without waiting for
+/// the last reference to go.
+public final class SQLiteJobStore: JobStore, Service {
     /// The admission gauge this store keeps current.
     public let gauge: QueueGauge
     private let pool: DatabasePool
-    private let lock: Int32
+    /// The lock file's descriptor; -1 once released.
+    private let lock: Mutex<Int32>
 
     /// Opens (creating when needed) the store at `path`, reporting the queue to `gauge`.
     /// - Throws: `TingxieError(.ioError)` when the file cannot be opened or another process holds it.
@@ -21,12 +28,13 @@ public final class SQLiteJobStore: JobStore {
         self.gauge = gauge
         try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
         let lockPath = path.path + ".lock"
-        lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lock >= 0 else {
+        let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
             throw TingxieError(.ioError, "cannot create \(lockPath): \(String(cString: strerror(errno)))")
         }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            close(lock)
+        lock = Mutex(descriptor)
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
             throw TingxieError(.ioError, "\(path.path) is in use by another Tingxie process; give each server its own --data-dir")
         }
         var configuration = Configuration()
@@ -39,13 +47,28 @@ public final class SQLiteJobStore: JobStore {
             try Self.migrator.migrate(pool)
             try pool.write { db in self.gauge.observe(try Self.stats(db)) }
         } catch {
-            close(lock)
+            close(descriptor)
             throw TingxieError(.ioError, "cannot open the job store \(path.path): \(error)")
         }
     }
 
     deinit {
-        close(lock)
+        releaseLock()
+    }
+
+    /// Holds the store until the graceful shutdown, then closes the database (later calls fail
+    /// with an error) and releases the lock.
+    public func run() async {
+        try? await gracefulShutdown()
+        try? pool.close()
+        releaseLock()
+    }
+
+    private func releaseLock() {
+        lock.withLock { descriptor in
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+        }
     }
 
     private static var migrator: DatabaseMigrator {

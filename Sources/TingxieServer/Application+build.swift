@@ -157,6 +157,12 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
     if let tls = configuration.tls {
         server = try .tls(server, tlsConfiguration: try tlsConfiguration(tls))
     }
+    // Services stop in reverse order: the store, first, outlives everything that uses it,
+    // and the decode threads outlive the workers and streams that decode on them.
+    let services: [any Service] = [storeService] + (presence.map { [$0] } ?? []) + [
+        ThreadPoolService(pool: decodePool), pool, monitor, ThreadPoolService(pool: streamPool),
+        RetentionService(store: store, audio: audio, retention: configuration.retention, logger: logger),
+    ]
     // Started once nothing more can fail; their services stop them.
     decodePool.start()
     streamPool.start()
@@ -164,12 +170,7 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
         router: router,
         server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tingxie"),
-        // Services stop in reverse order: the store, first, outlives everything that uses it,
-        // and the decode threads outlive the workers and streams that decode on them.
-        services: [storeService, presence].compactMap { $0 } + [
-            ThreadPoolService(pool: decodePool), pool, monitor, ThreadPoolService(pool: streamPool),
-            RetentionService(store: store, audio: audio, retention: configuration.retention, logger: logger),
-        ],
+        services: services,
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             logger.info("listening", metadata: [
@@ -186,14 +187,15 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
     return Server(application: application, workers: pool, logger: logger)
 }
 
-/// The job store the configuration names: PostgreSQL shared by many nodes (with the service
-/// that runs its connections), or the embedded SQLite file in the data folder.
-func openJobStore(configuration: ServerConfiguration, gauge: QueueGauge, logger: Logger) throws -> (any JobStore, (any Service)?) {
+/// The job store the configuration names, with the service that holds it open: PostgreSQL
+/// shared by many nodes, or the embedded SQLite file in the data folder.
+func openJobStore(configuration: ServerConfiguration, gauge: QueueGauge, logger: Logger) throws -> (any JobStore, any Service) {
     if let url = configuration.databaseURL {
         let store = try PostgresJobStore(url: url, gauge: gauge, node: configuration.nodeName, logger: logger)
         return (store, store)
     }
-    return (try SQLiteJobStore(path: configuration.dataDirectory.appendingPathComponent("jobs.sqlite"), gauge: gauge), nil)
+    let store = try SQLiteJobStore(path: configuration.dataDirectory.appendingPathComponent("jobs.sqlite"), gauge: gauge)
+    return (store, store)
 }
 
 /// The server side of TLS from PEM files.
