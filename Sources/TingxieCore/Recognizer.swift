@@ -8,14 +8,31 @@ public struct RecognitionResult: Sendable, Equatable {
     /// model gives no timestamps).
     public var tokens: [String]
     public var timestamps: [Double]
+    /// The text in the model's own timed stretches (Whisper's timestamp tokens), in order;
+    /// empty when the model gives none.
+    public var segments: [TimedText]
     /// Language the model detected or was told, if it reports one.
     public var language: String?
 
-    public init(text: String, tokens: [String] = [], timestamps: [Double] = [], language: String? = nil) {
+    public init(text: String, tokens: [String] = [], timestamps: [Double] = [], segments: [TimedText] = [], language: String? = nil) {
         self.text = text
         self.tokens = tokens
         self.timestamps = timestamps
+        self.segments = segments
         self.language = language
+    }
+}
+
+/// A stretch of a result's text and when it was spoken, in seconds from the start of the piece.
+public struct TimedText: Sendable, Equatable {
+    public var text: String
+    public var start: Double
+    public var end: Double
+
+    public init(text: String, start: Double, end: Double) {
+        self.text = text
+        self.start = start
+        self.end = end
     }
 }
 
@@ -50,6 +67,14 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     /// Whether results can carry token timestamps, so that several segments recognised as one
     /// piece can be told apart again.
     public var givesTokenTimestamps: Bool
+    /// Whether results can carry timed stretches of text (`RecognitionResult.segments`), which
+    /// also tell merged segments apart.
+    public var givesSegmentTimestamps: Bool
+    /// Neighbouring speech segments are best recognised together in pieces of up to this length,
+    /// when results can be split back (timestamps): fewer calls, and context for the model.
+    public var mergeTargetSeconds: Double
+    /// Segments further apart than this are not merged.
+    public var mergeMaxGapSeconds: Double
     /// Whether the decoder itself can be biased towards hotwords (transducers with beam search).
     public var biasesHotwords: Bool
     /// The languages a recognition may name (`RecognitionOptions.language`); the first is the
@@ -63,17 +88,25 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     /// `Punctuator` when one is loaded.
     public var punctuates: Bool
 
+    /// Whether several segments recognised as one piece can be told apart again (timestamps
+    /// of either kind), so that neighbouring segments may be merged.
+    public var splitsMergedPieces: Bool { givesTokenTimestamps || givesSegmentTimestamps }
+
     /// The language code that asks the model to detect the language.
     public static let detect = "auto"
 
     public init(family: String, name: String, emitsTraditional: Bool, maxSegmentSeconds: Double,
-                givesTokenTimestamps: Bool = false, biasesHotwords: Bool = false, languages: [String] = ["zh"],
-                detectsLanguage: Bool = false, translates: Bool = false, punctuates: Bool = false) {
+                givesTokenTimestamps: Bool = false, givesSegmentTimestamps: Bool = false,
+                mergeTargetSeconds: Double = 15, mergeMaxGapSeconds: Double = 1, biasesHotwords: Bool = false,
+                languages: [String] = ["zh"], detectsLanguage: Bool = false, translates: Bool = false, punctuates: Bool = false) {
         self.family = family
         self.name = name
         self.emitsTraditional = emitsTraditional
         self.maxSegmentSeconds = maxSegmentSeconds
         self.givesTokenTimestamps = givesTokenTimestamps
+        self.givesSegmentTimestamps = givesSegmentTimestamps
+        self.mergeTargetSeconds = mergeTargetSeconds
+        self.mergeMaxGapSeconds = mergeMaxGapSeconds
         self.biasesHotwords = biasesHotwords
         self.languages = languages
         self.detectsLanguage = detectsLanguage

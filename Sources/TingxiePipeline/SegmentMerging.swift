@@ -3,7 +3,8 @@ import TingxieCore
 
 /// Merges short neighbouring speech segments into pieces of up to a target length, so that the
 /// model is not called on one-second snippets (every call reads all weights once: short calls
-/// cost 2.5x more per second of audio), and splits the result back by token timestamps.
+/// cost 2.5x more per second of audio) and hears sentences in their context, and splits the
+/// result back by token timestamps or by the model's timed stretches of text.
 enum SegmentMerging {
     /// Groups the leading segments of `pending` into pieces. A piece ends when the next segment
     /// starts more than `maxGap` samples after it or would make it longer than `target`. The
@@ -23,33 +24,61 @@ enum SegmentMerging {
         return pieces
     }
 
-    /// Splits a merged piece's result into one result per segment, each with timestamps relative
-    /// to its own (padded) start, as if the segment had been recognised alone.
+    /// Splits a merged piece's result into one result per segment, as if each segment had been
+    /// recognised alone: by token timestamps (each token to its segment, timed from the
+    /// segment's own padded start) or else by the model's timed stretches (each stretch whole to
+    /// the segment its middle falls in).
     /// - Parameters:
     ///   - pieceStart: the piece's first sample on the audio's timeline.
     ///   - padding: silence samples that preceded the piece in the model's input.
-    /// - Returns: `nil` when the result has no usable token timestamps.
+    /// - Returns: `nil` when the result has text but neither kind of timestamps.
     static func split(_ result: RecognitionResult, into segments: [SpeechSegment], pieceStart: Int, padding: Int) -> [RecognitionResult]? {
-        guard !result.tokens.isEmpty, result.timestamps.count == result.tokens.count else {
-            return result.text.isEmpty ? segments.map { _ in RecognitionResult(text: "", language: result.language) } : nil
-        }
         let rate = Double(modelSampleRate)
-        var parts = segments.map { _ in (tokens: [String](), timestamps: [Double]()) }
-        for (token, time) in zip(result.tokens, result.timestamps) {
-            let sample = pieceStart - padding + Int(time * rate)
-            // A token belongs to the last segment that starts before it, or to the next one when
-            // it lies in the second half of the gap between them.
+        /// Where a time in the piece lies on the audio's timeline.
+        func sample(_ time: Double) -> Int { pieceStart - padding + Int(time * rate) }
+        /// The segment a sample belongs to: the last one that starts before it, or the next one
+        /// when it lies in the second half of the gap between them.
+        func owner(_ sample: Int) -> Int {
             var index = 0
-            while index + 1 < segments.count {
-                let gapMiddle = (segments[index].endSample + segments[index + 1].startSample) / 2
-                if sample < gapMiddle { break }
+            while index + 1 < segments.count, sample >= (segments[index].endSample + segments[index + 1].startSample) / 2 {
                 index += 1
             }
-            let segmentStart = segments[index].startSample - padding
-            parts[index].tokens.append(token)
-            parts[index].timestamps.append(Double(sample - segmentStart) / rate)
+            return index
         }
-        return parts.map { RecognitionResult(text: joinTokens($0.tokens), tokens: $0.tokens, timestamps: $0.timestamps, language: result.language) }
+        if !result.tokens.isEmpty, result.timestamps.count == result.tokens.count {
+            var parts = segments.map { _ in (tokens: [String](), timestamps: [Double]()) }
+            for (token, time) in zip(result.tokens, result.timestamps) {
+                let at = sample(time)
+                let index = owner(at)
+                parts[index].tokens.append(token)
+                parts[index].timestamps.append(Double(at - (segments[index].startSample - padding)) / rate)
+            }
+            return parts.map { RecognitionResult(text: joinTokens($0.tokens), tokens: $0.tokens, timestamps: $0.timestamps, language: result.language) }
+        }
+        if !result.segments.isEmpty {
+            var texts = segments.map { _ in [String]() }
+            for stretch in result.segments {
+                texts[owner(sample((stretch.start + stretch.end) / 2))].append(stretch.text)
+            }
+            return texts.map { RecognitionResult(text: joinStretches($0), language: result.language) }
+        }
+        return result.text.isEmpty ? segments.map { _ in RecognitionResult(text: "", language: result.language) } : nil
+    }
+
+    /// Joins stretches of text: directly where either side is Chinese or Japanese (or their
+    /// punctuation), with a space between words of other scripts.
+    static func joinStretches(_ texts: [String]) -> String {
+        func wide(_ scalar: Unicode.Scalar) -> Bool {
+            scalar.properties.isIdeographic || (0x3000...0x30FF).contains(scalar.value) || (0xFF00...0xFFEF).contains(scalar.value)
+        }
+        var text = ""
+        for stretch in texts.map({ $0.trimmingCharacters(in: .whitespaces) }) where !stretch.isEmpty {
+            if let last = text.unicodeScalars.last, let first = stretch.unicodeScalars.first, !wide(last), !wide(first) {
+                text += " "
+            }
+            text += stretch
+        }
+        return text
     }
 
     /// Joins model tokens into text. In a sentencepiece vocabulary `▁` starts a word and other

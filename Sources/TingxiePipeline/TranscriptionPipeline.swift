@@ -28,10 +28,11 @@ public final class TranscriptionPipeline: Sendable {
         /// lossy copy within 2 characters of its WAV, 0.25 s and less did not.
         public var leadSeconds: Double
         /// Neighbouring segments are recognised as one piece of up to this length when the model
-        /// gives token timestamps to split the text back (0 turns merging off).
-        public var mergeTargetSeconds: Double
-        /// Segments further apart than this are never merged.
-        public var mergeMaxGapSeconds: Double
+        /// gives timestamps to split the text back (0 turns merging off); `nil` uses the model's
+        /// `ModelInfo.mergeTargetSeconds`.
+        public var mergeTargetSeconds: Double?
+        /// Segments further apart than this are never merged; `nil` uses the model's.
+        public var mergeMaxGapSeconds: Double?
         /// Speech running on longer than this is cut by the VAD (near a dip in its speech
         /// probability, at 1.5 times this at the latest); `nil` keeps the VAD's own limit.
         /// For live audio, where a sentence is only sent once it ends.
@@ -45,15 +46,15 @@ public final class TranscriptionPipeline: Sendable {
 
         public init(language: String = "zh", maxSegmentSeconds: Double? = nil, batchSize: Int = 1,
                     paddingSeconds: Double = 0.2, leadSeconds: Double = 0.35,
-                    mergeTargetSeconds: Double = 15, mergeMaxGapSeconds: Double = 1, maxSpeechSeconds: Double? = nil,
+                    mergeTargetSeconds: Double? = nil, mergeMaxGapSeconds: Double? = nil, maxSpeechSeconds: Double? = nil,
                     partialIntervalSeconds: Double = 0.6, partialShare: Double = 0.5) {
             self.language = language
             self.maxSegmentSeconds = maxSegmentSeconds
             self.batchSize = max(1, batchSize)
             self.paddingSeconds = max(0, paddingSeconds)
             self.leadSeconds = max(0, leadSeconds)
-            self.mergeTargetSeconds = max(0, mergeTargetSeconds)
-            self.mergeMaxGapSeconds = max(0, mergeMaxGapSeconds)
+            self.mergeTargetSeconds = mergeTargetSeconds.map { max(0, $0) }
+            self.mergeMaxGapSeconds = mergeMaxGapSeconds.map { max(0, $0) }
             self.maxSpeechSeconds = maxSpeechSeconds
             self.partialIntervalSeconds = max(0.1, partialIntervalSeconds)
             self.partialShare = min(1, max(0, partialShare))
@@ -180,9 +181,11 @@ public final class TranscriptionPipeline: Sendable {
         // confirms those and looks for the rest (terms the decoder cannot spell).
         let biasing = recognizer.decodableHotwords(hotwords?.hotwords ?? [])
         let textStage = biasing.isEmpty ? hotwords : hotwords?.without(biasing)
-        var merging = configuration.mergeTargetSeconds > 0 && recognizer.info.givesTokenTimestamps
-        let mergeTarget = min(Int(configuration.mergeTargetSeconds * Double(modelSampleRate)), splitter.maxSamples)
-        let mergeGap = Int(configuration.mergeMaxGapSeconds * Double(modelSampleRate))
+        let model = recognizer.info
+        let mergeSeconds = configuration.mergeTargetSeconds ?? model.mergeTargetSeconds
+        var merging = mergeSeconds > 0 && model.splitsMergedPieces
+        let mergeTarget = min(Int(mergeSeconds * Double(modelSampleRate)), splitter.maxSamples)
+        let mergeGap = Int((configuration.mergeMaxGapSeconds ?? model.mergeMaxGapSeconds) * Double(modelSampleRate))
 
         func recognizePending(all: Bool) throws {
             while true {
@@ -210,9 +213,11 @@ public final class TranscriptionPipeline: Sendable {
                     } else if let split = SegmentMerging.split(result, into: parts, pieceStart: input[0].startSample, padding: padding.count) {
                         for (part, partResult) in zip(parts, split) { append(part, partResult) }
                     } else {
-                        // The model gave no timestamps after all: keep the piece whole and stop merging.
-                        append(input[0], result)
+                        // The model gave no timestamps after all: its sentences are recognised
+                        // one by one, and so is the rest of the file.
                         merging = false
+                        let alone = try recognizer.recognize(batch: parts.map { padding + $0.samples + padding }, hotwords: biasing, options: options)
+                        for (part, partResult) in zip(parts, alone) { append(part, partResult) }
                     }
                 }
             }

@@ -97,6 +97,11 @@ struct ModelDetailsDTO: Encodable {
     var family: String
     var name: String
     var tokenTimestamps: Bool
+    /// Whether the model times stretches of its text (Whisper), so that sentences are decoded
+    /// together (`merge_target_s`) and split back.
+    var segmentTimestamps: Bool
+    /// Neighbouring sentences are decoded together in pieces of up to this length (0: never).
+    var mergeTargetS: Double
     var maxSegmentS: Double
     /// Whether hotwords bias the decoder itself (transducers); the text stage works for all.
     var hotwordsInDecoder: Bool
@@ -113,6 +118,8 @@ struct ModelDetailsDTO: Encodable {
         family = model.family
         name = model.name
         tokenTimestamps = model.givesTokenTimestamps
+        segmentTimestamps = model.givesSegmentTimestamps
+        mergeTargetS = model.splitsMergedPieces ? model.mergeTargetSeconds : 0
         maxSegmentS = model.maxSegmentSeconds
         hotwordsInDecoder = model.biasesHotwords
         languages = model.languages
@@ -122,7 +129,7 @@ struct ModelDetailsDTO: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case family, name
-        case tokenTimestamps = "token_timestamps", maxSegmentS = "max_segment_s", acceptsAnyModelName = "accepts_any_model_name"
+        case tokenTimestamps = "token_timestamps", segmentTimestamps = "segment_timestamps", mergeTargetS = "merge_target_s", maxSegmentS = "max_segment_s", acceptsAnyModelName = "accepts_any_model_name"
         case hotwordsInDecoder = "hotwords_in_decoder", languages, languageDetection = "language_detection", translation
     }
 }

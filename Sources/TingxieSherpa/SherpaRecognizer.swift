@@ -26,14 +26,19 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         /// Whisper: frames (10 ms) of silence sherpa-onnx adds after each piece so that the model
         /// finds its end; the encoder runs over them too. `nil`: sherpa-onnx's 1000.
         public var tailPaddingFrames: Int?
+        /// Whisper: decode with Whisper's own timestamp tokens, so that results carry timed
+        /// stretches of text (`RecognitionResult.segments`) and merged segments can be split
+        /// back. Costs the timestamp tokens' decoder steps.
+        public var segmentTimestamps: Bool
 
         public init(threads: Int = 2, language: String = "zh", provider: String = "cpu", parallelDecodes: Int = 1,
-                    tailPaddingFrames: Int? = nil) {
+                    tailPaddingFrames: Int? = nil, segmentTimestamps: Bool = true) {
             self.threads = threads
             self.language = language
             self.provider = provider
             self.parallelDecodes = max(1, parallelDecodes)
             self.tailPaddingFrames = tailPaddingFrames.map { max(1, $0) }
+            self.segmentTimestamps = segmentTimestamps
         }
     }
 
@@ -58,6 +63,10 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     /// The language code the model is loaded with, or `ModelInfo.detect`.
     private let loadedLanguage: String
 
+    /// How Whisper's pieces are merged (`ModelInfo.mergeTargetSeconds`, `mergeMaxGapSeconds`).
+    static let whisperMergeTargetSeconds = 25.0
+    static let whisperMergeMaxGapSeconds = 3.0
+
     /// Per-token bonus for a hotword of weight 1 in the transducer's beam search
     /// (sherpa-onnx's default).
     static let hotwordScore = 1.5
@@ -81,6 +90,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             multilingual = metadata["is_multilingual"] != "0" && !codes.isEmpty
             languages = multilingual ? [languages[0]] + codes.filter { $0 != languages[0] } : ["en"]
         }
+        let whisperTimestamps = directory.family == .whisper && configuration.segmentTimestamps
         info = ModelInfo(
             family: directory.family.rawValue,
             name: directory.name,
@@ -90,6 +100,11 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             // sherpa-onnx gives token times for Paraformer exports with CIF peaks, SenseVoice and
             // transducers; its Whisper needs an attention output that common exports lack.
             givesTokenTimestamps: directory.family != .whisper,
+            givesSegmentTimestamps: whisperTimestamps,
+            // Whisper was trained on 30 s windows: sentences given together keep their context.
+            // Others merge to save calls (each reads all weights once).
+            mergeTargetSeconds: whisperTimestamps ? Self.whisperMergeTargetSeconds : 15,
+            mergeMaxGapSeconds: whisperTimestamps ? Self.whisperMergeMaxGapSeconds : 1,
             biasesHotwords: modelingUnit != nil,
             languages: languages,
             // SenseVoice detects when it is loaded so (`auto`), for every request.
@@ -143,6 +158,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             config.model_config.whisper.language = strings.copy(setting.language)
             config.model_config.whisper.task = strings.copy(setting.task.rawValue)
             config.model_config.whisper.tail_paddings = Int32(configuration.tailPaddingFrames ?? -1)
+            config.model_config.whisper.enable_segment_timestamps = configuration.segmentTimestamps ? 1 : 0
         case .transducer:
             config.model_config.transducer.encoder = strings.copy(directory.encoder!.path)
             config.model_config.transducer.decoder = strings.copy(directory.decoder!.path)
@@ -309,8 +325,17 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         if count > 0, let stamps = result.timestamps {
             timestamps = (0..<count).map { Double(stamps[$0]) }
         }
+        var segments: [TimedText] = []
+        if result.segment_count > 0, let starts = result.segment_timestamps, let durations = result.segment_durations,
+           let texts = result.segment_texts_arr {
+            segments = (0..<Int(result.segment_count)).map { index in
+                let start = Double(starts[index])
+                return TimedText(text: texts[index].map { String(cString: $0) } ?? "", start: start,
+                                 end: start + max(0, Double(durations[index])))
+            }
+        }
         let language = result.lang.map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
-        return RecognitionResult(text: text, tokens: tokens, timestamps: timestamps, language: language ?? told)
+        return RecognitionResult(text: text, tokens: tokens, timestamps: timestamps, segments: segments, language: language ?? told)
     }
 }
 

@@ -113,7 +113,7 @@ struct ModelsCommand: AsyncParsableCommand {
             let recognizer = try SherpaRecognizer(directory: detected, configuration: .init(threads: 1, language: "zh"))
             let info = recognizer.info
             print("\(directory): \(info.family) model \"\(info.name)\", loads; segments up to \(Int(info.maxSegmentSeconds)) s"
-                  + (info.givesTokenTimestamps ? ", token timestamps" : ""))
+                  + (info.givesTokenTimestamps ? ", token timestamps" : "") + (info.givesSegmentTimestamps ? ", segment timestamps" : ""))
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import NIOPosix
 import TingxieCore
 import TingxiePipeline
+import TingxieServer
 import TingxieText
 
 struct TranscribeCommand: AsyncParsableCommand {
@@ -32,6 +33,12 @@ struct TranscribeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "File of hotwords, one per line, optionally `term weight`.")
     var hotwordsFile: String?
 
+    @Option(name: .long, help: "Neighbouring sentences are decoded together in pieces of up to this many seconds when the model's timestamps can split them back (0: each alone; default the model's, 25 for Whisper, 15 for others).")
+    var mergeSeconds: Double?
+
+    @Option(name: .long, help: "Sentences more than this many seconds apart are never decoded together (default the model's, 3 for Whisper, 1 for others).")
+    var mergeGap: Double?
+
     @Flag(name: .long, help: "Translate into English (multilingual Whisper).")
     var translate = false
 
@@ -44,12 +51,20 @@ struct TranscribeCommand: AsyncParsableCommand {
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one audio file") }
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
+        guard mergeSeconds.map({ (0...60).contains($0) }) ?? true else { throw ValidationError("--merge-seconds must be between 0 and 60") }
+        guard mergeGap.map({ (0...30).contains($0) }) ?? true else { throw ValidationError("--merge-gap must be between 0 and 30 seconds") }
     }
 
     func run() async throws {
+        // The server's allocator settings: long files stay flat in memory.
+        ProcessMemory.limitArenas()
         let threadPool = NIOThreadPool(numberOfThreads: jobs)
         threadPool.start()
+        let trimming = Task {
+            while (try? await Task.sleep(for: .seconds(5))) != nil { ProcessMemory.trim() }
+        }
         let succeeded = await transcribeAll(on: threadPool)
+        trimming.cancel()
         try? await threadPool.shutdownGracefully()
         if !succeeded { throw ExitCode.failure }
     }
@@ -67,7 +82,8 @@ struct TranscribeCommand: AsyncParsableCommand {
             pipeline = try TranscriptionPipeline(
                 recognizer: recognizer,
                 detectors: try model.loadVAD(),
-                configuration: .init(language: model.language, batchSize: recognizer.configuration.parallelDecodes),
+                configuration: .init(language: model.language, batchSize: recognizer.configuration.parallelDecodes,
+                                     mergeTargetSeconds: mergeSeconds, mergeMaxGapSeconds: mergeGap),
                 punctuator: try model.loadPunctuation(for: recognizer.info),
                 threadPool: threadPool
             )

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TingxieCore
 import TingxiePipeline
@@ -8,9 +9,9 @@ import TingxieText
 /// The audio pipeline with Whisper base: every format, a 10-minute meeting, silence.
 @Suite(.enabled(if: TestData.realModelsAvailable, TestData.skipReason), .serialized)
 struct LongAudioTests {
-    func transcribe(_ urls: [URL]) async throws -> [Transcript] {
+    func transcribe(_ urls: [URL], recognizer: (any Recognizer)? = nil) async throws -> [Transcript] {
         try await withThreadPool { pool in
-            let pipeline = try WhisperRecognitionTests.pipeline(threadPool: pool)
+            let pipeline = try WhisperRecognitionTests.pipeline(threadPool: pool, recognizer: recognizer)
             var transcripts: [Transcript] = []
             for url in urls { transcripts.append(try await pipeline.transcribe(url)) }
             return transcripts
@@ -53,18 +54,33 @@ struct LongAudioTests {
             guard row.count == 3, let start = Double(row[0]), let end = Double(row[1]) else { return nil }
             return (start, end, row[2])
         }
-        let transcript = try await transcribe([long.appendingPathComponent("meeting-10min.wav")])[0]
+        let recognizer = CountingRecognizer(try #require(WhisperRecognitionTests.recognizer))
+        #expect(recognizer.info.givesSegmentTimestamps)
+        let transcript = try await transcribe([long.appendingPathComponent("meeting-10min.wav")], recognizer: recognizer)[0]
 
         let cer = ErrorRate.characterErrorRate([(transcript.text, utterances.map(\.text).joined())])
         let matched = utterances.filter { utterance in
             transcript.segments.contains { abs($0.start - utterance.start) <= 1 && abs($0.end - utterance.end) <= 1 }
         }.count
-        print(String(format: "meeting-10min: CER %.2f%%, %d of %d utterances with both boundaries within 1 s, %d segments, RTF %.3f",
-                     cer * 100, matched, utterances.count, transcript.segments.count, transcript.rtf))
+        // Sentences are recognised together and split back by Whisper's timestamps: each
+        // segment's text must be the sentence spoken in its time (the utterance it overlaps most).
+        let sentenceErrors = transcript.segments.map { segment -> Double in
+            func overlap(_ utterance: (start: Double, end: Double, text: String)) -> Double {
+                min(utterance.end, segment.end) - max(utterance.start, segment.start)
+            }
+            let spoken = utterances.max { overlap($0) < overlap($1) }?.text ?? ""
+            return ErrorRate.characterErrorRate([(segment.text, spoken)])
+        }
+        let rightSentence = sentenceErrors.filter { $0 <= 0.5 }.count
+        print(String(format: "meeting-10min: CER %.2f%%, %d of %d utterances with both boundaries within 1 s, %d segments from %d model calls, %d with the text of their own sentence, RTF %.3f",
+                     cer * 100, matched, utterances.count, transcript.segments.count, recognizer.pieces, rightSentence, transcript.rtf))
         #expect(utterances.count == 96)
         #expect(abs(transcript.durationS - 600) < 0.01)
         #expect(cer <= 0.15)
         #expect(Double(matched) >= 0.9 * Double(utterances.count))
+        #expect(recognizer.pieces < transcript.segments.count / 2, "sentences were not merged")
+        #expect(Double(rightSentence) >= 0.95 * Double(transcript.segments.count))
+        #expect(zip(transcript.segments, transcript.segments.dropFirst()).allSatisfy { $0.end <= $1.start })
         // Real subtitles of a real meeting pass the strict parsers.
         #expect(try SubtitleParser.parseSRT(OutputFormat.srt.render(transcript)).count >= transcript.segments.count)
         #expect(try SubtitleParser.parseVTT(OutputFormat.vtt.render(transcript)).count >= transcript.segments.count)
@@ -82,5 +98,21 @@ struct LongAudioTests {
         #expect(transcript.segments.isEmpty)
         #expect(transcript.text.isEmpty)
         #expect(abs(transcript.durationS - 10) < 0.01)
+    }
+}
+
+/// Forwards to a recogniser, counting the pieces it is given.
+final class CountingRecognizer: Recognizer {
+    let base: any Recognizer
+    private let count = Mutex(0)
+
+    init(_ base: any Recognizer) { self.base = base }
+
+    var info: ModelInfo { base.info }
+    var pieces: Int { count.withLock { $0 } }
+
+    func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
+        count.withLock { $0 += batch.count }
+        return try base.recognize(batch: batch, hotwords: hotwords, options: options)
     }
 }

@@ -14,19 +14,33 @@ final class FakeRecognizer: Recognizer {
     let options = Mutex<[RecognitionOptions]>([])
     let delay: Duration
     let failure: TingxieError?
+    let timestamps: Timestamps
+
+    /// What results carry besides the text.
+    enum Timestamps {
+        /// One token per piece.
+        case none
+        /// One token per burst of sound, timed at the burst's start, as Paraformer gives them.
+        case tokens
+        /// One timed stretch of text per burst, from its start to its end, as Whisper's
+        /// timestamp tokens give them (and no token times).
+        case stretches
+        /// Said to give timed stretches, but gives only text (one token per piece).
+        case promisedButNone
+    }
 
     /// - Parameters:
-    ///   - timestamps: whether results carry one token per burst of sound, timed at the burst's
-    ///     start, as a timestamp-giving model would; otherwise one token per piece.
+    ///   - timestamps: what the results carry to tell bursts apart.
     ///   - failure: thrown by every call, when given.
     ///   - multilingual: speaks zh, en and ja, detects (finding `en`) and translates ("Piece N"),
     ///     as a multilingual Whisper does.
-    init(delay: Duration = .zero, timestamps: Bool = false, failure: TingxieError? = nil, multilingual: Bool = false) {
+    init(delay: Duration = .zero, timestamps: Timestamps = .none, failure: TingxieError? = nil, multilingual: Bool = false) {
         self.delay = delay
         self.failure = failure
+        self.timestamps = timestamps
         info = ModelInfo(family: "fake", name: "fake", emitsTraditional: false, maxSegmentSeconds: 10,
-                         givesTokenTimestamps: timestamps, languages: multilingual ? ["zh", "en", "ja"] : ["zh"],
-                         detectsLanguage: multilingual, translates: multilingual)
+                         givesTokenTimestamps: timestamps == .tokens, givesSegmentTimestamps: timestamps == .stretches || timestamps == .promisedButNone,
+                         languages: multilingual ? ["zh", "en", "ja"] : ["zh"], detectsLanguage: multilingual, translates: multilingual)
     }
 
     func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
@@ -39,24 +53,39 @@ final class FakeRecognizer: Recognizer {
             let language = options.language.map { $0 == ModelInfo.detect ? "en" : $0 } ?? info.languages[0]
             return batch.map { RecognitionResult(text: options.task == .translate ? "Piece \($0.count)" : "段\($0.count)", language: language) }
         }
-        guard info.givesTokenTimestamps else {
-            return batch.map { RecognitionResult(text: "段\($0.count)", tokens: ["段"], timestamps: [0.25]) }
-        }
-        return batch.map { samples in
-            // Bursts are runs of non-zero samples separated by at least 0.2 s of zeros.
-            var starts: [Double] = []
-            var silent = 3200
-            for (index, sample) in samples.enumerated() {
-                if sample != 0 {
-                    if silent >= 3200 { starts.append(Double(index) / 16_000) }
-                    silent = 0
-                } else {
-                    silent += 1
-                }
+        if timestamps == .tokens {
+            return batch.map { samples in
+                let starts = Self.bursts(samples).map(\.start)
+                let tokens = starts.indices.map { "词\($0)" }
+                return RecognitionResult(text: tokens.joined(), tokens: tokens, timestamps: starts)
             }
-            let tokens = starts.indices.map { "词\($0)" }
-            return RecognitionResult(text: tokens.joined(), tokens: tokens, timestamps: starts)
         }
+        if timestamps == .stretches {
+            return batch.map { samples in
+                let stretches = Self.bursts(samples).enumerated().map { TimedText(text: "句\($0)。", start: $1.start, end: $1.end) }
+                return RecognitionResult(text: stretches.map(\.text).joined(), tokens: ["句"], segments: stretches)
+            }
+        }
+        if timestamps == .promisedButNone {
+            return batch.map { RecognitionResult(text: "段\($0.count)") }
+        }
+        return batch.map { RecognitionResult(text: "段\($0.count)", tokens: ["段"], timestamps: [0.25]) }
+    }
+
+    /// Runs of non-zero samples separated by at least 0.2 s of zeros, in seconds.
+    static func bursts(_ samples: [Float]) -> [(start: Double, end: Double)] {
+        var bursts: [(start: Double, end: Double)] = []
+        var silent = 3200
+        for (index, sample) in samples.enumerated() {
+            if sample != 0 {
+                if silent >= 3200 { bursts.append((Double(index) / 16_000, 0)) }
+                bursts[bursts.count - 1].end = Double(index + 1) / 16_000
+                silent = 0
+            } else {
+                silent += 1
+            }
+        }
+        return bursts
     }
 
     var pieceLengths: [Int] { calls.withLock { $0.flatMap { $0 } } }
@@ -168,26 +197,90 @@ final class CountingSource: AudioSource {
         #expect(recognizer.pieceLengths.map { ($0 + 800) / 1600 } == [16, 10, 16])
     }
 
-    @Test func shortSegmentsAreMergedAndSplitBackByTimestamps() async throws {
+    @Test(arguments: [FakeRecognizer.Timestamps.tokens, .stretches])
+    func shortSegmentsAreMergedAndSplitBackByTimestamps(_ timestamps: FakeRecognizer.Timestamps) async throws {
         // Twelve 1-second bursts 0.6 s apart, then one after a long pause.
         var bursts: [(Double, Double)] = (0..<12).map { index -> (Double, Double) in
             let start = 1 + 1.6 * Double(index)
             return (start, start + 1)
         }
         bursts.append((25, 26))
-        let recognizer = FakeRecognizer(timestamps: true)
+        let recognizer = FakeRecognizer(timestamps: timestamps)
         let transcript = try await transcribe(audio(seconds: 28, bursts: bursts), recognizer: recognizer, batchSize: 1)
         #expect(transcript.segments.count == 13)
         for (segment, burst) in zip(transcript.segments, bursts) {
             #expect(abs(segment.start - burst.0) < 0.01)
-            #expect(abs((segment.timestamps?.first ?? -1) - burst.0) < 0.01)
+            if timestamps == .tokens { #expect(abs((segment.timestamps?.first ?? -1) - burst.0) < 0.01) }
         }
         // The fake names each burst by its place in the piece it was recognised in.
-        let expected = (0..<6).map { "词\($0)" } + (0..<6).map { "词\($0)" } + ["词0"]
-        #expect(transcript.segments.map(\.text) == expected)
+        let names = timestamps == .tokens ? (0..<6).map { "词\($0)" } : (0..<6).map { "句\($0)。" }
+        #expect(transcript.segments.map(\.text) == names + names + [names[0]])
         // Up to 10 s (the fake model's limit) per call: 12 bursts in two calls, the last alone.
         #expect(recognizer.pieceLengths.count == 3)
         #expect(recognizer.pieceLengths.allSatisfy { $0 <= 10 * 16_000 })
+    }
+
+    @Test func aModelWithoutTimestampsGetsEachSegmentAlone() async throws {
+        let recognizer = FakeRecognizer()
+        let bursts = (0..<6).map { index -> (Double, Double) in
+            let start = 1 + 1.6 * Double(index)
+            return (start, start + 1)
+        }
+        let transcript = try await transcribe(audio(seconds: 12, bursts: bursts), recognizer: recognizer, batchSize: 1)
+        #expect(transcript.segments.count == 6)
+        #expect(recognizer.pieceLengths.count == 6)
+        #expect(transcript.segments.allSatisfy { $0.text.hasPrefix("段") })
+    }
+
+    /// A model that promised timestamps and gave none: the merged piece's sentences are
+    /// recognised again one by one, and the rest of the file without merging.
+    @Test func sentencesOfAPieceThatCannotBeSplitAreRecognisedAlone() async throws {
+        let recognizer = FakeRecognizer(timestamps: .promisedButNone)
+        let bursts = (0..<6).map { index -> (Double, Double) in
+            let start = 1 + 1.6 * Double(index)
+            return (start, start + 1)
+        }
+        let transcript = try await transcribe(audio(seconds: 12, bursts: bursts), recognizer: recognizer, batchSize: 1)
+        #expect(transcript.segments.count == 6)
+        for (segment, burst) in zip(transcript.segments, bursts) {
+            #expect(abs(segment.start - burst.0) < 0.01)
+            #expect(segment.end - segment.start < 1.2)
+        }
+        // One merged call (of all six, 9 s), then each sentence alone.
+        let lengths = recognizer.pieceLengths
+        #expect(lengths.count == 7 && lengths[0] > 8 * 16_000 && lengths.dropFirst().allSatisfy { $0 < 2 * 16_000 }, "\(lengths)")
+    }
+
+    /// Each timed stretch goes whole to the segment its middle lies in (a middle in a pause: to
+    /// the nearer segment); a segment that gets none has no text.
+    @Test func stretchesGoToTheSegmentTheirMiddleFallsIn() throws {
+        // Segments at 1-3 s, 4-6 s and 7-8 s; the piece starts at 1 s after 0.5 s of padding.
+        let segments = [(1.0, 3.0), (4.0, 6.0), (7.0, 8.0)].map { (start: Double, end: Double) -> SpeechSegment in
+            let samples = [Float](repeating: 0.1, count: Int((end - start) * 16_000))
+            return SpeechSegment(startSample: Int(start * 16_000), samples: samples)
+        }
+        // Times in the piece: 0.5 s is the audio's 1 s.
+        let stretches = [
+            TimedText(text: "一", start: 0.5, end: 2.0),   // middle 1.75 s: the first
+            TimedText(text: "二", start: 2.0, end: 3.2),   // middle 3.1 s, early in the first pause: the first
+            TimedText(text: "三", start: 3.0, end: 3.6),   // middle 3.8 s, late in the first pause: the second
+            TimedText(text: "四", start: 4.2, end: 5.4),   // middle 5.3 s: the second
+        ]
+        let result = RecognitionResult(text: "一二三四", tokens: ["一", "二", "三", "四"], segments: stretches, language: "zh")
+        let split = try #require(SegmentMerging.split(result, into: segments, pieceStart: 16_000, padding: 8_000))
+        #expect(split.map(\.text) == ["一二", "三四", ""])
+        #expect(split.allSatisfy { $0.language == "zh" && $0.timestamps.isEmpty })
+        // Text without any timestamps cannot be split.
+        #expect(SegmentMerging.split(RecognitionResult(text: "一二三四"), into: segments, pieceStart: 16_000, padding: 8_000) == nil)
+    }
+
+    @Test(arguments: [
+        (["你好，", "世界。"], "你好，世界。"),
+        ([" Hello.", " How are you?"], "Hello. How are you?"),
+        (["你好", "OK", "", "好"], "你好OK好"),
+    ])
+    func stretchesJoinIntoText(_ stretches: [String], _ text: String) {
+        #expect(SegmentMerging.joinStretches(stretches) == text)
     }
 
     @Test(arguments: [

@@ -20,7 +20,7 @@ final class ServerProcess {
         self.dataDirectory = dataDirectory
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         log = dataDirectory.deletingLastPathComponent().appendingPathComponent("server-\(UUID().uuidString.prefix(8)).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.executableURL = CLI.binary
         process.arguments = [command, "--port", "0", "--data-dir", dataDirectory.path, "--model-dir", model.path,
                              "--log-format", "json"] + arguments

@@ -40,7 +40,8 @@ struct StreamClient {
     /// 16-bit little-endian PCM of `samples` (clipped to -1...1), as a client streams recorded audio.
     static func pcm(_ samples: [Float]) -> Data {
         var data = Data(capacity: samples.count * 2)
-        for sample in samples { withUnsafeBytes(of: Int16(max(-1, min(1, sample)) * 32767).littleEndian) { data.append(contentsOf: $0) } }
+        // Rounded as `WAVFixture.file` rounds: a file of the same samples holds the same bytes.
+        for sample in samples { withUnsafeBytes(of: Int16((max(-1, min(1, sample)) * 32767).rounded()).littleEndian) { data.append(contentsOf: $0) } }
         return data
     }
 
