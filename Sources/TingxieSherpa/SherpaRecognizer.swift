@@ -26,19 +26,14 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         /// Whisper: frames (10 ms) of silence sherpa-onnx adds after each piece so that the model
         /// finds its end; the encoder runs over them too. `nil`: sherpa-onnx's 1000.
         public var tailPaddingFrames: Int?
-        /// Whisper: decode with Whisper's own timestamp tokens, so that results carry timed
-        /// stretches of text (`RecognitionResult.segments`) and merged segments can be split
-        /// back. Costs the timestamp tokens' decoder steps.
-        public var segmentTimestamps: Bool
 
         public init(threads: Int = 2, language: String = "zh", provider: String = "cpu", parallelDecodes: Int = 1,
-                    tailPaddingFrames: Int? = nil, segmentTimestamps: Bool = true) {
+                    tailPaddingFrames: Int? = nil) {
             self.threads = threads
             self.language = language
             self.provider = provider
             self.parallelDecodes = max(1, parallelDecodes)
             self.tailPaddingFrames = tailPaddingFrames.map { max(1, $0) }
-            self.segmentTimestamps = segmentTimestamps
         }
     }
 
@@ -62,6 +57,11 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     private let whisperGate: SettingGate<WhisperSetting>?
     /// The language code the model is loaded with, or `ModelInfo.detect`.
     private let loadedLanguage: String
+
+    /// Whisper's whole input window (30 s) in 10 ms frames: sherpa-onnx runs the encoder over a
+    /// piece and its tail padding up to this many frames, so a tail padding of this many makes
+    /// every piece fill the window, as Whisper was trained, and every encoder run the same size.
+    public static let whisperWindowFrames = 3000
 
     /// How Whisper's pieces are merged (`ModelInfo.mergeTargetSeconds`, `mergeMaxGapSeconds`).
     static let whisperMergeTargetSeconds = 25.0
@@ -90,7 +90,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             multilingual = metadata["is_multilingual"] != "0" && !codes.isEmpty
             languages = multilingual ? [languages[0]] + codes.filter { $0 != languages[0] } : ["en"]
         }
-        let whisperTimestamps = directory.family == .whisper && configuration.segmentTimestamps
+        // Whisper decodes with its timestamp tokens: its text comes in timed stretches.
+        let whisperTimestamps = directory.family == .whisper
         info = ModelInfo(
             family: directory.family.rawValue,
             name: directory.name,
@@ -158,7 +159,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             config.model_config.whisper.language = strings.copy(setting.language)
             config.model_config.whisper.task = strings.copy(setting.task.rawValue)
             config.model_config.whisper.tail_paddings = Int32(configuration.tailPaddingFrames ?? -1)
-            config.model_config.whisper.enable_segment_timestamps = configuration.segmentTimestamps ? 1 : 0
+            config.model_config.whisper.enable_segment_timestamps = 1
         case .transducer:
             config.model_config.transducer.encoder = strings.copy(directory.encoder!.path)
             config.model_config.transducer.decoder = strings.copy(directory.decoder!.path)

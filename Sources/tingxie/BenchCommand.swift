@@ -96,7 +96,7 @@ struct BenchCommand: AsyncParsableCommand {
         let modelDir = try model.modelDirectory().path
         let vad = try model.loadVAD().configuration.model.path
         let common = ["--model-dir", modelDir, "--vad-model", vad, "--language", model.language, "--quiet"]
-            + (model.parallel.map { ["--parallel", "\($0)"] } ?? [])
+            + (model.parallel.map { ["--parallel", "\($0)"] } ?? []) + (model.tailPadding.map { ["--tail-padding", "\($0)"] } ?? [])
 
         let audioSeconds = try files.reduce(0.0) { $0 + (try WAVReader(url: $1).duration ?? 0) }
         say("Tingxie bench: model \(modelDir), \(ProcessInfo.processInfo.activeProcessorCount) cores")

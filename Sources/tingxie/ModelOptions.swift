@@ -20,7 +20,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Pieces of one file decoded at once, each with --threads ONNX threads (transcribe; default 1).")
     var parallel: Int?
 
-    @Option(name: .long, help: "Whisper: 10 ms frames of silence after each piece, which the encoder also runs over (default 1000, sherpa-onnx's).")
+    @Option(name: .long, help: "Whisper: 10 ms frames of silence after each piece, which the encoder also runs over (transcribe: default 3000, every piece fills Whisper's 30 s window, or 1000 with --merge-seconds 0; serve: default 1000, sherpa-onnx's).")
     var tailPadding: Int?
 
     @Option(name: .long, help: "Language of the audio (zh, en, ...; auto lets a multilingual Whisper detect it).")
@@ -29,7 +29,9 @@ struct ModelOptions: ParsableArguments {
     func validate() throws {
         guard threads.map({ (1...256).contains($0) }) ?? true else { throw ValidationError("--threads must be between 1 and 256") }
         guard parallel.map({ (1...64).contains($0) }) ?? true else { throw ValidationError("--parallel must be between 1 and 64") }
-        guard tailPadding.map({ (1...2900).contains($0) }) ?? true else { throw ValidationError("--tail-padding must be between 1 and 2900 frames") }
+        guard tailPadding.map({ (1...SherpaRecognizer.whisperWindowFrames).contains($0) }) ?? true else {
+            throw ValidationError("--tail-padding must be between 1 and \(SherpaRecognizer.whisperWindowFrames) frames")
+        }
         guard !language.isEmpty, language.count <= 16 else { throw ValidationError("--language must be a language code such as zh") }
     }
 
@@ -45,10 +47,13 @@ struct ModelOptions: ParsableArguments {
     /// Threads per model call for the command-line tools.
     var threadCount: Int { threads ?? 2 }
 
-    func loadRecognizer(threads: Int? = nil) throws -> SherpaRecognizer {
+    /// - Parameter tailPaddingFrames: Whisper's tail padding when `--tail-padding` is not given
+    ///   (`nil`: sherpa-onnx's).
+    func loadRecognizer(threads: Int? = nil, tailPaddingFrames: Int? = nil) throws -> SherpaRecognizer {
         let directory = try ModelDirectory.detect(try modelDirectory())
         return try SherpaRecognizer(directory: directory, configuration: .init(threads: threads ?? threadCount, language: language,
-                                                                               parallelDecodes: parallel ?? 1, tailPaddingFrames: tailPadding))
+                                                                               parallelDecodes: parallel ?? 1,
+                                                                               tailPaddingFrames: tailPadding ?? tailPaddingFrames))
     }
 
     /// The punctuation model for a recogniser whose text has none: the flag's, the environment's,

@@ -4,6 +4,7 @@ import NIOPosix
 import TingxieCore
 import TingxiePipeline
 import TingxieServer
+import TingxieSherpa
 import TingxieText
 
 struct TranscribeCommand: AsyncParsableCommand {
@@ -77,7 +78,10 @@ struct TranscribeCommand: AsyncParsableCommand {
         do {
             matcher = try loadHotwords()
             if let output { try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true) }
-            let recognizer = try model.loadRecognizer()
+            // Merged pieces fill Whisper's window: the encoder's memory is the same for every piece,
+            // so a file of hours peaks where one of a minute does. Sentences decoded alone keep
+            // sherpa-onnx's shorter padding, which is faster for them.
+            let recognizer = try model.loadRecognizer(tailPaddingFrames: mergeSeconds == 0 ? nil : SherpaRecognizer.whisperWindowFrames)
             try recognizer.info.check(options)
             pipeline = try TranscriptionPipeline(
                 recognizer: recognizer,

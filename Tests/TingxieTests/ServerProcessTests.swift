@@ -210,9 +210,9 @@ import TingxieText
         let wav = WAVFixture.file(samples.map(Double.init), sampleRate: 16_000)
         let file = root.appendingPathComponent("meeting-20s.wav")
         try wav.write(to: file)
-        // With one ONNX thread, as each of the server's workers decodes.
+        // With one ONNX thread and sherpa-onnx's tail padding, as the server decodes.
         let alone = try await CLI.run(["transcribe", file.path, "--model-dir", try #require(TestData.whisperBase).path,
-                                       "--merge-seconds", "0", "--threads", "1", "--quiet"])
+                                       "--merge-seconds", "0", "--threads", "1", "--tail-padding", "1000", "--quiet"])
         #expect(alone.status == 0, "\(alone.stderr)")
         let body = Upload.multipart([.file(wav), .field("model", "whisper"), .field("language", "zh")])
         let offline = try await LiveHTTP.request(server.baseURL + "/v1/audio/transcriptions", method: .POST,
