@@ -187,6 +187,11 @@ public final class TranscriptionPipeline: Sendable {
         let mergeTarget = min(Int(mergeSeconds * Double(modelSampleRate)), splitter.maxSamples)
         let mergeGap = Int((configuration.mergeMaxGapSeconds ?? model.mergeMaxGapSeconds) * Double(modelSampleRate))
 
+        /// Recognises pieces of audio, each with silence around it, with the hotwords the decoder takes.
+        func recognize(_ pieces: [[Float]]) throws -> [RecognitionResult] {
+            try recognizer.recognize(batch: pieces.map { padding + $0 + padding }, hotwords: biasing, options: options)
+        }
+
         func recognizePending(all: Bool) throws {
             while true {
                 let pieces = merging
@@ -204,7 +209,7 @@ public final class TranscriptionPipeline: Sendable {
                     }
                     return [[SpeechSegment(startSample: piece[0].startSample, samples: audio, leadSamples: piece[0].leadSamples)] + piece]
                 }
-                let results = try recognizer.recognize(batch: inputs.map { padding + $0[0].samples + padding }, hotwords: biasing, options: options)
+                let results = try recognize(inputs.map { $0[0].samples })
                 for (input, result) in zip(inputs, results) {
                     language = language ?? result.language
                     let parts = Array(input.dropFirst())
@@ -216,7 +221,7 @@ public final class TranscriptionPipeline: Sendable {
                         // The model gave no timestamps after all: its sentences are recognised
                         // one by one, and so is the rest of the file.
                         merging = false
-                        let alone = try recognizer.recognize(batch: parts.map { padding + $0.samples + padding }, hotwords: biasing, options: options)
+                        let alone = try recognize(parts.map(\.samples))
                         for (part, partResult) in zip(parts, alone) { append(part, partResult) }
                     }
                 }
@@ -265,7 +270,7 @@ public final class TranscriptionPipeline: Sendable {
             let start = max(lastEnd, decodedSamples - open)
             guard partialsHaveTime(), let audio = history.samples(from: start, count: decodedSamples - start) else { return }
             let began = ContinuousClock.now
-            guard let result = try recognizer.recognize(batch: [padding + audio + padding], hotwords: biasing, options: options).first else { return }
+            guard let result = try recognize([audio]).first else { return }
             partialSeconds += (ContinuousClock.now - began).seconds
             let text = normalizePartial(result.text, chinese: isChinese(result))
             if !text.isEmpty { onPartial(PartialText(text: text, revisable: true)) }

@@ -84,35 +84,35 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         // the other families speak the language they are loaded with.
         var languages = [loaded.isEmpty ? "zh" : loaded]
         var multilingual = false
-        if directory.family == .whisper {
+        let whisper = directory.family == .whisper
+        if whisper {
             let metadata = try ONNXMetadata.read(directory.encoder!)
             let codes = (metadata["all_language_codes"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             multilingual = metadata["is_multilingual"] != "0" && !codes.isEmpty
             languages = multilingual ? [languages[0]] + codes.filter { $0 != languages[0] } : ["en"]
         }
-        // Whisper decodes with its timestamp tokens: its text comes in timed stretches.
-        let whisperTimestamps = directory.family == .whisper
         info = ModelInfo(
             family: directory.family.rawValue,
             name: directory.name,
-            emitsTraditional: directory.family == .whisper,
+            emitsTraditional: whisper,
             // Whisper sees 30 s windows; the others grow quadratically past ~30 s.
-            maxSegmentSeconds: directory.family == .whisper ? 28 : 30,
+            maxSegmentSeconds: whisper ? 28 : 30,
             // sherpa-onnx gives token times for Paraformer exports with CIF peaks, SenseVoice and
             // transducers; its Whisper needs an attention output that common exports lack.
-            givesTokenTimestamps: directory.family != .whisper,
-            givesSegmentTimestamps: whisperTimestamps,
+            givesTokenTimestamps: !whisper,
+            // Whisper decodes with its timestamp tokens: its text comes in timed stretches.
+            givesSegmentTimestamps: whisper,
             // Whisper was trained on 30 s windows: sentences given together keep their context.
             // Others merge to save calls (each reads all weights once).
-            mergeTargetSeconds: whisperTimestamps ? Self.whisperMergeTargetSeconds : 15,
-            mergeMaxGapSeconds: whisperTimestamps ? Self.whisperMergeMaxGapSeconds : 1,
+            mergeTargetSeconds: whisper ? Self.whisperMergeTargetSeconds : 15,
+            mergeMaxGapSeconds: whisper ? Self.whisperMergeMaxGapSeconds : 1,
             biasesHotwords: modelingUnit != nil,
             languages: languages,
             // SenseVoice detects when it is loaded so (`auto`), for every request.
             detectsLanguage: multilingual || (directory.family == .senseVoice && loaded.isEmpty),
             translates: multilingual,
             // SenseVoice punctuates with inverse text normalisation on (`use_itn`), as it is loaded.
-            punctuates: directory.family == .whisper || directory.family == .senseVoice
+            punctuates: whisper || directory.family == .senseVoice
         )
         guard loaded.isEmpty ? multilingual || directory.family == .senseVoice : languages.contains(loaded) else {
             throw TingxieError(.invalidArgument, "the model \(directory.name) cannot \(loaded.isEmpty ? "detect the language" : "transcribe \"\(loaded)\""); it speaks \(languages.prefix(10).joined(separator: ", "))\(languages.count > 10 ? ", ..." : "")")

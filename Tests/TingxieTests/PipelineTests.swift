@@ -152,6 +152,14 @@ final class CountingSource: AudioSource {
         return WAVFixture.file(samples, sampleRate: 16_000)
     }
 
+    /// `count` 1-second bursts 0.6 s apart from 1 s on: close enough to be merged.
+    func spacedBursts(_ count: Int) -> [(Double, Double)] {
+        (0..<count).map { index in
+            let start = 1 + 1.6 * Double(index)
+            return (start, start + 1)
+        }
+    }
+
     func transcribe(_ data: Data, recognizer: FakeRecognizer = FakeRecognizer(), leadSeconds: Double = 0, batchSize: Int = 4,
                     progress: TranscriptionPipeline.ProgressHandler? = nil) async throws -> Transcript {
         let directory = try TestData.temporaryDirectory()
@@ -200,10 +208,7 @@ final class CountingSource: AudioSource {
     @Test(arguments: [FakeRecognizer.Timestamps.tokens, .stretches])
     func shortSegmentsAreMergedAndSplitBackByTimestamps(_ timestamps: FakeRecognizer.Timestamps) async throws {
         // Twelve 1-second bursts 0.6 s apart, then one after a long pause.
-        var bursts: [(Double, Double)] = (0..<12).map { index -> (Double, Double) in
-            let start = 1 + 1.6 * Double(index)
-            return (start, start + 1)
-        }
+        var bursts = spacedBursts(12)
         bursts.append((25, 26))
         let recognizer = FakeRecognizer(timestamps: timestamps)
         let transcript = try await transcribe(audio(seconds: 28, bursts: bursts), recognizer: recognizer, batchSize: 1)
@@ -222,10 +227,7 @@ final class CountingSource: AudioSource {
 
     @Test func aModelWithoutTimestampsGetsEachSegmentAlone() async throws {
         let recognizer = FakeRecognizer()
-        let bursts = (0..<6).map { index -> (Double, Double) in
-            let start = 1 + 1.6 * Double(index)
-            return (start, start + 1)
-        }
+        let bursts = spacedBursts(6)
         let transcript = try await transcribe(audio(seconds: 12, bursts: bursts), recognizer: recognizer, batchSize: 1)
         #expect(transcript.segments.count == 6)
         #expect(recognizer.pieceLengths.count == 6)
@@ -236,10 +238,7 @@ final class CountingSource: AudioSource {
     /// recognised again one by one, and the rest of the file without merging.
     @Test func sentencesOfAPieceThatCannotBeSplitAreRecognisedAlone() async throws {
         let recognizer = FakeRecognizer(timestamps: .promisedButNone)
-        let bursts = (0..<6).map { index -> (Double, Double) in
-            let start = 1 + 1.6 * Double(index)
-            return (start, start + 1)
-        }
+        let bursts = spacedBursts(6)
         let transcript = try await transcribe(audio(seconds: 12, bursts: bursts), recognizer: recognizer, batchSize: 1)
         #expect(transcript.segments.count == 6)
         for (segment, burst) in zip(transcript.segments, bursts) {
