@@ -9,6 +9,11 @@ The graphs follow OpenAI's Whisper: the encoder maps a log-mel spectrogram [N, 8
 cross-attention keys and values of every decoder layer; the decoder takes tokens, a 352-slot
 self-attention cache, the cross keys and values and the cache offset, and returns logits and
 the updated cache. Weights are MatMul-quantised to int8 as sherpa-onnx's own exports are.
+
+sherpa-onnx hands the cross keys and values from the encoder to every decoder step without
+looking inside, so they leave the encoder already split into heads: keys [layers, N, D, frames]
+(each head's D/H rows, transposed for Q·Kᵀ) and values [layers, N, H·frames, D/H]. A decoder step
+then takes its layer's slice as it is instead of transposing all 1500 frames per layer and token.
 """
 import base64
 import json
@@ -117,13 +122,16 @@ class Graph:
         y = self.op("Reshape", [x, self.const(np.array([0, 0, heads, -1], np.int64))])
         return self.op("Transpose", [y], perm=[0, 2, 3, 1] if transpose_key else [0, 2, 1, 3])
 
-    def attention(self, q, k, v, heads, mask=None):
-        scores = self.op("MatMul", [self.heads(q, heads), self.heads(k, heads, transpose_key=True)])
+    def attention(self, q, k, v, heads, mask=None, shaped=False):
+        """Scaled dot-product attention; `shaped` keys and values are already [N, H, D/H, T] and [N, H, T, D/H]."""
+        if not shaped:
+            k, v = self.heads(k, heads, transpose_key=True), self.heads(v, heads)
+        scores = self.op("MatMul", [self.heads(q, heads), k])
         scores = self.op("Mul", [scores, self.const(np.array(self.scale, np.float32))])
         if mask is not None:
             scores = self.op("Add", [scores, mask])
         weights = self.op("Softmax", [scores], axis=-1)
-        out = self.op("Transpose", [self.op("MatMul", [weights, self.heads(v, heads)])], perm=[0, 2, 1, 3])
+        out = self.op("Transpose", [self.op("MatMul", [weights, v])], perm=[0, 2, 1, 3])
         return self.op("Reshape", [out, self.const(np.array([0, 0, -1], np.int64))])
 
     def model(self, inputs, outputs, metadata):
@@ -133,6 +141,13 @@ class Graph:
         for key, value in metadata.items():
             model.metadata_props.add(key=key, value=str(value))
         return model
+
+
+def cross_attention(dims):
+    """The encoder's outputs and the decoder's inputs: keys [layers, N, D, frames] and values [layers, N, H·frames, D/H]."""
+    layers, state = dims["layers"], dims["state"]
+    return [helper.make_tensor_value_info("n_layer_cross_k", TensorProto.FLOAT, [layers, "n_audio", state, "T"]),
+            helper.make_tensor_value_info("n_layer_cross_v", TensorProto.FLOAT, [layers, "n_audio", "HT", state // dims["heads"]])]
 
 
 def encoder(w, dims):
@@ -165,14 +180,13 @@ def encoder(w, dims):
         p = f"decoder/layer_{layer}/attention/linear_1"
         weight, bias = w[p + "/weight"], w[p + "/bias"]
         state = dims["state"]
-        keys.append(g.op("Unsqueeze", [g.linear(x, weight[:state], bias[:state]), zero]))
-        values.append(g.op("Unsqueeze", [g.linear(x, weight[state:], bias[state:]), zero]))
+        key = g.heads(g.linear(x, weight[:state], bias[:state]), dims["heads"], transpose_key=True)
+        value = g.heads(g.linear(x, weight[state:], bias[state:]), dims["heads"])
+        keys.append(g.op("Unsqueeze", [g.op("Reshape", [key, g.const(np.array([0, state, -1], np.int64))]), zero]))
+        values.append(g.op("Unsqueeze", [g.op("Reshape", [value, g.const(np.array([0, -1, state // dims["heads"]], np.int64))]), zero]))
     g.nodes.append(helper.make_node("Concat", keys, ["n_layer_cross_k"], axis=0))
     g.nodes.append(helper.make_node("Concat", values, ["n_layer_cross_v"], axis=0))
-    cross = [dims["layers"], "n_audio", "T", dims["state"]]
-    return g, [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["n_audio", dims["mels"], "T"])], [
-        helper.make_tensor_value_info("n_layer_cross_k", TensorProto.FLOAT, cross),
-        helper.make_tensor_value_info("n_layer_cross_v", TensorProto.FLOAT, cross)]
+    return g, [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["n_audio", dims["mels"], "T"])], cross_attention(dims)
 
 
 def decoder(w, dims):
@@ -182,9 +196,10 @@ def decoder(w, dims):
     i0, i1 = g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64))
     count = g.op("Slice", [g.op("Shape", ["tokens"]), i1, g.const(np.array([2], np.int64))])  # [n]
     end = g.op("Add", ["offset", count])  # offset + n
-    # Token embedding as float16 (the source precision) with a cast; positions from the offset.
-    table = g.op("Cast", [g.const(w["decoder/embeddings/weight"].astype(np.float16), "embedding")], to=TensorProto.FLOAT)
-    x = g.op("Gather", [table, "tokens"], axis=0)
+    # Token embedding as float16 (the source precision), each looked-up row cast (casting the table
+    # first would be folded into a 106 MB float32 copy when the session loads); positions from the offset.
+    x = g.op("Cast", [g.op("Gather", [g.const(w["decoder/embeddings/weight"].astype(np.float16), "embedding"), "tokens"], axis=0)],
+             to=TensorProto.FLOAT)
     positions = g.op("Slice", [g.const(w["decoder/position_encodings/encodings"].astype(np.float32)), "offset", end, i0])
     x = g.op("Add", [x, positions])
     # Causal mask [n, offset + n]: query i (at offset + i) sees keys up to offset + i.
@@ -192,7 +207,9 @@ def decoder(w, dims):
                                                           g.const(np.array(1, np.int64))]), i1]), "offset"])
     columns = g.op("Range", [g.const(np.array(0, np.int64)), g.op("Squeeze", [end, i0]), g.const(np.array(1, np.int64))])
     mask = g.op("Where", [g.op("Greater", [columns, rows]), g.const(np.array(-1e9, np.float32)), g.const(np.array(0, np.float32))])
-    full = g.const(np.array([CACHE], np.int64))
+    layer_and_slot = g.const(np.array([0, 2], np.int64))
+    key_heads = g.const(np.array([0, dims["heads"], state // dims["heads"], -1], np.int64))
+    value_heads = g.const(np.array([0, dims["heads"], -1, state // dims["heads"]], np.int64))
     new_keys, new_values = [], []
     for layer in range(layers):
         p = f"decoder/layer_{layer}"
@@ -200,19 +217,20 @@ def decoder(w, dims):
         h = g.layer_norm(x, w, p + "/self_attention/layer_norm")
         q, k, v = g.op("Split", [g.linear(h, w[p + "/self_attention/linear_0/weight"], w[p + "/self_attention/linear_0/bias"]),
                                  g.const(np.array([state] * 3, np.int64))], outputs=3, axis=-1)
+        # This layer attends to its cached slots before the offset and the fresh ones; only those are copied.
         caches = []
         for name, fresh, collected in (("in_n_layer_self_k_cache", k, new_keys), ("in_n_layer_self_v_cache", v, new_values)):
-            old = g.op("Gather", [name, index], axis=0)  # [N, CACHE, D]
-            before = g.op("Slice", [old, i0, "offset", i1])
-            after = g.op("Slice", [old, end, full, i1])
-            cache = g.op("Concat", [before, fresh, after], axis=1)
-            collected.append(g.op("Unsqueeze", [cache, i0]))
-            caches.append(g.op("Slice", [cache, i0, end, i1]))
+            before = g.op("Slice", [name, g.const(np.array([layer, 0], np.int64)), g.op("Concat", [g.const(np.array([layer + 1], np.int64)), "offset"], axis=0),
+                                    layer_and_slot])
+            caches.append(g.op("Concat", [g.op("Squeeze", [before, i0]), fresh], axis=1))
+            collected.append(g.op("Unsqueeze", [fresh, i0]))
         a = g.attention(q, caches[0], caches[1], dims["heads"], mask)
         x = g.op("Add", [x, g.linear(a, w[p + "/self_attention/linear_1/weight"], w[p + "/self_attention/linear_1/bias"])])
         h = g.layer_norm(x, w, p + "/attention/layer_norm")
         q = g.linear(h, w[p + "/attention/linear_0/weight"], w[p + "/attention/linear_0/bias"])
-        a = g.attention(q, g.op("Gather", ["n_layer_cross_k", index], axis=0), g.op("Gather", ["n_layer_cross_v", index], axis=0), dims["heads"])
+        key = g.op("Reshape", [g.op("Gather", ["n_layer_cross_k", index], axis=0), key_heads])
+        value = g.op("Reshape", [g.op("Gather", ["n_layer_cross_v", index], axis=0), value_heads])
+        a = g.attention(q, key, value, dims["heads"], shaped=True)
         x = g.op("Add", [x, g.linear(a, w[p + "/attention/linear_2/weight"], w[p + "/attention/linear_2/bias"])])
         h = g.layer_norm(x, w, p + "/ffn/layer_norm")
         h = g.gelu(g.linear(h, w[p + "/ffn/linear_0/weight"], w[p + "/ffn/linear_0/bias"]))
@@ -220,15 +238,17 @@ def decoder(w, dims):
     x = g.layer_norm(x, w, "decoder/layer_norm")
     # Tied output projection as x @ E^T with E^T stored, so the quantiser covers it.
     g.nodes.append(helper.make_node("MatMul", [x, g.const(np.ascontiguousarray(w["decoder/embeddings/weight"].astype(np.float32).T), "projection")], ["logits"]))
-    g.nodes.append(helper.make_node("Concat", new_keys, ["out_n_layer_self_k_cache"], axis=0))
-    g.nodes.append(helper.make_node("Concat", new_values, ["out_n_layer_self_v_cache"], axis=0))
+    # The updated caches: the input with every layer's fresh slots written at offset..offset+n, one copy each.
+    fresh_keys = g.op("Concat", new_keys, axis=0)  # [layers, N, n, D]
+    slots = g.op("Expand", [g.op("Reshape", [rows, g.const(np.array([1, 1, -1, 1], np.int64))]), g.op("Shape", [fresh_keys])])
+    g.nodes.append(helper.make_node("ScatterElements", ["in_n_layer_self_k_cache", slots, fresh_keys], ["out_n_layer_self_k_cache"], axis=2))
+    g.nodes.append(helper.make_node("ScatterElements", ["in_n_layer_self_v_cache", slots, g.op("Concat", new_values, axis=0)],
+                                    ["out_n_layer_self_v_cache"], axis=2))
     cache = [layers, "n_audio", CACHE, state]
-    cross = [layers, "n_audio", "T", state]
     inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["n_audio", "n_tokens"]),
               helper.make_tensor_value_info("in_n_layer_self_k_cache", TensorProto.FLOAT, cache),
               helper.make_tensor_value_info("in_n_layer_self_v_cache", TensorProto.FLOAT, cache),
-              helper.make_tensor_value_info("n_layer_cross_k", TensorProto.FLOAT, cross),
-              helper.make_tensor_value_info("n_layer_cross_v", TensorProto.FLOAT, cross),
+              *cross_attention(dims),
               helper.make_tensor_value_info("offset", TensorProto.INT64, [1])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n_audio", "n_tokens", dims["vocab"]]),
                helper.make_tensor_value_info("out_n_layer_self_k_cache", TensorProto.FLOAT, cache),
