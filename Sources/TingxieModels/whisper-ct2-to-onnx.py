@@ -123,7 +123,8 @@ class Graph:
         return self.op("Transpose", [y], perm=[0, 2, 3, 1] if transpose_key else [0, 2, 1, 3])
 
     def attention(self, q, k, v, heads, mask=None, shaped=False):
-        """Scaled dot-product attention; `shaped` keys and values are already [N, H, D/H, T] and [N, H, T, D/H]."""
+        """Scaled dot-product attention, and its weights [N, H, n, T]; `shaped` keys and values are
+        already [N, H, D/H, T] and [N, H, T, D/H]."""
         if not shaped:
             k, v = self.heads(k, heads, transpose_key=True), self.heads(v, heads)
         scores = self.op("MatMul", [self.heads(q, heads), k])
@@ -132,7 +133,7 @@ class Graph:
             scores = self.op("Add", [scores, mask])
         weights = self.op("Softmax", [scores], axis=-1)
         out = self.op("Transpose", [self.op("MatMul", [weights, v])], perm=[0, 2, 1, 3])
-        return self.op("Reshape", [out, self.const(np.array([0, 0, -1], np.int64))])
+        return self.op("Reshape", [out, self.const(np.array([0, 0, -1], np.int64))]), weights
 
     def model(self, inputs, outputs, metadata):
         graph = helper.make_graph(self.nodes, self.prefix, inputs, outputs, self.initializers)
@@ -168,7 +169,7 @@ def encoder(w, dims):
         h = g.layer_norm(x, w, p + "/self_attention/layer_norm")
         q, k, v = g.op("Split", [g.linear(h, w[p + "/self_attention/linear_0/weight"], w[p + "/self_attention/linear_0/bias"]),
                                  g.const(np.array([dims["state"]] * 3, np.int64))], outputs=3, axis=-1)
-        a = g.attention(q, k, v, dims["heads"])
+        a, _ = g.attention(q, k, v, dims["heads"])
         x = g.op("Add", [x, g.linear(a, w[p + "/self_attention/linear_1/weight"], w[p + "/self_attention/linear_1/bias"])])
         h = g.layer_norm(x, w, p + "/ffn/layer_norm")
         h = g.gelu(g.linear(h, w[p + "/ffn/linear_0/weight"], w[p + "/ffn/linear_0/bias"]))
@@ -210,7 +211,7 @@ def decoder(w, dims):
     layer_and_slot = g.const(np.array([0, 2], np.int64))
     key_heads = g.const(np.array([0, dims["heads"], state // dims["heads"], -1], np.int64))
     value_heads = g.const(np.array([0, dims["heads"], -1, state // dims["heads"]], np.int64))
-    new_keys, new_values = [], []
+    new_keys, new_values, alignment = [], [], []
     for layer in range(layers):
         p = f"decoder/layer_{layer}"
         index = g.const(np.array(layer, np.int64))
@@ -224,13 +225,16 @@ def decoder(w, dims):
                                     layer_and_slot])
             caches.append(g.op("Concat", [g.op("Squeeze", [before, i0]), fresh], axis=1))
             collected.append(g.op("Unsqueeze", [fresh, i0]))
-        a = g.attention(q, caches[0], caches[1], dims["heads"], mask)
+        a, _ = g.attention(q, caches[0], caches[1], dims["heads"], mask)
         x = g.op("Add", [x, g.linear(a, w[p + "/self_attention/linear_1/weight"], w[p + "/self_attention/linear_1/bias"])])
         h = g.layer_norm(x, w, p + "/attention/layer_norm")
         q = g.linear(h, w[p + "/attention/linear_0/weight"], w[p + "/attention/linear_0/bias"])
         key = g.op("Reshape", [g.op("Gather", ["n_layer_cross_k", index], axis=0), key_heads])
         value = g.op("Reshape", [g.op("Gather", ["n_layer_cross_v", index], axis=0), value_heads])
-        a = g.attention(q, key, value, dims["heads"], shaped=True)
+        a, weights = g.attention(q, key, value, dims["heads"], shaped=True)
+        heads = [head for at, head in dims["alignment_heads"] if at == layer]
+        if heads:
+            alignment.append(g.op("Gather", [weights, g.const(np.array(heads, np.int64))], axis=1))
         x = g.op("Add", [x, g.linear(a, w[p + "/attention/linear_2/weight"], w[p + "/attention/linear_2/bias"])])
         h = g.layer_norm(x, w, p + "/ffn/layer_norm")
         h = g.gelu(g.linear(h, w[p + "/ffn/linear_0/weight"], w[p + "/ffn/linear_0/bias"]))
@@ -253,6 +257,12 @@ def decoder(w, dims):
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n_audio", "n_tokens", dims["vocab"]]),
                helper.make_tensor_value_info("out_n_layer_self_k_cache", TensorProto.FLOAT, cache),
                helper.make_tensor_value_info("out_n_layer_self_v_cache", TensorProto.FLOAT, cache)]
+    if alignment:
+        # The alignment heads' cross-attention weights [N, heads, n, T]: sherpa-onnx times each token
+        # from them (dynamic time warping, as OpenAI's word timestamps) when asked to.
+        g.nodes.append(helper.make_node("Concat", alignment, ["cross_attention_weights"], axis=1))
+        outputs.append(helper.make_tensor_value_info("cross_attention_weights", TensorProto.FLOAT,
+                                                     ["n_audio", len(dims["alignment_heads"]), "n_tokens", "T"]))
     return g, inputs, outputs
 
 
@@ -288,6 +298,7 @@ def metadata(vocabulary, config, dims, name):
         "no_speech": no_speech, "non_speech_tokens": ",".join(map(str, config.get("suppress_ids", []))),
         "transcribe": special["transcribe"], "translate": special["translate"], "sot_prev": special["sot_prev"],
         "sot_lm": special["sot_lm"], "no_timestamps": special["no_timestamps"],
+        "n_alignment_heads": len(dims["alignment_heads"]),
     }
 
 
@@ -306,7 +317,9 @@ def main():
     conv = w["encoder/conv1/weight"]
     dims = {"mels": conv.shape[1], "state": conv.shape[0], "layers": len({k.split("/")[1] for k in w if k.split("/")[1].removeprefix("layer_").isdigit() and k.startswith("encoder/")}),
             "heads": int(w["encoder/num_heads"]), "audio_ctx": w["encoder/position_encodings/encodings"].shape[0],
-            "vocab": w["decoder/embeddings/weight"].shape[0]}
+            "vocab": w["decoder/embeddings/weight"].shape[0],
+            # The cross-attention heads that follow the speech in time ([layer, head]); none: no token times.
+            "alignment_heads": config.get("alignment_heads", [])}
     meta = metadata(vocabulary, config, dims, name)
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:

@@ -25,9 +25,9 @@ enum SegmentMerging {
     }
 
     /// Splits a merged piece's result into one result per segment, as if each segment had been
-    /// recognised alone: by token timestamps (each token to its segment, timed from the
-    /// segment's own padded start) or else by the model's timed stretches (each stretch whole to
-    /// the segment its middle falls in).
+    /// recognised alone: by the model's timed stretches (each stretch whole to the segment its
+    /// middle falls in, with its tokens) or else by token timestamps (each token to its
+    /// segment). Token times count from the segment's own padded start.
     /// - Parameters:
     ///   - pieceStart: the piece's first sample on the audio's timeline.
     ///   - padding: silence samples that preceded the piece in the model's input.
@@ -45,24 +45,45 @@ enum SegmentMerging {
             }
             return index
         }
-        if !result.tokens.isEmpty, result.timestamps.count == result.tokens.count {
-            var parts = segments.map { _ in (tokens: [String](), timestamps: [Double]()) }
-            for (token, time) in zip(result.tokens, result.timestamps) {
-                let at = sample(time)
-                let index = owner(at)
-                parts[index].tokens.append(token)
-                parts[index].timestamps.append(Double(at - (segments[index].startSample - padding)) / rate)
-            }
-            return parts.map { RecognitionResult(text: joinTokens($0.tokens), tokens: $0.tokens, timestamps: $0.timestamps, language: result.language) }
+        let timed = !result.tokens.isEmpty && result.timestamps.count == result.tokens.count
+        var parts = segments.map { _ in (texts: [String](), tokens: [String](), timestamps: [Double]()) }
+        func give(_ token: String, at time: Double, to index: Int) {
+            parts[index].tokens.append(token)
+            parts[index].timestamps.append(Double(sample(time) - (segments[index].startSample - padding)) / rate)
         }
         if !result.segments.isEmpty {
-            var texts = segments.map { _ in [String]() }
-            for stretch in result.segments {
-                texts[owner(sample((stretch.start + stretch.end) / 2))].append(stretch.text)
+            let tokens = timed ? tokensByStretch(result) : nil
+            for (position, stretch) in result.segments.enumerated() {
+                let index = owner(sample((stretch.start + stretch.end) / 2))
+                parts[index].texts.append(stretch.text)
+                for (token, time) in tokens?[position] ?? [] { give(token, at: time, to: index) }
             }
-            return texts.map { RecognitionResult(text: joinStretches($0), language: result.language) }
+            return parts.map { RecognitionResult(text: joinStretches($0.texts), tokens: $0.tokens, timestamps: $0.timestamps, language: result.language) }
+        }
+        if timed {
+            for (token, time) in zip(result.tokens, result.timestamps) { give(token, at: time, to: owner(sample(time))) }
+            return parts.map { RecognitionResult(text: joinTokens($0.tokens), tokens: $0.tokens, timestamps: $0.timestamps, language: result.language) }
         }
         return result.text.isEmpty ? segments.map { _ in RecognitionResult(text: "", language: result.language) } : nil
+    }
+
+    /// A result's timed tokens, stretch by stretch: the stretches' texts are its tokens in order.
+    /// `nil` when they do not add up to the same text (no token is then put in a stretch it may
+    /// not belong to).
+    static func tokensByStretch(_ result: RecognitionResult) -> [[(token: String, time: Double)]]? {
+        var tokens = zip(result.tokens, result.timestamps).makeIterator()
+        var stretches: [[(token: String, time: Double)]] = []
+        for stretch in result.segments {
+            var bytes = 0
+            var taken: [(token: String, time: Double)] = []
+            while bytes < stretch.text.utf8.count, let (token, time) = tokens.next() {
+                taken.append((token, time))
+                bytes += token.utf8.count
+            }
+            guard bytes == stretch.text.utf8.count else { return nil }
+            stretches.append(taken)
+        }
+        return tokens.next() == nil ? stretches : nil
     }
 
     /// Joins stretches of text: directly where either side is Chinese or Japanese (or their

@@ -343,13 +343,14 @@ public final class TranscriptionPipeline: Sendable {
                           hotwords: HotwordMatcher?, biasing: [Hotword]) -> Transcript.Segment? {
         var text = normalizer.normalize(result.text)
         guard !text.isEmpty else { return nil }
-        // Model timestamps count from the start of the padded input; one in the silence padded
-        // before the audio is dated at the audio's start.
+        // Model timestamps count from the start of the padded input; one in the padding or the
+        // lead-in before the speech, or after its end, is dated at the segment's edge.
         let offset = Double(segment.startSample - padding.count) / Double(modelSampleRate)
-        let audioStart = Double(segment.startSample) / Double(modelSampleRate)
+        let start = Double(segment.speechStartSample) / Double(modelSampleRate)
+        let end = Double(segment.endSample) / Double(modelSampleRate)
         let hasTimestamps = !result.timestamps.isEmpty && result.timestamps.count == result.tokens.count
         var tokens = hasTimestamps ? result.tokens.map(normalizer.normalize) : nil
-        var timestamps = hasTimestamps ? result.timestamps.map { max(audioStart, $0 + offset) } : nil
+        var timestamps = hasTimestamps ? result.timestamps.map { min(end, max(start, $0 + offset)) } : nil
         var applications: [HotwordApplication] = []
         if let hotwords, !hotwords.isEmpty {
             let applied = hotwords.apply(to: text)
@@ -371,8 +372,8 @@ public final class TranscriptionPipeline: Sendable {
         }
         return Transcript.Segment(
             id: id,
-            start: Double(segment.speechStartSample) / Double(modelSampleRate),
-            end: Double(segment.endSample) / Double(modelSampleRate),
+            start: start,
+            end: end,
             text: text,
             tokens: tokens,
             timestamps: timestamps,

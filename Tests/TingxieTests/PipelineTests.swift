@@ -273,6 +273,27 @@ final class CountingSource: AudioSource {
         #expect(SegmentMerging.split(RecognitionResult(text: "一二三四"), into: segments, pieceStart: 16_000, padding: 8_000) == nil)
     }
 
+    /// Timed tokens go with their stretch, timed from their segment's own padded start; tokens
+    /// that do not spell the stretches go nowhere.
+    @Test func timedTokensGoWithTheirStretch() throws {
+        let segments = [(1.0, 3.0), (4.0, 6.0)].map { (start: Double, end: Double) -> SpeechSegment in
+            SpeechSegment(startSample: Int(start * 16_000), samples: [Float](repeating: 0.1, count: Int((end - start) * 16_000)))
+        }
+        let stretches = [TimedText(text: "一二", start: 0.5, end: 2.0), TimedText(text: "三", start: 3.0, end: 3.6)]
+        let result = RecognitionResult(text: "一二三", tokens: ["一", "二", "三"], timestamps: [0.6, 1.2, 3.1], segments: stretches)
+        let split = try #require(SegmentMerging.split(result, into: segments, pieceStart: 16_000, padding: 8_000))
+        #expect(split.map(\.text) == ["一二", "三"])
+        #expect(split.map(\.tokens) == [["一", "二"], ["三"]])
+        // The second segment's padded input starts at 3.5 s; "三" at 3.1 s of the piece is 3.6 s.
+        #expect(split.map { $0.timestamps.map { ($0 * 1000).rounded() / 1000 } } == [[0.6, 1.2], [0.1]])
+        var unspelled = result
+        unspelled.tokens = ["一", "二", "X", "三"]
+        unspelled.timestamps = [0.6, 1.2, 1.5, 3.1]
+        let untimed = try #require(SegmentMerging.split(unspelled, into: segments, pieceStart: 16_000, padding: 8_000))
+        #expect(untimed.map(\.text) == ["一二", "三"])
+        #expect(untimed.allSatisfy { $0.tokens.isEmpty && $0.timestamps.isEmpty })
+    }
+
     @Test(arguments: [
         (["你好，", "世界。"], "你好，世界。"),
         ([" Hello.", " How are you?"], "Hello. How are you?"),

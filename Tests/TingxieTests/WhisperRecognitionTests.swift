@@ -5,7 +5,7 @@ import Testing
 import TingxieAudio
 import TingxieCore
 import TingxiePipeline
-import TingxieSherpa
+@testable import TingxieSherpa
 import TingxieText
 
 /// The corpus sentences through the whole pipeline (silero VAD) with `recognizer`, paired with
@@ -133,5 +133,22 @@ struct WhisperRecognitionTests {
         for (index, results) in together.enumerated() {
             #expect(results.count == 2 && results.allSatisfy { $0 == alone[index] }, "request \(index): \(results.map(\.text)) alone: \(alone[index].text)")
         }
+    }
+}
+
+/// Whisper's byte-level tokens put together into whole characters.
+struct WhisperTextTests {
+    @Test func tokensEndingInsideACharacterJoinTheTokensThatCompleteIt() {
+        let ni = Array("你".utf8), hao = Array("好".utf8)
+        // "今天" whole, "你" over two tokens, the second also bringing "好"'s first byte, then the rest.
+        let tokens = [Array("今天".utf8), Array(ni[0..<1]), Array(ni[1...]) + hao[0..<1], Array(hao[1...]), Array(" OK".utf8)]
+        let (units, times) = WhisperText.characters(tokens, timestamps: [0.0, 0.5, 0.7, 0.9, 1.2])
+        #expect(units == ["今天", "你好", " OK"])
+        #expect(times == [0.0, 0.5, 1.2])
+        // Without times (or with a count that does not match) the units come alone.
+        #expect(WhisperText.characters(tokens, timestamps: [0.0]) == (["今天", "你好", " OK"], []))
+        // Bytes that never complete a character end the text as it shows them.
+        #expect(WhisperText.characters([Array("好".utf8), Array(ni[0..<2])], timestamps: []).tokens == ["好", "\u{FFFD}"])
+        #expect(WhisperText.characters([[], Array("a".utf8)], timestamps: [0.1, 0.2]) == (["a"], [0.2]))
     }
 }
