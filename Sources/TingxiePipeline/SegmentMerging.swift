@@ -1,5 +1,6 @@
 import TingxieAudio
 import TingxieCore
+import TingxieText
 
 /// Merges short neighbouring speech segments into pieces of up to a target length, so that the
 /// model is not called on one-second snippets (every call reads all weights once: short calls
@@ -89,12 +90,9 @@ enum SegmentMerging {
     /// Joins stretches of text: directly where either side is Chinese or Japanese (or their
     /// punctuation), with a space between words of other scripts.
     static func joinStretches(_ texts: [String]) -> String {
-        func wide(_ scalar: Unicode.Scalar) -> Bool {
-            scalar.properties.isIdeographic || (0x3000...0x30FF).contains(scalar.value) || (0xFF00...0xFFEF).contains(scalar.value)
-        }
         var text = ""
         for stretch in texts.map({ $0.trimmingCharacters(in: .whitespaces) }) where !stretch.isEmpty {
-            if let last = text.unicodeScalars.last, let first = stretch.unicodeScalars.first, !wide(last), !wide(first) {
+            if let last = text.unicodeScalars.last, let first = stretch.unicodeScalars.first, !last.isWrittenWithoutSpaces, !first.isWrittenWithoutSpaces {
                 text += " "
             }
             text += stretch

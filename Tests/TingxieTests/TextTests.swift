@@ -35,4 +35,16 @@ import TingxieText
         #expect(normalizer.normalize("  臺灣  ") == "台湾")
         #expect(try TextNormalizer.forLanguage("en").normalize(" Taiwan 臺灣 ") == "Taiwan 臺灣")
     }
+
+    /// Whisper sometimes writes a space where a comma would go; Chinese text has none between
+    /// its characters, but keeps those beside Latin words and numbers.
+    @Test(arguments: [
+        ("今天上午九点半 我们在三号会议室", "今天上午九点半我们在三号会议室"),
+        ("好的。 下一个", "好的。下一个"),
+        ("用 Swift 写的 3 个服务", "用 Swift 写的 3 个服务"),
+        ("OK 好", "OK 好"),
+    ])
+    func chineseTextHasNoSpacesBetweenItsCharacters(_ text: String, _ normalized: String) throws {
+        #expect(try TextNormalizer.forLanguage("zh").normalize(text) == normalized)
+    }
 }
