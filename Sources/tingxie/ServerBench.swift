@@ -45,19 +45,19 @@ struct ServerBench: Sendable {
     /// with two workers of one thread (the job decodes pieces side by side on the idle worker's slot).
     func loneJob(_ file: URL) async throws {
         let seconds = try WAVReader(url: file).duration ?? 0
-        say(String(format: "\n## One %.0f s file, the only job on the server (%@), wall from submit to done, best of %d", seconds, file.lastPathComponent, runs))
-        say("workers x threads  wall  RTF")
+        say(String(format: "\n## One %.0f s file, the only job on the server (%@), wall from submit to done, best of %d; the server's peak RSS, highest of them", seconds, file.lastPathComponent, runs))
+        say("workers x threads  wall  RTF  peak RSS")
         for (workers, threads) in [(1, 2), (2, 1)] {
-            var walls: [Double] = []
+            var measured: [(wall: Double, peak: Int)] = []
             for _ in 0..<runs {
-                walls.append(try await server.run(workers: workers, work: work, extra: ["--threads", "\(threads)"]) { server in
+                measured.append(try await server.run(workers: workers, work: work, extra: ["--threads", "\(threads)"]) { server in
                     let started = ContinuousClock.now
                     try await BenchHTTP.waitUntilDone(server.base, try await BenchHTTP.submit(server.base, file))
-                    return (ContinuousClock.now - started).seconds
+                    return ((ContinuousClock.now - started).seconds, server.peakResidentBytes)
                 })
             }
-            let best = walls.min()!
-            say(String(format: "%7d x %d  %7.2fs  %.4f", workers, threads, best, best / seconds))
+            let best = measured.map(\.wall).min()!
+            say(String(format: "%7d x %d  %7.2fs  %.4f  %.0f MB", workers, threads, best, best / seconds, Double(measured.map(\.peak).max()!) / 1e6))
         }
     }
 
