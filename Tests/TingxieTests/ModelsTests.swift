@@ -229,7 +229,8 @@ final class FlakyState: Sendable {
 
     /// Tingxie's conversion exports the alignment heads' attention: its words have times, in order,
     /// inside their segment, and with the speech (the first two minutes of the meeting, whose
-    /// sentences are merged into pieces and split back; utterance times from its `.tsv`).
+    /// sentences are merged into pieces and split back; utterance times from its `.tsv`), and
+    /// OpenAI's client gets them as `words` from a server on the model.
     func wordsAreTimed(by recognizer: SherpaRecognizer, in directory: URL) async throws {
         #expect(recognizer.info.givesTokenTimestamps)
         #expect(recognizer.conversionAdvice == nil)
@@ -265,6 +266,22 @@ final class FlakyState: Sendable {
         }
         print("meeting, first \(Int(seconds)) s: \(transcript.segments.count) segments for \(utterances.count) utterances, \(centred) with their middle word in the middle half")
         #expect(Double(centred) >= 0.9 * Double(transcript.segments.count))
+        if TestData.openAISDKAvailable { try await openAIClientGetsWords(from: recognizer.directory.url, in: directory) }
+    }
+
+    /// OpenAI's own client asks a server on the model for `verbose_json` with word timestamps.
+    func openAIClientGetsWords(from model: URL, in directory: URL) async throws {
+        let server = try await ServerProcess(dataDirectory: directory.appendingPathComponent("data"), model: model)
+        let audio = try #require(TestData.corpus).appendingPathComponent("002.wav")
+        let (status, data) = try await runPythonFixture("openai_client.py", ["words", server.baseURL + "/v1", "unused", audio.path])
+        #expect(status == 0, "\(server.logText.suffix(2000))")
+        let verbose = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])["verbose_json"] as? [String: Any]
+        let words = try #require(verbose?["words"] as? [[Any]], "\(String(describing: verbose))")
+        let text = try #require(verbose?["text"] as? String)
+        #expect(words.compactMap { $0.first as? String }.joined().filter { !$0.isWhitespace } == text.filter { !$0.isWhitespace })
+        let times = words.compactMap { word in (word[1] as? Double).flatMap { start in (word[2] as? Double).map { (start, $0) } } }
+        #expect(times.count == words.count && !times.isEmpty)
+        #expect(zip(times, times.dropFirst()).allSatisfy { $0.0 <= $0.1 && $0.1 <= $1.0 } && times.allSatisfy { 0 <= $0.0 && $0.1 <= 4.2 }, "\(words)")
     }
 
     private func overlap(_ utterance: (start: Double, end: Double), _ segment: Transcript.Segment) -> Double {
