@@ -349,8 +349,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
             if directory.family == .whisper {
                 // Whisper's byte-level tokens may end inside a character: whole characters, each
                 // timed by the token its first byte came in.
-                let pieces = (0..<count).map { index in array[index].map { Array(UnsafeBufferPointer(start: $0, count: strlen($0))) } ?? [] }
-                (tokens, timestamps) = WhisperText.characters(pieces.map { $0.map { UInt8(bitPattern: $0) } }, timestamps: timestamps)
+                let pieces = (0..<count).map { index in array[index].map { [UInt8](UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [] }
+                (tokens, timestamps) = WhisperText.characters(pieces, timestamps: timestamps)
             } else {
                 tokens = (0..<count).map { array[$0].map { String(cString: $0) } ?? "" }
             }
