@@ -96,10 +96,11 @@ struct ModelsCommand: AsyncParsableCommand {
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Check a model folder: detect its family, validate its metadata, load it.")
-        @Argument(help: "Model folder.") var directory: String
+        @OptionGroup var location: Location
+        @Argument(help: "Model folder, or the name of a model installed in the models folder.") var model: String
 
         func run() async throws {
-            let folder = URL(fileURLWithPath: directory)
+            let folder = try modelFolder()
             let detected: ModelDirectory
             do {
                 detected = try ModelDirectory.detect(folder)
@@ -107,14 +108,28 @@ struct ModelsCommand: AsyncParsableCommand {
                 // A streaming model's encoder and decoder look like Whisper's to offline detection.
                 guard let streaming = try? StreamingModelDirectory.detect(folder) else { throw error }
                 _ = try SherpaStreamingRecognizer(directory: streaming)
-                print("\(directory): \(streaming.family.rawValue) model \"\(streaming.name)\", loads; for serve --streaming-model-dir")
+                print("\(folder.path): \(streaming.family.rawValue) model \"\(streaming.name)\", loads; for serve --streaming-model-dir")
                 return
             }
             let recognizer = try SherpaRecognizer(directory: detected, configuration: .init(threads: 1, language: "zh"))
             let info = recognizer.info
-            print("\(directory): \(info.family) model \"\(info.name)\", loads; segments up to \(Int(info.maxSegmentSeconds)) s"
+            print("\(folder.path): \(info.family) model \"\(info.name)\", loads; segments up to \(Int(info.maxSegmentSeconds)) s"
                   + (info.givesTokenTimestamps ? ", token timestamps" : "") + (info.givesSegmentTimestamps ? ", segment timestamps" : ""))
             if let advice = recognizer.conversionAdvice { print("note: \(advice)") }
+        }
+
+        /// The folder given, or where the catalog's model of that name is installed.
+        private func modelFolder() throws -> URL {
+            let given = URL(fileURLWithPath: model)
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: given.path, isDirectory: &isFolder), isFolder.boolValue { return given }
+            // Not a catalog name either: detection says the folder is missing.
+            guard let entry = try? location.loadCatalog().entry(model) else { return given }
+            let installed = try location.installer(downloader: ModelDownloader(client: .shared)).location(of: entry)
+            guard FileManager.default.fileExists(atPath: installed.path) else {
+                throw TingxieError(.modelNotFound, "no folder \(model) here, and \(model) is not installed in \(location.directory.path) (`tingxie models pull \(model)`)")
+            }
+            return installed
         }
     }
 

@@ -153,6 +153,16 @@ final class FlakyState: Sendable {
         let broken = try await CLI.run(["models", "verify", models.appendingPathComponent("paraformer-no-metadata").path])
         #expect(broken.status != 0)
         #expect(broken.stderr.contains("metadata"), "\(broken.stderr)")
+        // By the name of an installed model, in the models folder given.
+        let installed = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: installed) }
+        try FileManager.default.createSymbolicLink(at: installed.appendingPathComponent("paraformer-zh"), withDestinationURL: models.appendingPathComponent("paraformer-tiny"))
+        let byName = try await CLI.run(["models", "verify", "paraformer-zh", "--models-dir", installed.path])
+        #expect(byName.status == 0, "\(byName.stderr)")
+        #expect(byName.stdout.contains(installed.appendingPathComponent("paraformer-zh").path) && byName.stdout.contains("loads"))
+        let missing = try await CLI.run(["models", "verify", "whisper-base", "--models-dir", installed.path])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("whisper-base is not installed in \(installed.path)"), "\(missing.stderr)")
         let list = try await CLI.run(["models", "list", "--models-dir", models.path])
         #expect(list.stdout.contains("paraformer-zh *"))
         #expect(list.stdout.contains("paraformer-tiny") && list.stdout.contains("(not in the catalog)"))
