@@ -141,7 +141,7 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     static func conversionAdvice(_ metadata: [String: String], name: String) -> String? {
         let version = Int(metadata["version"] ?? "") ?? 0
         guard metadata["maintainer"] == "tingxie", version < whisperConversionVersion else { return nil }
-        let lacks = version < 2 ? "gives no word times and decodes about 25% slower" : "decodes about 10% slower"
+        let lacks = version < 2 ? "gives no word times and decodes about 30% slower" : "decodes about 10% slower"
         return "\(name) was converted by an earlier Tingxie: it \(lacks); convert it again"
             + " (for the catalog's whisper-base: `tingxie models remove whisper-base`, then `tingxie models pull whisper-base --from-pypi`)"
     }
