@@ -123,13 +123,13 @@ struct ModelsCommand: AsyncParsableCommand {
             let given = URL(fileURLWithPath: model)
             var isFolder: ObjCBool = false
             if FileManager.default.fileExists(atPath: given.path, isDirectory: &isFolder), isFolder.boolValue { return given }
+            let installer = try location.installer(downloader: ModelDownloader(client: .shared))
             // Not a catalog name either: detection says the folder is missing.
-            guard let entry = try? location.loadCatalog().entry(model) else { return given }
-            let installed = try location.installer(downloader: ModelDownloader(client: .shared)).location(of: entry)
-            guard FileManager.default.fileExists(atPath: installed.path) else {
+            guard let entry = try? installer.catalog.entry(model) else { return given }
+            guard installer.isInstalled(entry) else {
                 throw TingxieError(.modelNotFound, "no folder \(model) here, and \(model) is not installed in \(location.directory.path) (`tingxie models pull \(model)`)")
             }
-            return installed
+            return installer.location(of: entry)
         }
     }
 
