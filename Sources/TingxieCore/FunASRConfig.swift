@@ -2,7 +2,8 @@ import Foundation
 
 /// The first message of a FunASR WebSocket stream, as FunASR's clients send it, checked: the
 /// mode, the sample rate (any JSON number, taken only as a whole rate from 8 to 48 kHz), the
-/// audio format and the hotwords. Parsing only, so that it can be fuzzed on its own.
+/// audio format, the chunk settings and the hotwords. Parsing only, so that it can be fuzzed on
+/// its own.
 public struct FunASRConfig: Sendable, Equatable {
     public enum Mode: String, Sendable { case offline, online, twoPass = "2pass" }
 
@@ -13,6 +14,18 @@ public struct FunASRConfig: Sendable, Equatable {
     public var sampleRate: Int
     /// The hotwords as a Tingxie hotword list (one term a line, optional weight), if any.
     public var hotwords: String?
+    /// How much new speech comes between two live partial recognitions, from `chunk_size`; `nil`
+    /// when the client sent none.
+    ///
+    /// FunASR's server decodes its streaming model every `chunk_interval` messages, and its clients
+    /// send messages of `60 ms × chunk_size[1] / chunk_interval`: one decode per `chunk_size[1]`
+    /// × 60 ms of audio (600 ms for the usual `[5, 10, 5]`), whatever the interval. Tingxie
+    /// counts audio rather than messages, so clients that send other message sizes get the
+    /// same cadence; `chunk_interval` is checked but changes nothing.
+    public var partialIntervalSeconds: Double?
+
+    /// The audio one `chunk_size[1]` stands for.
+    public static let chunkUnitSeconds = 0.06
 
     /// FunASR's integer weights have 20 as the usual value (its examples' hotword files); they
     /// are divided by this onto Tingxie's scale (1 normal).
@@ -24,6 +37,29 @@ public struct FunASRConfig: Sendable, Equatable {
         var wav_format: String?
         var audio_fs: Double?
         var hotwords: String?
+        var chunk_size: Numbers?
+        var chunk_interval: Numbers?
+    }
+
+    /// A JSON value where numbers are expected: one, a list, or a text of comma-separated ones
+    /// (FunASR takes `chunk_size` as `[5, 10, 5]` or `"5,10,5"`). Anything else is kept as
+    /// `nil`s, so that the check names the field instead of failing the whole config.
+    private struct Numbers: Decodable {
+        var values: [Double?]
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let number = try? container.decode(Double.self) {
+                values = [number]
+            } else if let list = try? container.decode([Double?].self) {
+                values = list
+            } else if let text = try? container.decode(String.self) {
+                values = text.split(separator: ",", omittingEmptySubsequences: false)
+                    .map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            } else {
+                values = [nil]
+            }
+        }
     }
 
     public init(json text: String, defaultSampleRate: Int) throws {
@@ -44,6 +80,21 @@ public struct FunASRConfig: Sendable, Equatable {
         }
         wavName = wire.wav_name
         hotwords = Self.hotwordList(wire.hotwords)
+        if let chunkSize = wire.chunk_size {
+            let message = "chunk_size must be three whole numbers such as [5, 10, 5] (the middle one from 1 to 100)"
+            guard chunkSize.values.count == 3 else { throw TingxieError(.invalidArgument, message) }
+            let values = try chunkSize.values.enumerated().map { index, value in
+                guard let value else { throw TingxieError(.invalidArgument, message) }
+                return try ClientNumber.integer(value, field: "chunk_size[\(index)]", in: index == 1 ? 1...100 : 0...100)
+            }
+            partialIntervalSeconds = Double(values[1]) * Self.chunkUnitSeconds
+        }
+        if let interval = wire.chunk_interval {
+            guard interval.values.count == 1, let value = interval.values[0] else {
+                throw TingxieError(.invalidArgument, "chunk_interval must be a whole number from 1 to 100")
+            }
+            _ = try ClientNumber.integer(value, field: "chunk_interval", in: 1...100)
+        }
     }
 
     /// FunASR sends hotwords as JSON `{"词": weight}` or as a list of words separated by spaces or

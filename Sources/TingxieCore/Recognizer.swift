@@ -198,11 +198,21 @@ public protocol Recognizer: Sendable {
     /// The hotwords the decoder takes: all of them for a biasable model unless it says
     /// otherwise (terms it cannot spell), none for others.
     func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword]
+
+    /// Recognises `batch` if a decode can start at once, else returns `nil` without waiting:
+    /// for work that is skipped rather than queued (live partials), so that it never waits
+    /// ahead of jobs for a decode slot.
+    func recognizeIfIdle(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult]?
 }
 
 extension Recognizer {
     public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {
         info.biasesHotwords ? hotwords : []
+    }
+
+    /// A recogniser that serves every caller at once is always idle.
+    public func recognizeIfIdle(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult]? {
+        try recognize(batch: batch, hotwords: hotwords, options: options)
     }
 
     /// Recognisers that cannot decode side by side decode as they always do.
@@ -228,7 +238,8 @@ extension Recognizer {
 /// A batch of several pieces takes one slot, waiting for it, and borrows the slots that are free
 /// at that moment (one per further piece) to decode its pieces side by side: a lone long job
 /// uses the cores that idle workers leave, and gives them back after the batch, so a job that
-/// arrives waits at most one batch for a slot.
+/// arrives waits at most one batch for a slot. `recognizeIfIdle` takes a slot only when one is
+/// free and nobody waits for it.
 public final class SharedRecognizer: Recognizer {
     public let base: any Recognizer
     public let limit: Int
@@ -253,6 +264,12 @@ public final class SharedRecognizer: Recognizer {
 
     public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions, parallel: Int) throws -> [RecognitionResult] {
         try recognize(batch: batch, hotwords: hotwords, options: options)
+    }
+
+    public func recognizeIfIdle(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult]? {
+        guard slots.wait(timeout: .now()) == .success else { return nil }
+        defer { slots.signal() }
+        return try base.recognize(batch: batch, hotwords: hotwords, options: options)
     }
 
     public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {

@@ -40,8 +40,9 @@ public final class TranscriptionPipeline: Sendable {
         /// Live partial results: the open sentence is recognised again after every this much new
         /// speech (when `run` is given a partial handler).
         public var partialIntervalSeconds: Double
-        /// The most of a stream's running time its partial recognitions may take; past it, and
-        /// whenever received audio waits to be read, partials are skipped, never queued.
+        /// The most of a stream's running time its partial recognitions may take; past it,
+        /// whenever received audio waits to be read, and while every decode slot is taken (by
+        /// jobs or sentences), partials are skipped, never queued.
         public var partialShare: Double
 
         public init(language: String = "zh", maxSegmentSeconds: Double? = nil, batchSize: Int = 1,
@@ -270,7 +271,9 @@ public final class TranscriptionPipeline: Sendable {
             let start = max(lastEnd, decodedSamples - open)
             guard partialsHaveTime(), let audio = history.samples(from: start, count: decodedSamples - start) else { return }
             let began = ContinuousClock.now
-            guard let result = try recognize([audio]).first else { return }
+            // Skipped, not waited for, while jobs and sentences hold every decode slot.
+            guard let result = try recognizer.recognizeIfIdle(batch: [padding + audio + padding], hotwords: biasing, options: options)?.first
+            else { return }
             partialSeconds += (ContinuousClock.now - began).seconds
             let text = normalizePartial(result.text, chinese: isChinese(result))
             if !text.isEmpty { onPartial(PartialText(text: text, revisable: true)) }

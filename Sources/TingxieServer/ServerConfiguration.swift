@@ -58,6 +58,9 @@ public struct ServerConfiguration: Sendable {
     public var alertWebhook: URL?
     /// Live WebSocket streams served at once (each holds a thread while it runs).
     public var maxStreams: Int
+    /// The most of a live stream's running time its partial recognitions may take (0 sends no
+    /// partials, only sentences).
+    public var livePartialShare: Double
     /// Uploads that would leave less than this free on the data folder's disk are refused.
     public var minFreeDiskBytes: Int
     /// Finished jobs, their results and incidents are deleted this long after they ended.
@@ -83,7 +86,7 @@ public struct ServerConfiguration: Sendable {
                 maxBatchFiles: Int = 100, maxFieldBytes: Int = 64 << 10, apiKeys: [String] = [],
                 corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60,
                 alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil,
-                maxStreams: Int = 4, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30),
+                maxStreams: Int = 4, livePartialShare: Double = 0.5, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30),
                 minFreeDiskBytes: Int = 1 << 30, retention: Duration = .seconds(30 * 86_400), tls: TLSFiles? = nil) {
         self.host = host
         self.port = port
@@ -107,6 +110,7 @@ public struct ServerConfiguration: Sendable {
         self.alerts = alerts
         self.alertWebhook = alertWebhook
         self.maxStreams = max(1, maxStreams)
+        self.livePartialShare = min(1, max(0, livePartialShare))
         self.minUploadBytesPerSecond = max(0, minUploadBytesPerSecond)
         self.uploadRateGrace = uploadRateGrace
         self.minFreeDiskBytes = max(0, minFreeDiskBytes)

@@ -20,8 +20,9 @@ import TingxieText
 ///
 /// - `offline`: one message with the whole transcript after the end.
 /// - `2pass` and `online`: the server runs the VAD on the incoming audio; while a sentence is
-///   spoken, the words its re-recognitions agree on go out as `2pass-online` (`online`) partials,
-///   and each sentence as soon as it ends (`2pass-offline` with its times).
+///   spoken, the words its re-recognitions (every `chunk_size[1]` × 60 ms of speech, 0.6 s
+///   without one) agree on go out as `2pass-online` (`online`) partials, and each sentence as
+///   soon as it ends (`2pass-offline` with its times).
 /// - Then the acknowledgement FunASR's clients wait for: `{"mode", "wav_name", "text": "",
 ///   "is_final": true, "is_end": true}`. It carries no text: clients append every message's
 ///   text, and every sentence was sent already.
@@ -291,8 +292,11 @@ private struct StreamSession {
     private func live(_ iterator: inout WebSocketInboundMessageStream.AsyncIterator, config: FunASRConfig,
                       hotwords: HotwordMatcher?) async throws {
         let source = PushedAudioSource(sampleRate: config.sampleRate)
+        let defaults = TranscriptionPipeline.Configuration()
+        let partialShare = service.configuration.livePartialShare
         let pipeline = try service.engine.pipeline.with(configuration: .init(
-            language: service.configuration.language, mergeTargetSeconds: 0, maxSpeechSeconds: StreamController.liveMaxSpeechSeconds))
+            language: service.configuration.language, mergeTargetSeconds: 0, maxSpeechSeconds: StreamController.liveMaxSpeechSeconds,
+            partialIntervalSeconds: config.partialIntervalSeconds ?? defaults.partialIntervalSeconds, partialShare: partialShare))
         enum Event: Sendable { case partial(TranscriptionPipeline.PartialText), sentence(Transcript.Segment) }
         let (events, eventSink) = AsyncStream.makeStream(of: Event.self)
         let canceled = Flag()
@@ -306,7 +310,8 @@ private struct StreamSession {
                 defer { eventSink.finish() }
                 _ = try await controller.threadPool.runIfActive {
                     try pipeline.run(source: source, hotwords: hotwords, canceled: canceled.value, progress: nil,
-                                     onSegment: { eventSink.yield(.sentence($0)) }, onPartial: { eventSink.yield(.partial($0)) })
+                                     onSegment: { eventSink.yield(.sentence($0)) },
+                                     onPartial: partialShare > 0 ? { eventSink.yield(.partial($0)) } : nil)
                 }
             }
             group.addTask {

@@ -83,7 +83,7 @@ struct SystemController<Context: RequestContext> {
             throttled: service.pool.isThrottled,
             hotwords: .init(serverTerms: service.engine.serverHotwords.count, maxTerms: Hotword.maxCount, maxTermLength: Hotword.maxLength),
             punctuation: .init(service.engine),
-            live: .init(service.engine),
+            live: .init(service.engine, partialShare: service.configuration.livePartialShare),
             // The rest of the overview stands while the shared database is away, as in /metrics.
             cluster: try? await cluster(),
             limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxDurationS: configuration.maxDurationSeconds,
@@ -241,17 +241,22 @@ struct SystemDTO: Encodable {
     /// How live streams show words before a sentence ends: from a streaming model as audio
     /// arrives, or from the offline model re-recognising the open sentence, and why.
     struct Live: Encodable {
-        var partials = true
-        var source: String
+        var partials: Bool
+        var source: String?
         var streamingModel: String?
         var reason: String
-        /// How often the offline model re-recognises (without a streaming model).
+        /// How often the offline model re-recognises (without a streaming model) unless a
+        /// client's `chunk_size` says otherwise.
         var partialIntervalS: Double?
-        var partialMaxShare = TranscriptionPipeline.Configuration().partialShare
+        var partialMaxShare: Double
 
-        init(_ engine: TranscriptionEngine) {
+        init(_ engine: TranscriptionEngine, partialShare: Double) {
+            partials = partialShare > 0
+            partialMaxShare = partialShare
             streamingModel = engine.pipeline.streaming?.name
-            if let streamingModel {
+            if !partials {
+                reason = "--live-partial-share is 0: live streams get each sentence as it ends, no text before"
+            } else if let streamingModel {
                 source = "streaming model"
                 reason = "\(streamingModel) decodes each sentence as it is spoken; the \(engine.model.family) model gives the final sentence"
             } else {

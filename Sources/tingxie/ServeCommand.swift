@@ -66,6 +66,7 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Lease of a running job in seconds; a job whose worker stops renewing it is requeued (default 30).") var leaseSeconds: Double?
     @Option(help: "Hotwords for every request: a file with one term per line, optionally `term weight`.") var hotwordsFile: String?
     @Option(help: "Streaming model folder (streaming Paraformer or Zipformer transducer) for live text while people speak (default: paraformer-zh-streaming in the models folder when installed; `none`: the offline model re-recognises instead).") var streamingModelDir: String?
+    @Option(help: "The most (0-1) of a live stream's running time its partial recognitions may take; 0 sends sentences only (default 0.5).") var livePartialShare: Double?
     @Option(help: "Log format: text or json.") var logFormat: String?
     @Option(help: "Uploads slower than this many bytes/s on average are cut off with a 408 (default 8192).") var minUploadRate: Int?
     @Option(help: "Seconds before the upload rate is checked (default 30).") var uploadRateGrace: Double?
@@ -157,6 +158,8 @@ struct ServerOptions: ParsableArguments {
             pool.sweepInterval = .seconds(min(2, lease / 6))
         }
         let defaults = ServerConfiguration(dataDirectory: URL(fileURLWithPath: "/"))
+        let partialShare = try option(livePartialShare, "LIVE_PARTIAL_SHARE") ?? defaults.livePartialShare
+        guard partialShare >= 0, partialShare <= 1 else { throw ValidationError("--live-partial-share must be from 0 to 1") }
         var alerts = defaults.alerts
         if let value = try option(alertMemory, "ALERT_MEMORY") { alerts.memory = value }
         if let value = try option(alertGpuMemory, "ALERT_GPU_MEMORY") { alerts.gpuMemory = value }
@@ -195,6 +198,7 @@ struct ServerOptions: ParsableArguments {
             language: model.language,
             alerts: alerts,
             alertWebhook: webhook,
+            livePartialShare: partialShare,
             minUploadBytesPerSecond: try option(minUploadRate, "MIN_UPLOAD_RATE") ?? defaults.minUploadBytesPerSecond,
             uploadRateGrace: try option(uploadRateGrace, "UPLOAD_RATE_GRACE").map { .seconds($0) } ?? defaults.uploadRateGrace,
             minFreeDiskBytes: try option(minFreeDiskMb, "MIN_FREE_DISK_MB").map { $0 << 20 } ?? defaults.minFreeDiskBytes,

@@ -123,17 +123,25 @@ struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
     }
 }
 
-/// Hands out samples in half-second chunks, counting what it has handed out.
+/// Hands out samples in half-second chunks, counting what it has handed out; `atEnd` is called
+/// when the reader asks past the last one.
 final class CountingSource: AudioSource {
     let samples: [Float]
+    let atEnd: () -> Void
     private(set) var delivered = 0
 
-    init(_ samples: [Float]) { self.samples = samples }
+    init(_ samples: [Float], atEnd: @escaping () -> Void = {}) {
+        self.samples = samples
+        self.atEnd = atEnd
+    }
 
     var duration: Double? { Double(samples.count) / Double(modelSampleRate) }
 
     func nextChunk() throws -> [Float]? {
-        guard delivered < samples.count else { return nil }
+        guard delivered < samples.count else {
+            atEnd()
+            return nil
+        }
         let end = min(samples.count, delivered + modelSampleRate / 2)
         defer { delivered = end }
         return Array(samples[delivered..<end])
@@ -391,6 +399,48 @@ final class CountingSource: AudioSource {
         #expect(limited.ends.count >= 3)
         #expect(zip([0] + limited.ends, limited.ends).allSatisfy { $1 - $0 <= 15.5 })
     }
+}
+
+/// Live partials never wait for a decode slot: while jobs hold every slot they are skipped, so
+/// no job ever waits behind them; the sentence itself waits its turn and comes.
+@Test func partialsAreSkippedWhileEveryDecodeSlotIsHeld() async throws {
+    let base = ParallelRecorder(holdLength: 7)
+    let shared = SharedRecognizer(base, limit: 1)
+    // A job's decode holds the only slot.
+    let holder = Task.detached { _ = try shared.recognize(batch: [[Float](repeating: 0, count: 7)]) }
+    for _ in 0..<500 where base.held.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+    #expect(base.held.load(ordering: .relaxed) == 1)
+    /// What the pipeline's thread tells the test.
+    final class Progress: Sendable {
+        let partials = Atomic<Int>(0)
+        let finished = Atomic<Bool>(false)
+    }
+    let progress = Progress()
+    let transcript = try await withThreadPool { pool in
+        let pipeline = try TranscriptionPipeline(recognizer: shared, detectors: FakeVAD(),
+                                                 configuration: .init(paddingSeconds: 0, partialIntervalSeconds: 0.5), threadPool: pool)
+        let run = Task {
+            defer { progress.finished.store(true, ordering: .relaxed) }
+            return try await pool.runIfActive {
+                // 4 s of speech to the end of the audio: the sentence ends only after the last chunk,
+                // and the held decode is let go only then, so every partial is tried while it runs.
+                let source = CountingSource([Float](repeating: 0.1, count: 4 * modelSampleRate), atEnd: { base.release.signal() })
+                return try pipeline.run(source: source, canceled: Atomic(false), progress: nil,
+                                        onPartial: { _ in progress.partials.add(1, ordering: .relaxed) })
+            }
+        }
+        // A partial waiting for the slot would wait for ever: after a minute it is let go, and the test fails.
+        for _ in 0..<600 where !progress.finished.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(100)) }
+        if !progress.finished.load(ordering: .relaxed) {
+            Issue.record("the live pipeline waited for the held decode slot")
+            base.release.signal()
+        }
+        return try await run.value
+    }
+    try await holder.value
+    #expect(progress.partials.load(ordering: .relaxed) == 0)
+    #expect(base.calls.withLock { $0.count } == 2, "the held decode and the sentence, no partial")
+    #expect(transcript.segments.count == 1)
 }
 
 /// The partials' policy: show only what two consecutive hypotheses agree on, never take back.

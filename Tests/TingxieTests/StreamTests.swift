@@ -136,6 +136,69 @@ final class PrefixRecognizer: Recognizer {
         }
     }
 
+    /// `serve --live-partial-share 0`: sentences only, and `/v1/system` says so.
+    @Test func aPartialShareOfZeroSendsSentencesOnly() async throws {
+        try await withTestServer(recognizer: PrefixRecognizer(), testing: .live, setup: { $0.livePartialShare = 0 }) { client, _ in
+            let messages = try await StreamClient(port: client.port!).converse(
+                first: .text(#"{"mode": "2pass", "wav_name": "mic", "is_speaking": true}"#),
+                audio: StreamClient.pcm(seconds: 5, bursts: [(0.2, 4.2)]), pace: .milliseconds(25))
+            #expect(messages.count == 2 && messages.allSatisfy { $0["mode"] as? String == "2pass-offline" }, "\(messages)")
+            #expect(messages.last?["is_end"] as? Bool == true)
+            #expect(messages.first?["text"] as? String == PrefixRecognizer.sentence)
+            let live = try #require(try await client.get("/v1/system").json["live"] as? [String: Any])
+            #expect(live["partials"] as? Bool == false && live["partial_max_share"] as? Double == 0)
+            #expect((live["reason"] as? String)?.contains("--live-partial-share") == true)
+        }
+    }
+
+    /// FunASR's `chunk_size` sets how much speech comes between two recognitions of the open
+    /// sentence: `chunk_size[1]` x 60 ms, as FunASR's server decodes its streaming model.
+    @Test func chunkSizeSetsHowOftenTheOpenSentenceIsRecognised() async throws {
+        /// Counts the model's calls.
+        final class Counting: Recognizer {
+            let base = PrefixRecognizer()
+            let calls = Atomic<Int>(0)
+            var info: ModelInfo { base.info }
+            func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
+                calls.add(1, ordering: .relaxed)
+                return try base.recognize(batch: batch, hotwords: hotwords, options: options)
+            }
+        }
+        let recognizer = Counting()
+        try await withTestServer(recognizer: recognizer, testing: .live) { client, _ in
+            /// The recognitions of one 4-second sentence sent at four times real time, less the sentence's own.
+            func partialRecognitions(chunkSize: String) async throws -> Int {
+                let before = recognizer.calls.load(ordering: .relaxed)
+                let messages = try await StreamClient(port: client.port!).converse(
+                    first: .text(#"{"mode": "2pass", "wav_name": "mic", "is_speaking": true, "chunk_interval": 10, "chunk_size": \#(chunkSize)}"#),
+                    audio: StreamClient.pcm(seconds: 5, bursts: [(0.2, 4.2)]), pace: .milliseconds(25))
+                #expect(messages.filter { $0["start_time"] != nil }.count == 1, "\(messages)")
+                return recognizer.calls.load(ordering: .relaxed) - before - 1
+            }
+            let often = try await partialRecognitions(chunkSize: "[5, 5, 5]")      // every 0.3 s
+            let seldom = try await partialRecognitions(chunkSize: #""0,20,5""#)    // every 1.2 s, as a string
+            #expect(seldom >= 1 && seldom <= 3, "4 s of speech in steps of 1.2 s: \(seldom)")
+            #expect(often >= 2 * seldom + 2, "steps of 0.3 s: \(often) against \(seldom)")
+        }
+    }
+
+    /// `chunk_size` and `chunk_interval` are checked like every number a client sends.
+    @Test func chunkSettingsAreRangeChecked() throws {
+        func interval(_ fields: String) throws -> Double? {
+            try FunASRConfig(json: #"{"mode": "2pass", \#(fields)}"#, defaultSampleRate: 16_000).partialIntervalSeconds
+        }
+        #expect(try interval(#""chunk_size": [5, 10, 5], "chunk_interval": 10"#).map { abs($0 - 0.6) < 1e-9 } == true)
+        #expect(try interval(#""chunk_size": " 0, 8 ,4""#).map { abs($0 - 0.48) < 1e-9 } == true)
+        #expect(try interval(#""chunk_interval": 10"#) == nil)
+        for bad in [#""chunk_size": [5, 0, 5]"#, #""chunk_size": [5, -10, 5]"#, #""chunk_size": [5, 10]"#, #""chunk_size": [5, 10.5, 5]"#,
+                    #""chunk_size": [5, 1e300, 5]"#, #""chunk_size": "a,b,c""#, #""chunk_size": {"x": 1}"#, #""chunk_size": [5, "10", 5]"#,
+                    #""chunk_size": [5, 10, 5, 5]"#, #""chunk_interval": 0"#, #""chunk_interval": [10, 10]"#, #""chunk_interval": "often""#] {
+            let error = #expect(throws: TingxieError.self, "\(bad)") { try interval(bad) }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.contains("chunk_") == true, "\(error?.message ?? "")")
+        }
+    }
+
     @Test func offlineModeAnswersOnceWithTimestampsAndSentences() async throws {
         try await withTestServer(testing: .live) { client, _ in
             let audio = StreamClient.pcm(seconds: 3, bursts: [(0.3, 1.0), (1.6, 2.4)])
