@@ -9,6 +9,9 @@ public func fuzzFunASR(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     if let config = try? FunASRConfig(json: text, defaultSampleRate: 16_000) {
         precondition((8000...48_000).contains(config.sampleRate))
         precondition(config.mode == .offline || config.wavFormat == "pcm")
+        if let interval = config.partialIntervalSeconds {
+            precondition(interval >= FunASRConfig.chunkUnitSeconds && interval <= 100 * FunASRConfig.chunkUnitSeconds)
+        }
         if let list = config.hotwords, let parsed = try? Hotword.parse(list, source: "fuzz") {
             precondition(parsed.count <= Hotword.maxCount && parsed.allSatisfy { Hotword.weightRange.contains($0.weight) })
         }
