@@ -189,8 +189,11 @@ public final class TranscriptionPipeline: Sendable {
         let mergeGap = Int((configuration.mergeMaxGapSeconds ?? model.mergeMaxGapSeconds) * Double(modelSampleRate))
 
         /// Recognises pieces of audio, each with silence around it, with the hotwords the decoder takes.
-        func recognize(_ pieces: [[Float]]) throws -> [RecognitionResult] {
-            try recognizer.recognize(batch: pieces.map { padding + $0 + padding }, hotwords: biasing, options: options)
+        /// `ifIdle`: only when a decode slot is free at once, else nothing (live partials never wait).
+        func recognize(_ pieces: [[Float]], ifIdle: Bool = false) throws -> [RecognitionResult] {
+            let batch = pieces.map { padding + $0 + padding }
+            guard ifIdle else { return try recognizer.recognize(batch: batch, hotwords: biasing, options: options) }
+            return try recognizer.recognizeIfIdle(batch: batch, hotwords: biasing, options: options) ?? []
         }
 
         func recognizePending(all: Bool) throws {
@@ -272,8 +275,7 @@ public final class TranscriptionPipeline: Sendable {
             guard partialsHaveTime(), let audio = history.samples(from: start, count: decodedSamples - start) else { return }
             let began = ContinuousClock.now
             // Skipped, not waited for, while jobs and sentences hold every decode slot.
-            guard let result = try recognizer.recognizeIfIdle(batch: [padding + audio + padding], hotwords: biasing, options: options)?.first
-            else { return }
+            guard let result = try recognize([audio], ifIdle: true).first else { return }
             partialSeconds += (ContinuousClock.now - began).seconds
             let text = normalizePartial(result.text, chinese: isChinese(result))
             if !text.isEmpty { onPartial(PartialText(text: text, revisable: true)) }
