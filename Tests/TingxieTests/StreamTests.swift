@@ -154,26 +154,16 @@ final class PrefixRecognizer: Recognizer {
     /// FunASR's `chunk_size` sets how much speech comes between two recognitions of the open
     /// sentence: `chunk_size[1]` x 60 ms, as FunASR's server decodes its streaming model.
     @Test func chunkSizeSetsHowOftenTheOpenSentenceIsRecognised() async throws {
-        /// Counts the model's calls.
-        final class Counting: Recognizer {
-            let base = PrefixRecognizer()
-            let calls = Atomic<Int>(0)
-            var info: ModelInfo { base.info }
-            func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
-                calls.add(1, ordering: .relaxed)
-                return try base.recognize(batch: batch, hotwords: hotwords, options: options)
-            }
-        }
-        let recognizer = Counting()
+        let recognizer = FakeRecognizer()
         try await withTestServer(recognizer: recognizer, testing: .live) { client, _ in
             /// The recognitions of one 4-second sentence sent at four times real time, less the sentence's own.
             func partialRecognitions(chunkSize: String) async throws -> Int {
-                let before = recognizer.calls.load(ordering: .relaxed)
+                let before = recognizer.calls.withLock { $0.count }
                 let messages = try await StreamClient(port: client.port!).converse(
                     first: .text(#"{"mode": "2pass", "wav_name": "mic", "is_speaking": true, "chunk_interval": 10, "chunk_size": \#(chunkSize)}"#),
                     audio: StreamClient.pcm(seconds: 5, bursts: [(0.2, 4.2)]), pace: .milliseconds(25))
                 #expect(messages.filter { $0["start_time"] != nil }.count == 1, "\(messages)")
-                return recognizer.calls.load(ordering: .relaxed) - before - 1
+                return recognizer.calls.withLock { $0.count } - before - 1
             }
             let often = try await partialRecognitions(chunkSize: "[5, 5, 5]")      // every 0.3 s
             let seldom = try await partialRecognitions(chunkSize: #""0,20,5""#)    // every 1.2 s, as a string
