@@ -173,8 +173,9 @@ import TingxieText
         #expect(results["unauthorized"] as? Int == 401)
     }
 
-    /// With Whisper base and the silero VAD: the first 20 s of the meeting recording streamed in
-    /// real time (2pass) shows words of each sentence before the sentence ends, and the sentences
+    /// With Whisper base and the silero VAD: the first 22.5 s of the meeting recording (three whole
+    /// sentences, the last ending at 20.8 s: each closes at a pause, none at the end of the input)
+    /// streamed in real time (2pass) shows words of each sentence before the sentence ends, and the sentences
     /// the stream settles on are what transcribing the same audio as a file sentence by sentence
     /// gives (a file's sentences are otherwise decoded together, with their context: close to
     /// it). Prints the time from each sentence's start to its first partial.
@@ -185,7 +186,7 @@ import TingxieText
         let server = try await ServerProcess(dataDirectory: root.appendingPathComponent("data"), model: try #require(TestData.whisperBase))
         defer { server.stop() }
         let meeting = try #require(TestData.root).appendingPathComponent("corpus/zh-tts/long/meeting-10min.wav")
-        let samples = Array(try TestData.samples(meeting).prefix(20 * 16_000))
+        let samples = Array(try TestData.samples(meeting).prefix(22_500 * 16))
         let pcm = StreamClient.pcm(samples)
         let inbox = Mutex<Inbox?>(nil)
         let started = ContinuousClock.now
@@ -208,7 +209,7 @@ import TingxieText
         print("live partials: first partial after sentence start, seconds: " + delays.map { String(format: "%.2f", $0) }.joined(separator: ", "))
         // The same audio as a file: sentence by sentence, and as the server transcribes files.
         let wav = WAVFixture.file(samples.map(Double.init), sampleRate: 16_000)
-        let file = root.appendingPathComponent("meeting-20s.wav")
+        let file = root.appendingPathComponent("meeting-22s.wav")
         try wav.write(to: file)
         // With one ONNX thread and sherpa-onnx's tail padding, as the server decodes.
         let alone = try await CLI.run(["transcribe", file.path, "--model-dir", try #require(TestData.whisperBase).path,

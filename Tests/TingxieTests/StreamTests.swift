@@ -68,14 +68,8 @@ struct StreamClient {
         logger.logLevel = .error
         try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/v1/stream", logger: logger) { inbound, outbound, _ in
             try await outbound.write(first)
-            var offset = 0
-            while offset < audio.count {
-                let end = min(offset + chunkBytes, audio.count)
-                try await outbound.write(.binary(ByteBuffer(bytes: audio[offset..<end])))
-                offset = end
-                if let pace { try await Task.sleep(for: pace) }
-            }
             try await withThrowingTaskGroup(of: Void.self) { group in
+                // Read while sending, so that each message's arrival is when the server sent it.
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 1 << 20) {
                         if case .text(let text) = message {
@@ -84,6 +78,13 @@ struct StreamClient {
                         }
                         if let last = received.texts.withLock({ $0.last }), last.contains("\"is_end\":true") { break }
                     }
+                }
+                var offset = 0
+                while offset < audio.count {
+                    let end = min(offset + chunkBytes, audio.count)
+                    try await outbound.write(.binary(ByteBuffer(bytes: audio[offset..<end])))
+                    offset = end
+                    if let pace { try await Task.sleep(for: pace) }
                 }
                 try await beforeEnd(received)
                 try? await outbound.write(.text(#"{"is_speaking": false}"#))
