@@ -4,13 +4,15 @@ import TingxieCore
 /// Opens any supported audio file as a 16 kHz mono stream: WAV natively, everything else
 /// through a sandboxed ffmpeg.
 public enum AudioDecoder {
+    /// - Parameter allowPartial: a truncated or corrupt file gives its readable audio, with
+    ///   warnings, instead of an error when its end is reached.
     /// - Throws: `TingxieError` naming the file: `.fileNotFound`, `.invalidAudio`,
-    ///   `.unsupportedFormat` or `.decodeError`.
-    public static func open(_ url: URL, limits: SubprocessLimits = SubprocessLimits()) throws -> any AudioSource {
+    ///   `.unsupportedFormat` or `.decodeError`; `.audioTruncated` or `.audioCorrupt` at the end.
+    public static func open(_ url: URL, limits: SubprocessLimits = SubprocessLimits(), allowPartial: Bool = false) throws -> any AudioSource {
         if try isWAV(url) {
             return try WAVReader(url: url)
         }
-        return try FFmpegSource(url: url, limits: limits)
+        return try FFmpegSource(url: url, limits: limits, allowPartial: allowPartial)
     }
 
     /// The duration in seconds of a file, read from its header without decoding it; `nil` when

@@ -14,10 +14,13 @@ public protocol AudioSource: AnyObject {
     func close()
     /// Seconds of audio already received and waiting to be read (live audio); 0 for files.
     var bufferedSeconds: Double { get }
+    /// What could not be read, once the stream has ended (partial audio that was allowed).
+    var warnings: [String] { get }
 }
 
 extension AudioSource {
     public var bufferedSeconds: Double { 0 }
+    public var warnings: [String] { [] }
 
     /// Reads the rest of the stream into memory: for short files only (tests, corpus sentences).
     public func readAll() throws -> [Float] {

@@ -9,6 +9,9 @@ public struct AudioProbe: Sendable, Equatable {
     public var codec: String
     /// Declared duration in seconds, when the container states one.
     public var duration: Double?
+    /// Whether ffprobe estimated `duration` from the bit rate (an MP3 or AAC stream without a
+    /// frame count) rather than read it: a shorter decode is then no sign of truncation.
+    public var durationIsEstimate = false
     public var sampleRate: Int?
     public var channels: Int?
 }
@@ -26,6 +29,10 @@ public final class FFmpegSource: AudioSource {
 
     public let probe: AudioProbe
     public var duration: Double? { probe.duration }
+    public private(set) var warnings: [String] = []
+    /// Whether audio that decodes only in part ends as warnings rather than as an error.
+    private let allowPartial: Bool
+    private let url: URL
     private let name: String
     private let process: Subprocess
     private var decodedSamples = 0
@@ -36,10 +43,14 @@ public final class FFmpegSource: AudioSource {
     static let durationMargin = 1.5
 
     /// Probes `url` and starts decoding it.
+    /// - Parameter allowPartial: a truncated or corrupt file gives its readable audio and a
+    ///   warning (`warnings`) instead of an error at its end.
     /// - Throws: `TingxieError` `.unsupportedFormat` when ffprobe finds no allowed container with
     ///   audio, `.decodeError` when the decoder cannot start.
-    public init(url: URL, limits: SubprocessLimits = SubprocessLimits()) throws {
+    public init(url: URL, limits: SubprocessLimits = SubprocessLimits(), allowPartial: Bool = false) throws {
         name = url.lastPathComponent
+        self.url = url
+        self.allowPartial = allowPartial
         probe = try Self.probe(url, limits: limits)
         var limits = limits
         // Decoding needs a small fraction of real time; anything far beyond that is hostile.
@@ -53,7 +64,7 @@ public final class FFmpegSource: AudioSource {
             "-protocol_whitelist", "file", "-format_whitelist", Self.allowedDemuxers.joined(separator: ","),
             "-threads", "1", "-i", "file:" + url.path,
             "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "1", "-ar", "\(modelSampleRate)",
-        ] + cap + ["-f", "f32le", "pipe:1"], limits: limits)
+        ] + cap + ["-f", "f32le", "pipe:1"], limits: limits, environment: Subprocess.minimalEnvironment)
     }
 
     public func nextChunk() throws -> [Float]? {
@@ -79,35 +90,57 @@ public final class FFmpegSource: AudioSource {
         process.terminate()
     }
 
-    /// Turns how the decoder ended into an error, or none. A decoder that finished without
-    /// error decoded the truth, whatever the container's header guessed: shorter (a VBR MP3's
-    /// estimate, a truncated file) is not a failure.
+    /// Turns how the decoder ended into an error, a warning, or nothing. Audio that stops well
+    /// short of the duration its container states exactly is truncated; a decoder that
+    /// complained (it prints errors only) or failed after some audio met corrupt data. Either
+    /// is an error unless partial audio is allowed, and then a warning; both say how much was read.
     private func checkEnd() throws {
         let status = process.wait()
         if process.wasStalled {
             throw TingxieError(.decodeError, "\(name): the decoder stalled and was stopped")
         }
-        switch status {
-        case 0: break
-        case 128 + SIGXCPU, 128 + SIGKILL:
+        if status == 128 + SIGXCPU || status == 128 + SIGKILL {
             throw TingxieError(.decodeError, "\(name): the decoder exceeded its CPU limit")
-        default:
-            let reason = process.lastErrorLine
-            throw TingxieError(.decodeError, "\(name): the audio could not be decoded" + (reason.isEmpty ? "" : " (\(reason))"))
         }
+        let reason = process.lastErrorLine
+        let detail = reason.isEmpty ? "" : " (\(reason))"
+        guard status == 0 || decodedSamples > 0 else {
+            throw TingxieError(.decodeError, "\(name): the audio could not be decoded" + detail)
+        }
+        let decoded = Double(decodedSamples) / Double(modelSampleRate)
+        let problem: TingxieError
+        if let declared = probe.duration, !probe.durationIsEstimate, decoded < declared * Self.truncationShare - 1 {
+            problem = TingxieError(.audioTruncated, String(format: "%@: the audio ends after %.1f s of the %.1f s its container declares%@; only that part can be transcribed",
+                                                           name, decoded, declared, detail))
+        } else if probe.container == "ogg", !OggEnd.isComplete(url) {
+            problem = TingxieError(.audioTruncated, String(format: "%@: the Ogg stream ends without its last page (the file was cut off) after %.1f s; only that part can be transcribed",
+                                                           name, decoded))
+        } else if status != 0 || !reason.isEmpty {
+            let total = probe.duration.map { String(format: " of %.1f s", $0) } ?? ""
+            problem = TingxieError(.audioCorrupt, String(format: "%@: the decoder met damaged data%@; %.1f s%@ were readable",
+                                                         name, detail, decoded, total))
+        } else {
+            return
+        }
+        guard allowPartial else { throw problem }
+        warnings.append(problem.message)
     }
+
+    /// Audio that decodes to less than this share of its declared duration (less a second) is truncated.
+    static let truncationShare = 0.9
 
     /// Runs ffprobe on `url` under the same sandbox.
     public static func probe(_ url: URL, limits: SubprocessLimits = SubprocessLimits()) throws -> AudioProbe {
         let name = url.lastPathComponent
         var probeLimits = limits
         probeLimits.cpuSeconds = min(limits.cpuSeconds, 30)
+        // Warnings too: the one that says a duration was estimated.
         let process = try Subprocess(executable: "ffprobe", arguments: [
-            "-hide_banner", "-v", "error",
+            "-hide_banner", "-v", "warning",
             "-protocol_whitelist", "file", "-format_whitelist", allowedDemuxers.joined(separator: ","),
             "-show_entries", "format=format_name,duration:stream=codec_type,codec_name,sample_rate,channels",
             "-of", "json", "file:" + url.path,
-        ], limits: probeLimits)
+        ], limits: probeLimits, environment: Subprocess.minimalEnvironment)
         let output = try process.readAll(limit: 1 << 20)
         let status = process.wait()
         struct Output: Decodable {
@@ -128,6 +161,7 @@ public final class FFmpegSource: AudioSource {
             container: container,
             codec: audio.codec_name ?? "unknown",
             duration: parsed.format?.duration.flatMap(Double.init).flatMap { $0.isFinite && $0 > 0 ? $0 : nil },
+            durationIsEstimate: process.errorText.contains("Estimating duration from bitrate"),
             sampleRate: audio.sample_rate.flatMap(Int.init),
             channels: audio.channels
         )

@@ -33,7 +33,9 @@ public enum OutputFormat: String, Sendable, CaseIterable, Codable {
             let body = SubtitleCue.cues(for: transcript).map { cue in
                 "\(Self.timestamp(cue.start, separator: ".")) --> \(Self.timestamp(cue.end, separator: "."))\n\(cue.lines.joined(separator: "\n"))\n"
             }.joined(separator: "\n")
-            return body.isEmpty ? "WEBVTT\n" : "WEBVTT\n\n" + body
+            // What the transcript lacks goes in NOTE blocks, which players do not show.
+            let notes = (transcript.warnings ?? []).map { "\nNOTE \($0.replacingOccurrences(of: "-->", with: "->"))\n" }.joined()
+            return body.isEmpty ? "WEBVTT\n" + notes : "WEBVTT\n" + notes + "\n" + body
         }
     }
 

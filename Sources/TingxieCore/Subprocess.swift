@@ -48,6 +48,12 @@ public final class Subprocess {
     private var watchdog: DispatchSourceTimer?
     private let name: String
 
+    /// Only what a program needs to be found and to run: the server's secrets (its database
+    /// URL, its keys) stay out of a decoder's environment.
+    public static var minimalEnvironment: [String: String] {
+        ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "LC_ALL": "C"]
+    }
+
     /// - Parameter executable: a name looked up on the PATH, or a path.
     /// - Throws: `TingxieError(.ioError)` when the program cannot be started.
     /// - Parameter launcher: what applies the limits (tests name one that cannot start).

@@ -10,6 +10,10 @@ public struct TingxieError: Error, Sendable, Equatable, CustomStringConvertible 
         case unsupportedFormat = "unsupported_format"
         case invalidAudio = "invalid_audio"
         case decodeError = "decode_error"
+        /// The audio ends long before its container said it would (a cut-off file).
+        case audioTruncated = "audio_truncated"
+        /// The decoder met damaged data inside the audio.
+        case audioCorrupt = "audio_corrupt"
         case ioError = "io_error"
         case timeout
         case requestTimeout = "request_timeout"

@@ -39,6 +39,8 @@ public struct Transcript: Sendable, Equatable, Codable {
     public var processingS: Double
     /// Real-time factor: processing time divided by audio duration.
     public var rtf: Double
+    /// What the transcript lacks and why (audio that could not be read); `nil` when complete.
+    public var warnings: [String]?
 
     public init(text: String, durationS: Double, language: String?, task: RecognitionOptions.Task = .transcribe,
                 model: String, segments: [Segment], processingS: Double) {
@@ -53,7 +55,7 @@ public struct Transcript: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case text, language, task, model, segments, rtf
+        case text, language, task, model, segments, rtf, warnings
         case durationS = "duration_s"
         case processingS = "processing_s"
     }

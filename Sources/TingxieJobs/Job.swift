@@ -44,12 +44,15 @@ public struct Job: Sendable, Equatable, Identifiable {
     public var leaseExpiresAt: Double?
     /// Whose job it is: a hash of the API key that submitted it, when keys are configured.
     public var owner: String?
+    /// Whether audio that decodes only in part (a truncated or corrupt file) gives a transcript
+    /// of what was readable, with warnings, instead of failing the job.
+    public var allowPartial: Bool
 
     public init(id: String, batchID: String? = nil, status: Status = .queued, filename: String?, bytes: Int,
                 durationS: Double, language: String? = nil, task: RecognitionOptions.Task = .transcribe, hotwords: String? = nil, model: String? = nil,
                 progress: Double = 0, attempts: Int = 0, maxAttempts: Int = 3, error: TingxieError? = nil,
                 createdAt: Date = Date(), startedAt: Date? = nil, finishedAt: Date? = nil, notBefore: Date? = nil,
-                leaseOwner: String? = nil, leaseExpiresAt: Double? = nil, owner: String? = nil) {
+                leaseOwner: String? = nil, leaseExpiresAt: Double? = nil, owner: String? = nil, allowPartial: Bool = false) {
         self.id = id
         self.batchID = batchID
         self.status = status
@@ -68,6 +71,7 @@ public struct Job: Sendable, Equatable, Identifiable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.notBefore = notBefore
+        self.allowPartial = allowPartial
         self.leaseOwner = leaseOwner
         self.leaseExpiresAt = leaseExpiresAt
         self.owner = owner

@@ -72,6 +72,14 @@ public protocol IncidentLog: Sendable {
     /// Closes, at start-up, the alerts this node's previous process left open: every open alert
     /// in a store of its own, only this node's in a shared one.
     func resolveOpenAlerts() async throws
-    /// Incidents newest first (failed jobs are recorded by `fail` and the lease sweeps).
-    func incidents(since date: Date?, limit: Int) async throws -> [Incident]
+    /// Incidents newest first (failed jobs are recorded by `fail` and the lease sweeps); with
+    /// `owner`, only those of that owner's jobs.
+    func incidents(since date: Date?, limit: Int, owner: String?) async throws -> [Incident]
+}
+
+extension IncidentLog {
+    /// Every incident, newest first.
+    public func incidents(since date: Date?, limit: Int) async throws -> [Incident] {
+        try await incidents(since: date, limit: limit, owner: nil)
+    }
 }

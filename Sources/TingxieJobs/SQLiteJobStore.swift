@@ -134,6 +134,9 @@ public final class SQLiteJobStore: JobStore, Service {
         migrator.registerMigration("v4-task") { db in
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN task TEXT")
         }
+        migrator.registerMigration("v5-allow-partial") { db in
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN allow_partial INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -144,10 +147,11 @@ public final class SQLiteJobStore: JobStore, Service {
             for job in jobs {
                 try db.execute(sql: """
                     INSERT INTO jobs (id, batch_id, status, filename, bytes, duration_s, language, task, hotwords, model,
-                                      max_attempts, created_at, owner)
-                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      max_attempts, created_at, owner, allow_partial)
+                    VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [job.id, job.batchID, job.filename, job.bytes, job.durationS, job.language,
-                                     job.task == .translate ? job.task.rawValue : nil, job.hotwords, job.model, job.maxAttempts, job.createdAt.timeIntervalSince1970, job.owner])
+                                     job.task == .translate ? job.task.rawValue : nil, job.hotwords, job.model, job.maxAttempts, job.createdAt.timeIntervalSince1970, job.owner,
+                                     job.allowPartial])
             }
         }
     }
@@ -186,6 +190,9 @@ public final class SQLiteJobStore: JobStore, Service {
             guard db.changesCount == 1 else { return false }
             try db.execute(sql: "INSERT INTO results (job_id, transcript, created_at) VALUES (?, ?, ?)",
                            arguments: [id, json, now])
+            if let warnings = transcript.warnings, !warnings.isEmpty {
+                try Self.recordFailure(db, jobID: id, cause: .partialAudio, message: warnings.joined(separator: "; "), at: now)
+            }
             return true
         }
     }
@@ -277,7 +284,7 @@ public final class SQLiteJobStore: JobStore, Service {
         }
     }
 
-    /// A failed job's incident, written in the transaction that fails it.
+    /// A failed job's incident (or a partial one's), written in the transaction that ends it.
     private static func recordFailure(_ db: Database, jobID: String, cause: Incident.Cause, message: String, at time: Double) throws {
         try db.execute(sql: """
             INSERT INTO incidents (kind, cause, message, job_id, filename, opened_at, resolved_at)
@@ -394,8 +401,8 @@ public final class SQLiteJobStore: JobStore, Service {
         }
     }
 
-    public func incidents(since date: Date?, limit: Int) async throws -> [Incident] {
-        try await pool.read { db in try Self.fetchIncidents(db, since: date, limit: limit) }
+    public func incidents(since date: Date?, limit: Int, owner: String?) async throws -> [Incident] {
+        try await pool.read { db in try Self.fetchIncidents(db, since: date, limit: limit, owner: owner) }
     }
 
     /// Reads the incidents of the store at `path` without taking it over, for `tingxie incidents`
@@ -418,10 +425,11 @@ public final class SQLiteJobStore: JobStore, Service {
         }
     }
 
-    private static func fetchIncidents(_ db: Database, since date: Date?, limit: Int) throws -> [Incident] {
-        try Row.fetchAll(db, sql: """
-            SELECT * FROM incidents WHERE opened_at >= ? ORDER BY opened_at DESC, id DESC LIMIT ?
-            """, arguments: [date?.timeIntervalSince1970 ?? 0, limit]).map { row in
+    private static func fetchIncidents(_ db: Database, since date: Date?, limit: Int, owner: String? = nil) throws -> [Incident] {
+        let mine = owner == nil ? "" : "AND job_id IN (SELECT id FROM jobs WHERE owner = ?)"
+        return try Row.fetchAll(db, sql: """
+            SELECT * FROM incidents WHERE opened_at >= ? \(mine) ORDER BY opened_at DESC, id DESC LIMIT ?
+            """, arguments: StatementArguments([date?.timeIntervalSince1970 ?? 0] + (owner.map { [$0] } ?? []) + [limit]) ?? []).map { row in
             Incident(id: row["id"], kind: Incident.Kind(rawValue: row["kind"]) ?? .job,
                      cause: Incident.Cause(rawValue: row["cause"]) ?? .internalError, message: row["message"],
                      jobID: row["job_id"], filename: row["filename"],
@@ -449,7 +457,7 @@ extension Job {
             error: errorCode.map { TingxieError($0, row["error_message"] ?? "") },
             createdAt: date("created_at") ?? Date(timeIntervalSince1970: 0), startedAt: date("started_at"),
             finishedAt: date("finished_at"), notBefore: date("not_before"), leaseOwner: row["lease_owner"],
-            leaseExpiresAt: row["lease_expires_at"], owner: row["owner"]
+            leaseExpiresAt: row["lease_expires_at"], owner: row["owner"], allowPartial: row["allow_partial"] ?? false
         )
     }
 }

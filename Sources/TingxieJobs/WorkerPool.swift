@@ -427,7 +427,8 @@ public final class WorkerPool: Service {
 
     private func fail(_ job: Job, owner: String, error: any Error, log: Logger) async throws -> Job.Status? {
         let tingxieError = error as? TingxieError ?? TingxieError(.internalError, "\(error)")
-        let permanent: Set<TingxieError.Code> = [.invalidAudio, .unsupportedFormat, .decodeError, .fileNotFound, .invalidArgument]
+        let permanent: Set<TingxieError.Code> = [.invalidAudio, .unsupportedFormat, .decodeError, .audioTruncated, .audioCorrupt,
+                                                 .fileNotFound, .invalidArgument]
         if !permanent.contains(tingxieError.code), job.attempts < job.maxAttempts {
             let delay = configuration.retryBackoff * (1 << min(job.attempts - 1, 10))
             if try await persist({ try await self.store.fail(id: job.id, owner: owner, error: tingxieError, retryAt: Date().addingTimeInterval(delay.seconds)) }) {

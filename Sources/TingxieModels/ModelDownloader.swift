@@ -22,12 +22,14 @@ public struct ModelDownloader: Sendable {
     }
 
     /// An HTTP client that goes through the proxy in `https_proxy` / `HTTPS_PROXY` / `http_proxy`
-    /// when one is set (hosts in `no_proxy` aside). Shut it down when done.
+    /// when one is set, with the user and password the proxy's URL carries, for every host
+    /// (`no_proxy` is not read). Shut it down when done.
     public static func makeClient(environment: [String: String] = ProcessInfo.processInfo.environment) -> HTTPClient {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .follow(max: 10, allowCycles: false))
         let proxy = ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"].lazy.compactMap { environment[$0] }.first { !$0.isEmpty }
-        if let proxy, let url = URL(string: proxy.contains("://") ? proxy : "http://" + proxy), let host = url.host {
-            configuration.proxy = .server(host: host, port: url.port ?? 80)
+        if let proxy, let url = URLComponents(string: proxy.contains("://") ? proxy : "http://" + proxy), let host = url.host {
+            let credentials = url.user.map { HTTPClient.Authorization.basic(username: $0, password: url.password ?? "") }
+            configuration.proxy = .server(host: host, port: url.port ?? 80, authorization: credentials)
         }
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -22,6 +22,8 @@ public struct Incident: Sendable, Equatable {
         case queueWait = "queue_wait"
         case failureRate = "failure_rate"
         case connectionReset = "connection_reset"
+        /// A job that succeeded on the readable part of a truncated or corrupt file (`partial=allow`).
+        case partialAudio = "partial_audio"
         case internalError = "internal_error"
 
         /// The class of a job's failure.
@@ -32,7 +34,7 @@ public struct Incident: Sendable, Equatable {
                 return
             }
             self = switch error.code {
-            case .decodeError: .decodeError
+            case .decodeError, .audioTruncated, .audioCorrupt: .decodeError
             case .unsupportedFormat: .unsupportedFormat
             case .invalidAudio, .fileNotFound: .invalidAudio
             case .tooLarge: .tooLong
@@ -59,6 +61,7 @@ public struct Incident: Sendable, Equatable {
             case .memoryPressure, .gpuMemoryPressure: "workers stop claiming new jobs while memory is above the alert threshold; lower --workers or add memory"
             case .queueWait: "add workers or machines; clients can watch Retry-After and /v1/system"
             case .failureRate: "look at GET /v1/incidents for the classes behind the failures"
+            case .partialAudio: "the file decoded only in part; the transcript covers the readable audio and says so in its warnings. Ask the sender for the whole file"
             case .connectionReset: "uploads are durable jobs: a client that drops its connection can fetch the result later by job id"
             case .internalError: "see the server log around the incident's time"
             }

@@ -124,14 +124,16 @@ public final class TranscriptionPipeline: Sendable {
     ///   (`ModelInfo.check`).
     /// - Throws: `TingxieError` naming the file and what was wrong; `.canceled` when the task is cancelled.
     /// - Parameter onSegment: called with each segment as soon as it is recognised.
+    /// - Parameter allowPartial: a truncated or corrupt file is transcribed as far as it reads,
+    ///   with `warnings`, instead of failing.
     public func transcribe(_ url: URL, hotwords: HotwordMatcher? = nil, options: RecognitionOptions = RecognitionOptions(),
-                           progress: ProgressHandler? = nil,
+                           allowPartial: Bool = false, progress: ProgressHandler? = nil,
                            onSegment: (@Sendable (Transcript.Segment) -> Void)? = nil) async throws -> Transcript {
         let canceled = Atomic<Bool>(false)
         do {
             return try await withTaskCancellationHandler {
                 try await threadPool.runIfActive { [self] in
-                    let source = try AudioDecoder.open(url)
+                    let source = try AudioDecoder.open(url, allowPartial: allowPartial)
                     defer { source.close() }
                     return try run(source: source, hotwords: hotwords, options: options, canceled: canceled,
                                    progress: progress, onSegment: onSegment)
@@ -333,7 +335,7 @@ public final class TranscriptionPipeline: Sendable {
         let duration = Double(decodedSamples) / Double(modelSampleRate)
         let spoken = language ?? options.language.flatMap { $0 == ModelInfo.detect ? nil : $0 } ?? configuration.language
         let separator = Self.separator(before: "", language: spoken, task: options.task)
-        return Transcript(
+        var transcript = Transcript(
             text: segments.map(\.text).joined(separator: separator),
             durationS: duration,
             language: spoken,
@@ -342,6 +344,8 @@ public final class TranscriptionPipeline: Sendable {
             segments: segments,
             processingS: (ContinuousClock.now - started).seconds
         )
+        transcript.warnings = source.warnings.isEmpty ? nil : source.warnings
+        return transcript
     }
 
     private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, id: Int, normalizer: TextNormalizer,

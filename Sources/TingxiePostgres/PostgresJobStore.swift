@@ -109,9 +109,9 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
                 let task = job.task == .translate ? job.task.rawValue : nil
                 try await db.query("""
                     INSERT INTO jobs (id, batch_id, status, filename, bytes, duration_s, language, task, hotwords, model,
-                                      max_attempts, created_at, owner)
+                                      max_attempts, created_at, owner, allow_partial)
                     VALUES (\(job.id), \(job.batchID), 'queued', \(job.filename), \(job.bytes), \(job.durationS), \(job.language),
-                            \(task), \(job.hotwords), \(job.model), \(job.maxAttempts), \(job.createdAt), \(job.owner))
+                            \(task), \(job.hotwords), \(job.model), \(job.maxAttempts), \(job.createdAt), \(job.owner), \(job.allowPartial))
                     """, logger: self.logger)
             }
             // Delivered on commit, to every node listening.
@@ -150,6 +150,9 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
             guard done.count == 1 else { return false }
             try await db.query("INSERT INTO results (job_id, transcript, created_at) VALUES (\(id), \(json), now())",
                                logger: self.logger)
+            if let warnings = transcript.warnings, !warnings.isEmpty {
+                try await self.recordFailure(db, jobID: id, cause: .partialAudio, message: warnings.joined(separator: "; "))
+            }
             try await self.deleteAudio(db, jobID: id)
             return true
         }
@@ -410,11 +413,13 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
         }
     }
 
-    public func incidents(since date: Date?, limit: Int) async throws -> [Incident] {
+    public func incidents(since date: Date?, limit: Int, owner: String?) async throws -> [Incident] {
         try await read { db in
             try await db.query("""
                 SELECT id, kind, cause, message, job_id, filename, opened_at, resolved_at FROM incidents
-                WHERE opened_at >= \(date ?? Date(timeIntervalSince1970: 0)) ORDER BY opened_at DESC, id DESC LIMIT \(limit)
+                WHERE opened_at >= \(date ?? Date(timeIntervalSince1970: 0))
+                  AND (\(owner)::text IS NULL OR job_id IN (SELECT id FROM jobs WHERE owner = \(owner)))
+                ORDER BY opened_at DESC, id DESC LIMIT \(limit)
                 """, logger: self.logger).collect().map { row in
                 let (id, kind, cause, message, jobID, filename, openedAt, resolvedAt) =
                     try row.decode((Int64, String, String, String, String?, String?, Date, Date?).self)
@@ -432,7 +437,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
     private static let columns = """
         seq, id, batch_id, status, filename, bytes, duration_s, language, task, hotwords, model, progress, attempts,
         max_attempts, error_code, error_message, created_at, started_at, finished_at, not_before, lease_owner,
-        extract(epoch FROM lease_expires_at)::float8 AS lease_expires_at, owner
+        extract(epoch FROM lease_expires_at)::float8 AS lease_expires_at, owner, allow_partial
         """
 
     /// Runs `body` in a transaction and reports the queue to the gauge after it commits.
@@ -544,7 +549,7 @@ extension Job {
             createdAt: try row["created_at"].decode(Date.self), startedAt: try row["started_at"].decode(Date?.self),
             finishedAt: try row["finished_at"].decode(Date?.self), notBefore: try row["not_before"].decode(Date?.self),
             leaseOwner: try row["lease_owner"].decode(String?.self), leaseExpiresAt: try row["lease_expires_at"].decode(Double?.self),
-            owner: try row["owner"].decode(String?.self)
+            owner: try row["owner"].decode(String?.self), allowPartial: try row["allow_partial"].decode(Bool.self)
         )
     }
 }

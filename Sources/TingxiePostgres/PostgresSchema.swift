@@ -92,6 +92,7 @@ enum PostgresSchema {
             )
             """,
         ]),
+        ("v4-allow-partial", ["ALTER TABLE jobs ADD COLUMN allow_partial BOOLEAN NOT NULL DEFAULT false"]),
     ]
 
     /// Brings the database's schema up to date.

@@ -35,8 +35,9 @@ public enum PostgresURL {
             throw TingxieError(.invalidArgument, "--database-url: sslmode \"\(mode)\" is not one of disable, prefer, require, verify-full")
         }
         var configuration = PostgresClient.Configuration(
-            host: host, port: port, username: user.removingPercentEncoding ?? user,
-            password: parts.password?.removingPercentEncoding, database: database.isEmpty ? nil : database, tls: tls
+            // URLComponents has decoded them once already: `50%25off` is the password `50%off`.
+            host: host, port: port, username: user,
+            password: parts.password, database: database.isEmpty ? nil : database, tls: tls
         )
         configuration.options.connectTimeout = .seconds(5)
         return configuration
@@ -57,6 +58,10 @@ enum PostgresFailure {
         }
         if let state = error.serverInfo?[.sqlState] {
             let message = error.serverInfo?[.message] ?? "no message"
+            // Class 28: the login was refused; said without the password.
+            if state.hasPrefix("28") {
+                return TingxieError(.notReady, "the job database refused the login (\(state): \(message)); check the user and password in --database-url (percent-encode %, @, : and / in them)")
+            }
             // Class 08: connection exceptions; 57P: the server is shutting down or restarting;
             // 53: out of resources (connections, memory, disk).
             if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") {

@@ -32,7 +32,7 @@ struct APIError: Error, Sendable {
         case .jobNotFinished, .jobFinished, .canceled: .conflict
         case .tooLarge: .contentTooLarge
         case .unsupportedFormat: .unsupportedMediaType
-        case .invalidAudio, .decodeError: .unprocessableContent
+        case .invalidAudio, .decodeError, .audioTruncated, .audioCorrupt: .unprocessableContent
         case .queueFull, .notReady: .serviceUnavailable
         case .timeout: .gatewayTimeout
         case .requestTimeout: .requestTimeout
@@ -77,6 +77,10 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return error.response(style: style)
         } catch let error as TingxieError {
             return APIError(error, retryAfter: error.code == .queueFull ? retryAfter() : nil).response(style: style)
+        } catch is ClientLeft {
+            // Nobody reads it; said for the log and the metrics.
+            return APIError(.init(code: 499, reasonPhrase: "Client Closed Request"), code: "client_left",
+                            "the client left before its answer was ready; its job was canceled").response(style: style)
         } catch let error as HTTPError {
             let code = switch error.status {
             case .notFound: "not_found"
@@ -108,6 +112,16 @@ enum JSONResponse {
         return text(String(decoding: data, as: UTF8.self) + "\n", contentType: "application/json", status: status)
     }
 
+    /// A rendered transcript; one that lacks audio says how many warnings it has in
+    /// `X-Tingxie-Warnings`, whatever the format (JSON and WebVTT carry them in the body too).
+    static func transcript(_ body: String, contentType: String, warnings: [String]?) -> Response {
+        var response = text(body, contentType: contentType)
+        if let warnings, !warnings.isEmpty {
+            response.headers[.tingxieWarnings] = String(warnings.count)
+        }
+        return response
+    }
+
     static func text(_ body: String, contentType: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
@@ -116,4 +130,6 @@ enum JSONResponse {
 extension HTTPField.Name {
     /// Error responses name their code here too, for metrics and for clients that only read headers.
     static var tingxieError: Self { Self("X-Tingxie-Error")! }
+    /// How many warnings a transcript that lacks audio carries.
+    static var tingxieWarnings: Self { Self("X-Tingxie-Warnings")! }
 }

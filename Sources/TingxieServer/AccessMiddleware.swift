@@ -1,32 +1,113 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import TingxieCore
 
-/// Requires `Authorization: Bearer <key>` with one of the configured keys (when any are
-/// configured) for the API: `/v1/*` and `/metrics`. The web UI's files and the probes stay
-/// open, so that the page can ask for the key and orchestrators can check the process.
-struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
-    let keys: [[UInt8]]
-
-    init(keys: [String]) {
-        self.keys = keys.map { Array($0.utf8) }
+/// Who is calling, as the API's key middleware found: whose jobs it makes and which it may reach.
+struct Caller: Sendable {
+    enum Scope: Sendable, Equatable {
+        /// Every job: a server without keys, or an `--admin-key`.
+        case all
+        /// The jobs of this owner (a key's hash).
+        case owner(String)
+        /// None: the key middleware has not run (a route outside the API's group).
+        case none
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard !keys.isEmpty, Self.isGuarded(request.uri.path) else {
-            return try await next(request, context)
+    /// The owner stored on the jobs this caller creates: its key's hash; `nil` without keys.
+    var owner: String?
+    var scope: Scope
+
+    /// Reaches nothing, until the key middleware says otherwise.
+    static let unresolved = Caller(owner: nil, scope: .none)
+    /// The server itself, on jobs a caller it checked already holds (waiting for a result,
+    /// canceling the job of a client that left).
+    static let server = Caller(owner: nil, scope: .all)
+
+    func mayReach(owner jobOwner: String?) -> Bool {
+        switch scope {
+        case .all: true
+        case .owner(let owner): jobOwner == owner
+        case .none: false
         }
-        let header = request.headers[.authorization] ?? ""
-        guard header.hasPrefix("Bearer "), Self.matches(Array(header.dropFirst(7).utf8), keys) else {
-            throw TingxieError(.unauthorized, header.isEmpty
-                ? "this server needs an API key: send Authorization: Bearer <key>"
-                : "the API key is not valid")
+    }
+}
+
+/// The request context of the HTTP API: the caller, and the connection (to notice a client that leaves).
+struct APIRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    var caller = Caller.unresolved
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
+/// Runs before routing, on every request: a request naming a host the server does not answer
+/// to is a 421, and a path in any spelling but its canonical one is a 404, so that the routes
+/// and everything that guards them see one spelling of each path.
+struct EdgeMiddleware<Context: RequestContext>: RouterMiddleware {
+    let hosts: HostNames
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let style: APIError.Style = request.uri.path.hasPrefix("/v1/audio/") ? .openAI : .tingxie
+        guard hosts.allows(authority: request.head.authority) else {
+            return APIError(.misdirectedRequest, code: "misdirected_request",
+                            "this server does not answer to the host \"\((request.head.authority ?? "").prefix(100))\"; its operator can add it with --public-host")
+                .response(style: style)
+        }
+        guard RequestPath.isCanonical(request.uri.path) else {
+            return APIError(.notFound, code: "not_found", "no such endpoint: paths have single slashes, no dot segments, no percent-encoding and no trailing slash")
+                .response(style: style)
         }
         return try await next(request, context)
     }
+}
 
-    static func isGuarded(_ path: String) -> Bool {
-        path.hasPrefix("/v1/") || path == "/v1" || path == "/metrics"
+/// Guards the API's route group (`/v1/*`, `/metrics`): with keys configured it requires
+/// `Authorization: Bearer <key>` with one of them, and resolves the caller: a key sees the jobs
+/// it made, an admin key sees every job. Without keys every caller sees every job.
+struct APIKeyMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let keys: Keys
+
+    /// The API keys and the admin keys, as bytes for constant-time comparison.
+    struct Keys: Sendable {
+        let api: [[UInt8]]
+        let admin: [[UInt8]]
+
+        init(api: [String], admin: [String]) {
+            self.api = api.map { Array($0.utf8) }
+            self.admin = admin.map { Array($0.utf8) }
+        }
+
+        var isEmpty: Bool { api.isEmpty && admin.isEmpty }
+
+        /// The caller a presented key (or none) makes; `nil` when keys are required and it is none of them.
+        func caller(presenting key: String?) -> Caller? {
+            guard !isEmpty else { return Caller(owner: nil, scope: .all) }
+            guard let key else { return nil }
+            let bytes = Array(key.utf8)
+            let owner = APIKeyMiddleware.owner(ofKey: key)
+            if APIKeyMiddleware.matches(bytes, admin) { return Caller(owner: owner, scope: .all) }
+            if APIKeyMiddleware.matches(bytes, api) { return Caller(owner: owner, scope: .owner(owner)) }
+            return nil
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let header = request.headers[.authorization]
+        let presented = header.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+        guard let caller = keys.caller(presenting: presented) else {
+            throw TingxieError(.unauthorized, header == nil
+                ? "this server needs an API key: send Authorization: Bearer <key>"
+                : "the API key is not valid")
+        }
+        var context = context
+        context.caller = caller
+        return try await next(request, context)
     }
 
     /// The owner a key's jobs are stored and listed under: a hash of the key (FNV-1a), never
@@ -35,12 +116,6 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return String(hash, radix: 16)
-    }
-
-    /// The owner of a request's jobs: its key's, when the server has keys.
-    static func owner(of request: Request, keys: [String]) -> String? {
-        guard !keys.isEmpty, let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
-        return owner(ofKey: String(header.dropFirst(7)))
     }
 
     /// Compares against every key, each in time that depends only on the lengths, so the
@@ -58,14 +133,20 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Which browser origins may use the server: its own (the page it serves) and the
-/// `--cors-origin` entries.
+/// Which browser origins may use the server: its own pages (served under a host name it
+/// answers to) and the `--cors-origin` entries.
 struct OriginPolicy: Sendable {
     let allowed: Set<String>
+    let hosts: HostNames
 
-    init(allowed: [String]) { self.allowed = Set(allowed) }
+    init(allowed: [String], hosts: HostNames) {
+        self.allowed = Set(allowed)
+        self.hosts = hosts
+    }
 
-    /// Whether a request from the page at `origin`, sent to the host named `host`, is allowed.
+    /// Whether a request from the page at `origin`, sent to the host named `host`, is allowed:
+    /// a configured origin, or the server's own page: the same authority as the request, under a
+    /// host name the server answers to (never whatever name the request itself carries).
     /// Browsers send `http(s)://host[:port]`, or `null` from sandboxed and local pages; other
     /// values come from programs (a WebSocket library's `ws://host`), which no web page can
     /// make a browser send, and are let through.
@@ -73,9 +154,10 @@ struct OriginPolicy: Sendable {
         if allowed.contains(origin) { return true }
         guard let url = URL(string: origin), let scheme = url.scheme?.lowercased() else { return false }
         guard ["http", "https"].contains(scheme) else { return true }
-        guard let host, let originHost = url.host else { return false }
+        guard let host, let name = url.host else { return false }
+        let originHost = name.contains(":") && !name.hasPrefix("[") ? "[\(name)]" : name
         let originAuthority = url.port.map { "\(originHost):\($0)" } ?? originHost
-        return originAuthority.lowercased() == host.lowercased()
+        return originAuthority.lowercased() == host.lowercased() && hosts.allows(authority: originAuthority)
     }
 }
 

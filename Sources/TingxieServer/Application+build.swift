@@ -145,6 +145,7 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
     let router = role == .server ? buildRouter(service: service) : buildWorkerRouter(service: service)
     let streamPool = NIOThreadPool(numberOfThreads: role == .server ? configuration.maxStreams : 1)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+    webSocketRouter.add(middleware: EdgeMiddleware(hosts: configuration.hostNames))
     if role == .server {
         StreamController(service: service, threadPool: streamPool, active: .init(limit: configuration.maxStreams))
             .addRoutes(to: webSocketRouter)
@@ -217,31 +218,45 @@ func tlsConfiguration(_ files: ServerConfiguration.TLSFiles) throws -> TLSConfig
     return .makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
 }
 
-func buildRouter(service: JobService) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+/// The API and the web UI. Before routing, every request passes the edge (a host the server
+/// answers to, the canonical spelling of its path); the API's routes form one group behind the
+/// key middleware, so whatever reaches an API route has been through it.
+func buildRouter(service: JobService) -> Router<APIRequestContext> {
+    let router = Router(context: APIRequestContext.self)
     let configuration = service.configuration
-    router.add(middleware: MetricsMiddleware(metrics: service.metrics))
-    router.add(middleware: BrowserPolicyMiddleware(policy: OriginPolicy(allowed: configuration.corsOrigins)))
-    router.add(middleware: ErrorMiddleware(retryAfter: service.retryAfter))
+    addEdge(to: router, service: service,
+            browserPolicy: OriginPolicy(allowed: configuration.corsOrigins, hosts: configuration.hostNames))
     if let web = Bundle.module.url(forResource: "Web", withExtension: nil) {
         router.add(middleware: FileMiddleware(web.path, cacheControl: .init([(MediaType(type: .any), [.noCache])]), searchForIndexHtml: true))
     }
-    if !configuration.apiKeys.isEmpty {
-        router.add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
-    }
-    SystemController(service: service).addRoutes(to: router)
-    JobsController(service: service).addRoutes(to: router)
-    OpenAIController(service: service).addRoutes(to: router)
+    let system = SystemController(service: service)
+    system.addProbes(to: router)
+    let api = router.group().add(middleware: APIKeyMiddleware(keys: configuration.keys))
+    system.addRoutes(to: api)
+    JobsController(service: service).addRoutes(to: api)
+    OpenAIController(service: service).addRoutes(to: api)
     return router
 }
 
-/// A worker's port: the probes and metrics, behind the same error handling.
-func buildWorkerRouter(service: JobService) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
-    router.add(middleware: MetricsMiddleware(metrics: service.metrics))
-    router.add(middleware: ErrorMiddleware(retryAfter: service.retryAfter))
-    SystemController(service: service).addProbes(to: router)
+/// A worker's port: the probes, and the metrics behind the keys.
+func buildWorkerRouter(service: JobService) -> Router<APIRequestContext> {
+    let router = Router(context: APIRequestContext.self)
+    addEdge(to: router, service: service, browserPolicy: nil)
+    let system = SystemController(service: service)
+    system.addProbes(to: router)
+    system.addMetrics(to: router.group().add(middleware: APIKeyMiddleware(keys: service.configuration.keys)))
     return router
+}
+
+/// What every request passes first: counted, the edge, the browser policy (outside the error
+/// middleware, so that error responses carry its headers), then errors in the API's shape.
+private func addEdge(to router: Router<APIRequestContext>, service: JobService, browserPolicy: OriginPolicy?) {
+    router.add(middleware: MetricsMiddleware(metrics: service.metrics))
+    router.add(middleware: EdgeMiddleware(hosts: service.configuration.hostNames))
+    if let browserPolicy {
+        router.add(middleware: BrowserPolicyMiddleware(policy: browserPolicy))
+    }
+    router.add(middleware: ErrorMiddleware(retryAfter: service.retryAfter))
 }
 
 /// Keeps a thread pool for the server's lifetime and shuts it down after it.

@@ -44,7 +44,7 @@ extension JobService {
                 update: (Job, ArraySlice<Transcript.Segment>) async throws -> Void) async throws -> (job: Job, transcript: Transcript?) {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         var sent = 0
-        var current = try await job(id)
+        var current = try await job(id, for: .server)
         while !current.status.isTerminal {
             let segments = engine.running.segments(of: id, from: sent)
             sent += segments.count
@@ -53,7 +53,7 @@ extension JobService {
                 throw TingxieError(.timeout, "job \(id) did not finish in time; it goes on: GET /v1/jobs/\(id)")
             }
             try await Task.sleep(for: interval)
-            current = try await job(id)
+            current = try await job(id, for: .server)
         }
         guard current.status == .succeeded else {
             try await update(current, [])
@@ -88,24 +88,29 @@ enum JobEvents {
     /// Quiet streams get a keep-alive comment this often.
     static let keepAliveInterval: Duration = .seconds(15)
 
-    static func response(for job: Job, service: JobService) -> Response {
+    /// The events of `job` as a response body; a client that leaves ends the following within
+    /// the interval, not at the next keep-alive.
+    static func response(for job: Job, service: JobService, context: APIRequestContext) -> Response {
         let body = ResponseBody { writer in
             var reported: (Job.Status, Double)?
             var lastWrite = ContinuousClock.now
             do {
-                let (finished, _) = try await service.follow(job.id, timeout: nil, interval: .milliseconds(250)) { current, segments in
-                    var events: [any Encodable] = []
-                    if reported.map({ $0 != (current.status, current.progress) }) ?? true {
-                        reported = (current.status, current.progress)
-                        events.append(Progress(status: current.status.rawValue, progress: JobDTO.rounded(current.progress)))
-                    }
-                    events += segments.map { Segment(segment: $0) }
-                    if !events.isEmpty {
-                        try await EventStream.write(events, to: &writer)
-                        lastWrite = .now
-                    } else if ContinuousClock.now - lastWrite >= keepAliveInterval {
-                        try await EventStream.keepAlive(to: &writer)
-                        lastWrite = .now
+                let (finished, _) = try await context.watchingDeparture { watcher in
+                    try await service.follow(job.id, timeout: nil, interval: .milliseconds(250)) { current, segments in
+                        if watcher.hasLeft { throw ClientLeft() }
+                        var events: [any Encodable] = []
+                        if reported.map({ $0 != (current.status, current.progress) }) ?? true {
+                            reported = (current.status, current.progress)
+                            events.append(Progress(status: current.status.rawValue, progress: JobDTO.rounded(current.progress)))
+                        }
+                        events += segments.map { Segment(segment: $0) }
+                        if !events.isEmpty {
+                            try await EventStream.write(events, to: &writer)
+                            lastWrite = .now
+                        } else if ContinuousClock.now - lastWrite >= keepAliveInterval {
+                            try await EventStream.keepAlive(to: &writer)
+                            lastWrite = .now
+                        }
                     }
                 }
                 try await EventStream.write([Done(job: JobDTO(finished))], to: &writer)

@@ -38,28 +38,30 @@ struct JobService: Sendable {
     /// - Throws: `queue_full` before the body is read when the queue is full; 413 when the body
     ///   says or turns out to be too large; 400/415/422 for bad input. Nothing is queued then.
     /// - Parameter validate: further checks of the received files and fields before queueing.
-    func submit(_ request: Request, maxFiles: Int, batchID: String? = nil, fieldNames: FieldNames = FieldNames(),
+    func submit(_ request: Request, caller: Caller, maxFiles: Int, batchID: String? = nil, fieldNames: FieldNames = FieldNames(),
                 validate: (ReceivedUpload) throws -> Void = { _ in }) async throws -> (jobs: [Job], fields: [String: String]) {
         let declared = try uploads.checkDeclaredLength(request)
         let reservation = try gauge.reserve()
         defer { gauge.release(reservation) }
         try checkFreeDisk(for: declared)
         let upload = try await uploads.receive(request, reservation: reservation, maxFiles: maxFiles)
+        let allowPartial: Bool
         do {
             try validate(upload)
+            allowPartial = try Self.allowsPartial(request.uri.queryParameters["partial"].map(String.init) ?? upload.fields["partial"])
         } catch {
             for file in upload.files { uploads.audio.remove(file.id) }
             throw error
         }
-        let owner = APIKeyMiddleware<BasicRequestContext>.owner(of: request, keys: configuration.apiKeys)
-        let jobs = try await queue(upload, reservation: reservation, batchID: batchID, fieldNames: fieldNames, owner: owner)
+        let jobs = try await queue(upload, reservation: reservation, batchID: batchID, fieldNames: fieldNames, owner: caller.owner,
+                                   allowPartial: allowPartial)
         return (jobs, upload.fields)
     }
 
     /// Queues the received files as jobs under the reservation their request holds; on any
     /// failure their audio is deleted and nothing is queued.
     func queue(_ upload: ReceivedUpload, reservation: QueueGauge.Reservation, batchID: String? = nil,
-               fieldNames: FieldNames = FieldNames(), owner: String? = nil) async throws -> [Job] {
+               fieldNames: FieldNames = FieldNames(), owner: String? = nil, allowPartial: Bool = false) async throws -> [Job] {
         var stored: [String] = []
         do {
             try checkFreeDisk(for: 0)
@@ -74,7 +76,7 @@ struct JobService: Sendable {
             let jobs = upload.files.map { file in
                 Job(id: file.id, batchID: batchID, filename: file.filename, bytes: file.bytes, durationS: file.durationS,
                     language: language, task: fieldNames.task, hotwords: hotwords, model: upload.fields[fieldNames.model],
-                    maxAttempts: configuration.maxAttempts, createdAt: now, owner: owner)
+                    maxAttempts: configuration.maxAttempts, createdAt: now, owner: owner, allowPartial: allowPartial)
             }
             if let sharedAudio {
                 for file in upload.files {
@@ -90,6 +92,16 @@ struct JobService: Sendable {
             for file in upload.files { uploads.audio.remove(file.id) }
             for id in stored { try? await sharedAudio?.removeAudio(id: id) }
             throw error
+        }
+    }
+
+    /// `partial=allow` (query or form field): a file that decodes only in part is transcribed as
+    /// far as it reads, with warnings; `fail` (the default) fails its job.
+    static func allowsPartial(_ value: String?) throws -> Bool {
+        switch value?.trimmingCharacters(in: .whitespaces) {
+        case nil, "", "fail": false
+        case "allow": true
+        case let other?: throw TingxieError(.invalidArgument, "partial must be allow or fail, not \"\(other.prefix(20))\"")
         }
     }
 
@@ -111,17 +123,18 @@ struct JobService: Sendable {
         return try engine.model.language(named: requested)
     }
 
-    /// The job with `id`, or a 404.
-    func job(_ id: String) async throws -> Job {
-        guard Job.isValidID(id), let job = try await store.job(id: id) else {
+    /// The job with `id` when `caller` may reach it (its own, or any for an admin key or a
+    /// server without keys); a 404 otherwise, the same as for a job that does not exist.
+    func job(_ id: String, for caller: Caller) async throws -> Job {
+        guard Job.isValidID(id), let job = try await store.job(id: id), caller.mayReach(owner: job.owner) else {
             throw TingxieError(.notFound, "no job with id \"\(id.prefix(64))\"")
         }
         return job
     }
 
-    /// Cancels a job and stops it if it is running here.
-    func cancel(_ id: String) async throws -> Job {
-        let before = try await job(id)
+    /// Cancels a job `caller` may reach and stops it if it is running here.
+    func cancel(_ id: String, for caller: Caller) async throws -> Job {
+        let before = try await job(id, for: caller)
         guard !before.status.isTerminal else {
             throw TingxieError(.jobFinished, "job \(id) has already \(before.status.rawValue); there is nothing to cancel")
         }
@@ -138,7 +151,7 @@ struct JobService: Sendable {
     func waitForResult(_ id: String, timeout: Duration) async throws -> Job {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let current = try await job(id)
+            let current = try await job(id, for: .server)
             if current.status.isTerminal { return current }
             if current.status == .queued, pool.isStopping {
                 throw TingxieError(.notReady, "the server is shutting down before job \(id) could run; try again shortly")

@@ -4,10 +4,11 @@ import TingxieCore
 import TingxieJobs
 
 /// `/v1/jobs` and `/v1/batches`: durable transcription jobs.
-struct JobsController<Context: RequestContext> {
+struct JobsController {
+    typealias Context = APIRequestContext
     let service: JobService
 
-    func addRoutes(to router: Router<Context>) {
+    func addRoutes(to router: some RouterMethods<Context>) {
         router.post("/v1/jobs", use: create)
         router.get("/v1/jobs", use: list)
         router.get("/v1/jobs/:id", use: show)
@@ -19,16 +20,16 @@ struct JobsController<Context: RequestContext> {
     }
 
     @Sendable func create(request: Request, context: Context) async throws -> Response {
-        let (jobs, _) = try await service.submit(request, maxFiles: 1)
+        let (jobs, _) = try await service.submit(request, caller: context.caller, maxFiles: 1)
         return JSONResponse.make(JobDTO(jobs[0]), status: .accepted)
     }
 
     @Sendable func show(request: Request, context: Context) async throws -> Response {
-        JSONResponse.make(JobDTO(try await service.job(context.parameters.require("id"))))
+        JSONResponse.make(JobDTO(try await service.job(context.parameters.require("id"), for: context.caller)))
     }
 
     @Sendable func cancel(request: Request, context: Context) async throws -> Response {
-        JSONResponse.make(JobDTO(try await service.cancel(context.parameters.require("id"))))
+        JSONResponse.make(JobDTO(try await service.cancel(context.parameters.require("id"), for: context.caller)))
     }
 
     @Sendable func transcript(request: Request, context: Context) async throws -> Response {
@@ -36,14 +37,14 @@ struct JobsController<Context: RequestContext> {
         guard let format = OutputFormat(rawValue: name) else {
             throw TingxieError(.invalidArgument, "unknown format \"\(name.prefix(20))\"; use json, txt, srt or vtt")
         }
-        let job = try await service.job(context.parameters.require("id"))
+        let job = try await service.job(context.parameters.require("id"), for: context.caller)
         let transcript = try await service.transcript(of: job)
-        return JSONResponse.text(format.render(transcript), contentType: format.contentType)
+        return JSONResponse.transcript(format.render(transcript), contentType: format.contentType, warnings: transcript.warnings)
     }
 
     /// The job's progress and segments as server-sent events while it runs, then the job.
     @Sendable func events(request: Request, context: Context) async throws -> Response {
-        JobEvents.response(for: try await service.job(context.parameters.require("id")), service: service)
+        JobEvents.response(for: try await service.job(context.parameters.require("id"), for: context.caller), service: service, context: context)
     }
 
     @Sendable func list(request: Request, context: Context) async throws -> Response {
@@ -57,20 +58,25 @@ struct JobsController<Context: RequestContext> {
         let limit = try query["limit"].map { try ClientNumber.integer($0, field: "limit", in: 1...500) } ?? 50
         let cursor = try query["cursor"].map { Int64(try ClientNumber.integer($0, field: "cursor (a value from next_cursor)", in: 0...Int.max)) }
         // With keys, each key holder sees only the jobs its key submitted.
-        let owner = APIKeyMiddleware<Context>.owner(of: request, keys: service.configuration.apiKeys)
+        let owner: String?
+        switch context.caller.scope {
+        case .all: owner = nil
+        case .owner(let mine): owner = mine
+        case .none: return JSONResponse.make(ListDTO(jobs: [], nextCursor: nil))
+        }
         let page = try await service.store.list(status: status, limit: limit, cursor: cursor, owner: owner)
         return JSONResponse.make(ListDTO(jobs: page.jobs.map(JobDTO.init), nextCursor: page.nextCursor.map(String.init)))
     }
 
     @Sendable func createBatch(request: Request, context: Context) async throws -> Response {
         let batchID = Job.newID()
-        let (jobs, _) = try await service.submit(request, maxFiles: service.configuration.maxBatchFiles, batchID: batchID)
+        let (jobs, _) = try await service.submit(request, caller: context.caller, maxFiles: service.configuration.maxBatchFiles, batchID: batchID)
         return JSONResponse.make(BatchDTO(id: batchID, jobs: jobs), status: .accepted)
     }
 
     @Sendable func showBatch(request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("id")
-        let jobs = Job.isValidID(id) ? try await service.store.jobs(batchID: id) : []
+        let jobs = Job.isValidID(id) ? try await service.store.jobs(batchID: id).filter { context.caller.mayReach(owner: $0.owner) } : []
         guard !jobs.isEmpty else { throw TingxieError(.notFound, "no batch with id \"\(id.prefix(64))\"") }
         return JSONResponse.make(BatchDTO(id: id, jobs: jobs))
     }

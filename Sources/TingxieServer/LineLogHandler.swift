@@ -2,42 +2,107 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Where the server's log lines go: standard error, written with `write(2)` so that a reader
-/// that went away (`tingxie serve | collector`, the collector restarting) costs a dropped line,
-/// counted, and never the process. SIGPIPE must be ignored (`ignoreBrokenPipes()`), as `serve` does.
+/// Where the server's log lines go: standard error, through a bounded queue that one thread
+/// drains with `write(2)`. Logging never waits for the reader: while it stalls (a full pipe,
+/// a FIFO nobody reads) lines beyond the queue are dropped and counted, and a reader that went
+/// away costs the lines, never the process. SIGPIPE must be ignored (`ignoreBrokenPipes()`),
+/// as `serve` does.
 public enum LogOutput {
-    private static let lock = Mutex(())
+    private static let queue = LineQueue(capacity: 2048)
     private static let dropped = Atomic<Int>(0)
 
-    /// Lines that could not be written (no reader, a full disk), for `/metrics`.
+    /// Lines that could not be written (the reader stalled or left, a full disk), for `/metrics`.
     public static var droppedLines: Int { dropped.load(ordering: .relaxed) }
 
-    /// Keeps writes to a closed pipe from ending the process; they fail with EPIPE instead.
+    /// Keeps writes to a closed pipe from ending the process; they fail with EPIPE instead, and
+    /// writes what is still queued when the process exits.
     public static func ignoreBrokenPipes() {
         signal(SIGPIPE, SIG_IGN)
+        atexit { LogOutput.flush(within: 1) }
     }
 
-    /// Writes one line (a newline is added), whole or not at all as far as this process can tell.
+    /// Queues one line (a newline is added); drops it, counted, when the queue is full.
     public static func write(_ line: String) {
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
-        let written = lock.withLock { _ in
-            bytes.withUnsafeBytes { buffer -> Bool in
-                var offset = 0
-                while offset < buffer.count {
-                    let result = Glibc.write(STDERR_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
-                    if result > 0 {
-                        offset += result
-                    } else if result < 0 && errno == EINTR {
-                        continue
-                    } else {
-                        return false
-                    }
-                }
-                return true
-            }
+        if !queue.offer(bytes) { dropped.add(1, ordering: .relaxed) }
+    }
+
+    /// Waits until the queued lines are written, for at most `seconds`.
+    public static func flush(within seconds: Double) {
+        queue.waitUntilEmpty(within: seconds)
+    }
+
+    fileprivate static func countDropped() { dropped.add(1, ordering: .relaxed) }
+}
+
+/// Lines waiting for standard error, and the thread that writes them.
+private final class LineQueue: @unchecked Sendable {
+    // Every field below is read and written with `condition` held.
+    private let condition = NSCondition()
+    private var lines: [[UInt8]] = []
+    private var writing = false
+    private var writer: Thread?
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func offer(_ line: [UInt8]) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard lines.count < capacity else { return false }
+        lines.append(line)
+        if writer == nil {
+            let thread = Thread { [unowned self] in self.drain() }
+            thread.name = "tingxie-log"
+            writer = thread
+            thread.start()
         }
-        if !written { dropped.add(1, ordering: .relaxed) }
+        condition.broadcast()
+        return true
+    }
+
+    func waitUntilEmpty(within seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        condition.lock()
+        defer { condition.unlock() }
+        while !lines.isEmpty || writing {
+            guard condition.wait(until: deadline) else { return }
+        }
+    }
+
+    private func drain() {
+        while true {
+            condition.lock()
+            while lines.isEmpty { condition.wait() }
+            let batch = lines
+            lines.removeAll(keepingCapacity: true)
+            writing = true
+            condition.unlock()
+            for line in batch where !Self.writeAll(line) { LogOutput.countDropped() }
+            condition.lock()
+            writing = false
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Writes one line whole, or reports that it could not.
+    private static func writeAll(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { buffer -> Bool in
+            var offset = 0
+            while offset < buffer.count {
+                let result = Glibc.write(STDERR_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
+                if result > 0 {
+                    offset += result
+                } else if result < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return false
+                }
+            }
+            return true
+        }
     }
 }
 

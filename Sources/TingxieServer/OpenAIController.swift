@@ -8,19 +8,20 @@ import TingxiePipeline
 /// OpenAI-compatible `POST /v1/audio/transcriptions` and `/v1/audio/translations`: synchronous
 /// for the client, but run as a durable job through the same queue, limits and workers as every
 /// other upload.
-struct OpenAIController<Context: RequestContext> {
+struct OpenAIController {
+    typealias Context = APIRequestContext
     let service: JobService
 
     enum ResponseFormat: String { case json, text, srt, vtt, verboseJSON = "verbose_json" }
 
-    func addRoutes(to router: Router<Context>) {
-        router.post("/v1/audio/transcriptions") { request, _ in try await answer(request, task: .transcribe) }
-        router.post("/v1/audio/translations") { request, _ in try await answer(request, task: .translate) }
+    func addRoutes(to router: some RouterMethods<Context>) {
+        router.post("/v1/audio/transcriptions") { request, context in try await answer(request, context: context, task: .transcribe) }
+        router.post("/v1/audio/translations") { request, context in try await answer(request, context: context, task: .translate) }
     }
 
     /// Transcribes or translates the uploaded file. A request that names no language has it
     /// detected where the model can; a translation always has it detected.
-    func answer(_ request: Request, task: RecognitionOptions.Task) async throws -> Response {
+    func answer(_ request: Request, context: Context, task: RecognitionOptions.Task) async throws -> Response {
         if task == .translate {
             // Before the upload is read: no model change can make this request succeed.
             try service.engine.model.check(RecognitionOptions(task: .translate))
@@ -31,7 +32,7 @@ struct OpenAIController<Context: RequestContext> {
         let fieldNames = JobService.FieldNames(hotwords: "prompt", hotwordsArePrompt: true,
                                                language: task == .translate ? "" : "language",
                                                detectsOmittedLanguage: true, task: task)
-        let (jobs, fields) = try await service.submit(request, maxFiles: 1, fieldNames: fieldNames) { upload in
+        let (jobs, fields) = try await service.submit(request, caller: context.caller, maxFiles: 1, fieldNames: fieldNames) { upload in
             let name = upload.fields["response_format"].map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             guard let requested = ResponseFormat(rawValue: name.isEmpty ? "json" : name) else {
                 throw TingxieError(.invalidArgument, "response_format \"\(name.prefix(20))\" is not one of json, text, srt, verbose_json, vtt")
@@ -54,13 +55,14 @@ struct OpenAIController<Context: RequestContext> {
             }
         }
         let job = jobs[0]
-        if streaming { return events(for: job) }
+        if streaming { return events(for: job, context: context) }
         let finished: Job
         do {
-            finished = try await service.waitForResult(job.id, timeout: service.configuration.workers.timeout(for: job) + .seconds(600))
+            let timeout = service.configuration.workers.timeout(for: job) + .seconds(600)
+            finished = try await context.whileClientStays { [service] in try await service.waitForResult(job.id, timeout: timeout) }
         } catch {
-            // The client gave up or the wait timed out: nobody will collect this result.
-            _ = try? await service.cancel(job.id)
+            // The client left or the wait timed out: nobody will collect this result.
+            _ = try? await service.cancel(job.id, for: .server)
             throw error
         }
         if finished.status == .failed, let error = finished.error {
@@ -74,7 +76,7 @@ struct OpenAIController<Context: RequestContext> {
     /// for each segment as soon as a worker has recognised it (a long file streams while it is
     /// transcribed), then `transcript.text.done` with the whole text. A failure is an event
     /// with `error`; a client that goes away cancels the job.
-    private func events(for job: Job) -> Response {
+    private func events(for job: Job, context: Context) -> Response {
         let service = service
         // Deltas are joined as the whole text is: without spaces in Chinese, Japanese and Korean.
         let spoken = job.language.flatMap { $0 == ModelInfo.detect ? nil : $0 }
@@ -82,16 +84,19 @@ struct OpenAIController<Context: RequestContext> {
             var sent = 0
             var events: [any Encodable] = []
             do {
-                let (_, transcript) = try await service.follow(job.id, timeout: service.configuration.workers.timeout(for: job) + .seconds(600)) { current, segments in
-                    for segment in segments {
-                        let separator = TranscriptionPipeline.separator(before: segment.text, language: spoken, task: job.task)
-                        events.append(TextEvent(type: "transcript.text.delta", delta: (sent > 0 ? separator : "") + segment.text))
-                        sent += 1
+                let (_, transcript) = try await context.watchingDeparture { watcher in
+                    try await service.follow(job.id, timeout: service.configuration.workers.timeout(for: job) + .seconds(600)) { current, segments in
+                        if watcher.hasLeft { throw ClientLeft() }
+                        for segment in segments {
+                            let separator = TranscriptionPipeline.separator(before: segment.text, language: spoken, task: job.task)
+                            events.append(TextEvent(type: "transcript.text.delta", delta: (sent > 0 ? separator : "") + segment.text))
+                            sent += 1
+                        }
+                        // A failed or canceled job: its error comes from the transcript it lacks.
+                        if current.status.isTerminal, current.status != .succeeded { _ = try await service.transcript(of: current) }
+                        try await EventStream.write(events, to: &writer)
+                        events = []
                     }
-                    // A failed or canceled job: its error comes from the transcript it lacks.
-                    if current.status.isTerminal, current.status != .succeeded { _ = try await service.transcript(of: current) }
-                    try await EventStream.write(events, to: &writer)
-                    events = []
                 }
                 if let transcript { events.append(TextEvent(type: "transcript.text.done", text: transcript.text)) }
             } catch let error as TingxieError {
@@ -99,14 +104,14 @@ struct OpenAIController<Context: RequestContext> {
             } catch let error as APIError {
                 events.append(EventStream.ErrorEvent(error, style: .openAI))
             } catch {
-                // The client went away (a write failed) or the wait was cancelled.
-                _ = try? await service.cancel(job.id)
+                // The client went away (it closed, or a write failed) or the wait was cancelled.
+                _ = try? await service.cancel(job.id, for: .server)
                 throw error
             }
             do {
                 try await EventStream.write(events, to: &writer)
             } catch {
-                _ = try? await service.cancel(job.id)
+                _ = try? await service.cancel(job.id, for: .server)
                 throw error
             }
             try await writer.finish(nil)
@@ -129,13 +134,23 @@ struct OpenAIController<Context: RequestContext> {
     }
 
     private func render(_ transcript: Transcript, format: ResponseFormat, granularities: Set<String>) -> Response {
-        switch format {
-        case .json: JSONResponse.make(["text": transcript.text])
+        var response = switch format {
+        case .json: JSONResponse.make(JSONDTO(text: transcript.text, warnings: transcript.warnings))
         case .text: JSONResponse.text(transcript.text + "\n", contentType: "text/plain; charset=utf-8")
         case .srt: JSONResponse.text(OutputFormat.srt.render(transcript), contentType: OutputFormat.srt.contentType)
         case .vtt: JSONResponse.text(OutputFormat.vtt.render(transcript), contentType: OutputFormat.vtt.contentType)
         case .verboseJSON: JSONResponse.make(VerboseDTO(transcript, granularities: granularities))
         }
+        if let warnings = transcript.warnings, !warnings.isEmpty {
+            response.headers[.tingxieWarnings] = String(warnings.count)
+        }
+        return response
+    }
+
+    /// OpenAI's `json`, with what the transcript lacks when it lacks something.
+    struct JSONDTO: Encodable {
+        var text: String
+        var warnings: [String]?
     }
 }
 
@@ -168,6 +183,8 @@ struct VerboseDTO: Encodable {
     /// From the model's token timestamps; absent when the model gives none (`token_timestamps`
     /// in `/v1/models`): times are never made up.
     var words: [Word]?
+    /// What the transcript lacks (audio that could not be read), when it lacks something.
+    var warnings: [String]?
 
     init(_ transcript: Transcript, granularities: Set<String>) {
         task = (transcript.task ?? .transcribe).rawValue
@@ -175,6 +192,7 @@ struct VerboseDTO: Encodable {
         language = transcript.task == .translate ? "en" : transcript.language ?? "zh"
         duration = transcript.durationS
         text = transcript.text
+        warnings = transcript.warnings
         if granularities.isEmpty || granularities.contains("segment") {
             segments = transcript.segments.map { Segment(id: $0.id, start: $0.start, end: $0.end, text: $0.text) }
         }

@@ -38,8 +38,14 @@ public struct ServerConfiguration: Sendable {
     public var maxBatchFiles: Int
     /// Largest text field of a multipart form.
     public var maxFieldBytes: Int
-    /// Bearer keys; empty means no authentication.
+    /// Bearer keys; each sees only the jobs it submitted. Empty (with no admin keys) means no
+    /// authentication.
     public var apiKeys: [String]
+    /// Operators' bearer keys: they see every key's jobs, incidents and alerts.
+    public var adminKeys: [String]
+    /// Names clients reach the server by, besides IP addresses and `localhost` (a reverse
+    /// proxy's name, a LAN name); requests for any other host are refused.
+    public var publicHosts: [String]
     /// Origins allowed to call the API from a browser.
     public var corsOrigins: [String]
     /// Language the server transcribes (the model's).
@@ -58,6 +64,8 @@ public struct ServerConfiguration: Sendable {
     public var alertWebhook: URL?
     /// Live WebSocket streams served at once (each holds a thread while it runs).
     public var maxStreams: Int
+    /// What a stream must keep up to hold its place.
+    public var streamLimits: StreamLimits
     /// The most of a live stream's running time its partial recognitions may take (0 sends no
     /// partials, only sentences).
     public var livePartialShare: Double
@@ -67,6 +75,21 @@ public struct ServerConfiguration: Sendable {
     public var retention: Duration
     /// PEM certificate chain and private key: with them the port serves HTTPS and WSS only.
     public var tls: TLSFiles?
+
+    /// Limits that keep a stream from holding its place without using it.
+    public struct StreamLimits: Sendable {
+        /// Seconds of audio per second the client holds the stream, after `rateGrace`.
+        public var minAudioRate: Double
+        public var rateGrace: Duration
+        /// The longest a stream may last.
+        public var maxSession: Duration
+
+        public init(minAudioRate: Double = 0.5, rateGrace: Duration = .seconds(30), maxSession: Duration = .seconds(6 * 3600)) {
+            self.minAudioRate = min(10, max(0, minAudioRate))
+            self.rateGrace = rateGrace
+            self.maxSession = maxSession
+        }
+    }
 
     public struct TLSFiles: Sendable {
         public var certificateChain: URL
@@ -83,10 +106,10 @@ public struct ServerConfiguration: Sendable {
                 workers: WorkerPool.Configuration = WorkerPool.Configuration(), threadsPerWorker: Int = 1,
                 maxUploadBytes: Int = 2048 << 20, maxDurationSeconds: Double = 6 * 3600,
                 maxSyncDurationSeconds: Double = 600, queue: QueueGauge.Limits = QueueGauge.Limits(),
-                maxBatchFiles: Int = 100, maxFieldBytes: Int = 64 << 10, apiKeys: [String] = [],
-                corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60,
+                maxBatchFiles: Int = 100, maxFieldBytes: Int = 64 << 10, apiKeys: [String] = [], adminKeys: [String] = [],
+                publicHosts: [String] = [], corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60,
                 alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil,
-                maxStreams: Int = 4, livePartialShare: Double = 0.5, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30),
+                maxStreams: Int = 4, streamLimits: StreamLimits = StreamLimits(), livePartialShare: Double = 0.5, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30),
                 minFreeDiskBytes: Int = 1 << 30, retention: Duration = .seconds(30 * 86_400), tls: TLSFiles? = nil) {
         self.host = host
         self.port = port
@@ -103,6 +126,8 @@ public struct ServerConfiguration: Sendable {
         self.maxBatchFiles = maxBatchFiles
         self.maxFieldBytes = maxFieldBytes
         self.apiKeys = apiKeys
+        self.adminKeys = adminKeys
+        self.publicHosts = publicHosts
         self.corsOrigins = corsOrigins
         self.language = language
         self.maxAttempts = maxAttempts
@@ -110,6 +135,7 @@ public struct ServerConfiguration: Sendable {
         self.alerts = alerts
         self.alertWebhook = alertWebhook
         self.maxStreams = max(1, maxStreams)
+        self.streamLimits = streamLimits
         self.livePartialShare = min(1, max(0, livePartialShare))
         self.minUploadBytesPerSecond = max(0, minUploadBytesPerSecond)
         self.uploadRateGrace = uploadRateGrace
@@ -117,4 +143,13 @@ public struct ServerConfiguration: Sendable {
         self.tls = tls
         self.retention = retention
     }
+
+    /// The host names requests may carry.
+    var hostNames: HostNames { HostNames(listenHost: host, publicHosts: publicHosts) }
+
+    /// The keys the API takes.
+    var keys: APIKeyMiddleware.Keys { .init(api: apiKeys, admin: adminKeys) }
+
+    /// Whether the API asks for a key.
+    public var requiresKeys: Bool { !apiKeys.isEmpty || !adminKeys.isEmpty }
 }

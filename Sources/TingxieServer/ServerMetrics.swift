@@ -126,28 +126,18 @@ public final class ServerMetrics: Sendable {
     }
 }
 
-/// Counts requests by route (ids folded into `{id}`, unknown paths into one label, so the
-/// number of series stays bounded) and error answers by code. Sits outside the error
-/// middleware, so it sees every final status.
+/// Counts requests by the route that answered them (`/v1/jobs/{id}`; the web UI's files as
+/// `/web`, anything else as `unmatched`, so the number of series stays bounded) and error
+/// answers by code. Sits outside the error middleware, so it sees every final status.
 struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let response = try await next(request, context)
-        metrics.request(route: Self.route(request.uri.path), method: request.method.rawValue, status: response.status.code)
+        let route = context.endpointPath ?? (response.status.code < 400 && request.method == .get ? "/web" : "unmatched")
+        metrics.request(route: route, method: request.method.rawValue, status: response.status.code)
         if response.status.code >= 400, let reason = response.headers[.tingxieError] {
             metrics.rejected(reason: reason)
         }
         return response
     }
-
-    static func route(_ path: String) -> String {
-        let route = "/" + path.split(separator: "/").map { Job.isValidID($0) ? "{id}" : String($0) }.joined(separator: "/")
-        return metricRoutes.contains(route) ? route : "unmatched"
-    }
 }
-
-/// The routes metrics are labelled with (built once, not per request).
-private let metricRoutes: Set<String> = [
-    "/", "/healthz", "/readyz", "/metrics", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/transcript", "/v1/batches",
-    "/v1/batches/{id}", "/v1/audio/transcriptions", "/v1/models", "/v1/system", "/v1/incidents", "/v1/stream",
-]

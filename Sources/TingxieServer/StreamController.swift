@@ -72,12 +72,6 @@ struct StreamController {
             .map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
-    private func authorized(_ request: Request) -> Bool {
-        let keys = service.configuration.apiKeys
-        guard !keys.isEmpty else { return true }
-        return APIKeyMiddleware<BasicWebSocketRequestContext>.matches(Array((Self.presentedKey(request) ?? "").utf8), keys.map { Array($0.utf8) })
-    }
-
     func addRoutes(to router: Router<BasicWebSocketRequestContext>) {
         for path in ["/v1/stream", "/"] {
             addRoute(RouterPath(path), to: router)
@@ -91,15 +85,15 @@ struct StreamController {
             let chosen = ["binary", "tingxie"].first(where: offered.contains)
             return .upgrade(chosen.map { [.secWebSocketProtocol: $0] } ?? [:])
         } onUpgrade: { inbound, outbound, context in
-            let keys = service.configuration.apiKeys
-            let owner = keys.isEmpty ? nil : Self.presentedKey(context.request).map(APIKeyMiddleware<BasicRequestContext>.owner(ofKey:))
-            let session = StreamSession(controller: self, outbound: outbound, logger: context.logger, owner: owner)
-            guard authorized(context.request) else {
+            let configuration = service.configuration
+            let caller = configuration.keys.caller(presenting: Self.presentedKey(context.request))
+            let session = StreamSession(controller: self, outbound: outbound, logger: context.logger, owner: caller?.owner)
+            guard caller != nil else {
                 try await session.fail(TingxieError(.unauthorized, "this server needs an API key: send Authorization: Bearer <key>, the subprotocol tingxie-key.<key>, or ?api_key=<key>"))
                 return
             }
             if let origin = context.request.headers[.origin],
-               !OriginPolicy(allowed: service.configuration.corsOrigins).allows(origin: origin, host: context.request.head.authority) {
+               !OriginPolicy(allowed: configuration.corsOrigins, hosts: configuration.hostNames).allows(origin: origin, host: context.request.head.authority) {
                 try await session.fail(TingxieError(.forbidden, "streams from the web page at \(origin.prefix(100)) are not allowed; add it with --cors-origin"))
                 return
             }
@@ -129,41 +123,76 @@ private struct StreamSession {
     let activity = Activity()
     var service: JobService { controller.service }
 
-    /// When the client last sent something, and whether the server is the one keeping it
-    /// waiting (recognition behind, the result being made), which is never the client's idling.
+    /// How the client has kept up: when audio last arrived, how much, and how long the server
+    /// itself kept the conversation waiting (recognition behind, the result being made), which
+    /// never counts against the client.
     final class Activity: Sendable {
-        private let last = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+        private let started = Activity.now()
+        private let lastAudio = Atomic<UInt64>(Activity.now())
+        private let audioMilliseconds = Atomic<Int>(0)
         private let busy = Atomic<Int>(0)
+        private let busySince = Atomic<UInt64>(0)
+        private let busyNanoseconds = Atomic<UInt64>(0)
 
-        func touch() { last.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
+        static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-        /// Runs `body` as server-side work: the idle clock does not run meanwhile.
+        /// Audio arrived: only audio resets the idle clock.
+        func heard(seconds: Double) {
+            audioMilliseconds.add(Int(seconds * 1000), ordering: .relaxed)
+            lastAudio.store(Self.now(), ordering: .relaxed)
+        }
+
+        /// Runs `body` as server-side work: the client's clocks do not run meanwhile.
         func serverWork<T>(_ body: () async throws -> T) async rethrows -> T {
-            busy.add(1, ordering: .relaxed)
+            if busy.add(1, ordering: .relaxed).newValue == 1 { busySince.store(Self.now(), ordering: .relaxed) }
             defer {
-                busy.subtract(1, ordering: .relaxed)
-                touch()
+                if busy.subtract(1, ordering: .relaxed).newValue == 0 {
+                    let now = Self.now()
+                    busyNanoseconds.add(now - busySince.load(ordering: .relaxed), ordering: .relaxed)
+                    lastAudio.store(now, ordering: .relaxed)
+                }
             }
             return try await body()
         }
 
-        func idleSeconds() -> Double {
-            guard busy.load(ordering: .relaxed) == 0 else { return 0 }
-            return Double(DispatchTime.now().uptimeNanoseconds - last.load(ordering: .relaxed)) / 1e9
+        /// The limit the client is past, if any.
+        func violation(of limits: ServerConfiguration.StreamLimits, idleTimeout: Double) -> TingxieError? {
+            guard busy.load(ordering: .relaxed) == 0 else { return nil }
+            let now = Self.now()
+            let idle = Double(now - lastAudio.load(ordering: .relaxed)) / 1e9
+            if idle >= idleTimeout {
+                return TingxieError(.requestTimeout, String(format: "no audio arrived for %.0f s; the stream is closed", idleTimeout))
+            }
+            let session = Double(now - started) / 1e9
+            if session >= limits.maxSession.seconds {
+                return TingxieError(.requestTimeout, String(format: "the stream reached this server's longest session (%.0f min, --max-stream-minutes); start a new one",
+                                                            limits.maxSession.seconds / 60))
+            }
+            let clientSeconds = session - Double(busyNanoseconds.load(ordering: .relaxed)) / 1e9
+            let audio = Double(audioMilliseconds.load(ordering: .relaxed)) / 1000
+            if clientSeconds >= limits.rateGrace.seconds, audio < limits.minAudioRate * clientSeconds {
+                return TingxieError(.requestTimeout, String(format: "audio arrived at %.2fx real time; streams must send at least %.2fx (--stream-min-rate) after the first %.0f s",
+                                                            audio / clientSeconds, limits.minAudioRate, limits.rateGrace.seconds))
+            }
+            return nil
         }
     }
 
-    /// Runs the conversation; a client that sends nothing for the idle timeout (while the
-    /// server waits for it) gets a `request_timeout` error and is closed.
+    /// Runs the conversation; a client that sends no audio for the idle timeout, too little
+    /// audio for the time it holds the stream, or stays past the longest session (while the
+    /// server waits for it) gets a `request_timeout` error saying which, and is closed.
     func runWatched(_ messages: WebSocketInboundMessageStream) async throws {
         let timeout = Double(service.configuration.idleTimeoutSeconds)
+        let limits = service.configuration.streamLimits
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await run(messages) }
             group.addTask {
-                while activity.idleSeconds() < timeout {
+                while true {
+                    if let violation = activity.violation(of: limits, idleTimeout: timeout) {
+                        return try await fail(violation)
+                    }
                     try await Task.sleep(for: .milliseconds(250))
                 }
-                try await fail(TingxieError(.requestTimeout, String(format: "nothing arrived for %.0f s; the stream is closed", timeout)))
             }
             try await group.next()
             group.cancelAll()
@@ -175,7 +204,6 @@ private struct StreamSession {
         guard case .text(let text)? = try await iterator.next() else {
             return try await fail(TingxieError(.invalidArgument, "the first message must be a JSON text message with the stream's config"))
         }
-        activity.touch()
         let config: FunASRConfig
         let matcher: HotwordMatcher?
         do {
@@ -219,13 +247,15 @@ private struct StreamSession {
         let file: FileHandle? = format == "pcm" ? nil : try audio.createPartial(for: id)
         defer { try? file?.close() }
         var ended = false
+        var framer = PCMFramer()
         receiving: while let message = try await iterator.next() {
-            activity.touch()
             switch message {
             case .binary(let buffer):
                 try budget.spend(buffer.readableBytes, or: tooLarge)
+                // Files are counted as 16-bit audio at the stream's rate.
+                activity.heard(seconds: Double(buffer.readableBytes) / Double(2 * config.sampleRate))
                 if let writer {
-                    try writer.append(Self.samples(buffer))
+                    try writer.append(framer.samples(buffer.readableBytesView))
                     guard writer.duration <= maxSeconds else {
                         throw TingxieError(.tooLarge, String(format: "the stream is longer than this server's limit of %.0f s", maxSeconds))
                     }
@@ -281,7 +311,7 @@ private struct StreamSession {
             while try await iterator.next() != nil {}
             if !answered.value.load(ordering: .relaxed) {
                 logger.info("stream client left before its result; job canceled", metadata: ["job": "\(job.id)"])
-                _ = try? await service.cancel(job.id)
+                _ = try? await service.cancel(job.id, for: .server)
                 group.cancelAll()
             }
         }
@@ -342,14 +372,16 @@ private struct StreamSession {
                 group.cancelAll()
             }
             var ended = false
+            var framer = PCMFramer()
             do {
                 receiving: while let message = try await iterator.next() {
-                    activity.touch()
                     switch message {
                     case .binary(let buffer):
                         try budget.spend(buffer.readableBytes, or: tooLarge)
                         // Waits while recognition is behind: the socket is not read meanwhile.
-                        await activity.serverWork { await source.push(Self.samples(buffer)) }
+                        let samples = framer.samples(buffer.readableBytesView)
+                        activity.heard(seconds: Double(samples.count) / Double(config.sampleRate))
+                        await activity.serverWork { await source.push(samples) }
                         guard source.pushedSeconds <= maxSeconds else {
                             throw TingxieError(.tooLarge, String(format: "the stream is longer than this server's limit of %.0f s", maxSeconds))
                         }
@@ -374,19 +406,6 @@ private struct StreamSession {
     }
 
     // MARK: Messages
-
-    /// 16-bit little-endian PCM as floats.
-    private static func samples(_ buffer: ByteBuffer) -> [Float] {
-        let bytes = buffer.readableBytesView
-        var samples = [Float](repeating: 0, count: bytes.count / 2)
-        var index = bytes.startIndex
-        for i in samples.indices {
-            let value = Int16(bitPattern: UInt16(bytes[index]) | UInt16(bytes[index + 1]) << 8)
-            samples[i] = Float(value) / 32768
-            index += 2
-        }
-        return samples
-    }
 
     /// `[[start_ms, end_ms], ...]` per token when the model times them, else for the segment.
     private static func timeSpans(_ segment: Transcript.Segment) -> [[Int]] {

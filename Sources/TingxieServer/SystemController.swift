@@ -4,22 +4,27 @@ import TingxieCore
 import TingxiePipeline
 import TingxieJobs
 
-/// Probes, the model list and the system overview.
-struct SystemController<Context: RequestContext> {
+/// Probes, metrics, the model list and the system overview.
+struct SystemController {
+    typealias Context = APIRequestContext
     let service: JobService
 
-    func addRoutes(to router: Router<Context>) {
-        addProbes(to: router)
-        router.get("/v1/models", use: models)
-        router.get("/v1/system", use: system)
-        router.get("/v1/incidents", use: incidents)
+    /// The API's part: metrics, models, the overview and incidents (behind the keys).
+    func addRoutes(to api: some RouterMethods<Context>) {
+        addMetrics(to: api)
+        api.get("/v1/models", use: models)
+        api.get("/v1/system", use: system)
+        api.get("/v1/incidents", use: incidents)
     }
 
-    /// What every role serves: liveness, readiness and metrics.
-    func addProbes(to router: Router<Context>) {
+    /// What every role serves to anyone: liveness and readiness.
+    func addProbes(to router: some RouterMethods<Context>) {
         router.get("/healthz", use: health)
         router.get("/readyz", use: ready)
-        router.get("/metrics", use: metrics)
+    }
+
+    func addMetrics(to api: some RouterMethods<Context>) {
+        api.get("/metrics", use: metrics)
     }
 
     @Sendable func metrics(request: Request, context: Context) async throws -> Response {
@@ -37,7 +42,14 @@ struct SystemController<Context: RequestContext> {
             Date().addingTimeInterval(-(try ClientNumber.duration(value, field: "since", upTo: Duration.longestParsed)).seconds)
         }
         let limit = try query["limit"].map { try ClientNumber.integer($0, field: "limit", in: 1...1000) } ?? 100
-        let incidents = try await service.store.incidents(since: since, limit: limit)
+        // A key holder sees its own jobs' incidents; an admin key (or a server without keys) all.
+        let owner: String?
+        switch context.caller.scope {
+        case .all: owner = nil
+        case .owner(let mine): owner = mine
+        case .none: return JSONResponse.text(IncidentReport.json([]), contentType: "application/json")
+        }
+        let incidents = try await service.store.incidents(since: since, limit: limit, owner: owner)
         return JSONResponse.text(IncidentReport.json(incidents), contentType: "application/json")
     }
 
@@ -50,7 +62,9 @@ struct SystemController<Context: RequestContext> {
         do {
             try await service.store.ping()
         } catch {
-            throw TingxieError(.notReady, "the job store does not answer: \(error)")
+            // Anyone may ask: the reason goes to the log, not to the client.
+            context.logger.warning("not ready: the job store does not answer", metadata: ["error": "\(error)"])
+            throw TingxieError(.notReady, "the job store does not answer")
         }
         return JSONResponse.make(["status": "ready", "model": service.engine.model.name])
     }

@@ -31,9 +31,12 @@ public struct TranscriptionEngine: JobProcessor {
             running.begin(job.id)
             defer { running.end(job.id) }
             let options = RecognitionOptions(language: job.language, task: job.task)
-            return try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), options: options, progress: progress) { [running] segment in
+            var transcript = try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), options: options,
+                                                           allowPartial: job.allowPartial, progress: progress) { [running] segment in
                 running.append(segment, to: job.id)
             }
+            transcript.warnings = transcript.warnings?.map { TingxieError.naming($0, stored: audio, as: job.filename ?? "the upload") }
+            return transcript
         } catch let error as TingxieError {
             throw error.naming(audio, as: job.filename ?? "the upload")
         }

@@ -186,9 +186,13 @@ extension TingxieError {
     /// The full path goes first (ffmpeg says `file:/…/uploads/ID.part`), so that no server path
     /// is ever shown to a client.
     func naming(_ stored: URL, as name: String) -> TingxieError {
-        TingxieError(code, message
-            .replacingOccurrences(of: "file:" + stored.path, with: name)
+        TingxieError(code, Self.naming(message, stored: stored, as: name))
+    }
+
+    /// `text` with the stored file's path and name replaced by the name the client gave it.
+    static func naming(_ text: String, stored: URL, as name: String) -> String {
+        text.replacingOccurrences(of: "file:" + stored.path, with: name)
             .replacingOccurrences(of: stored.path, with: name)
-            .replacingOccurrences(of: stored.lastPathComponent, with: name))
+            .replacingOccurrences(of: stored.lastPathComponent, with: name)
     }
 }

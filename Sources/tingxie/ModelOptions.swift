@@ -20,13 +20,26 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Pieces of one file decoded at once, each with --threads ONNX threads (transcribe; default 1).")
     var parallel: Int?
 
-    @Option(name: .long, help: "Whisper: 10 ms frames of silence after each piece, which the encoder also runs over (transcribe: default 3000, every piece fills Whisper's 30 s window, or 1000 with --merge-seconds 0; serve: default 1000, sherpa-onnx's).")
-    var tailPadding: Int?
+    @Option(name: .customLong("tail-padding"), help: "Whisper: 10 ms frames of silence after each piece, which the encoder also runs over (env TINGXIE_TAIL_PADDING; transcribe: default 3000, every piece fills Whisper's 30 s window, or 1000 with --merge-seconds 0; serve: default 1000, sherpa-onnx's).")
+    var tailPaddingFlag: Int?
 
-    @Option(name: .long, help: "Language of the audio (zh, en, ...; auto lets a multilingual Whisper detect it).")
-    var language: String = "zh"
+    @Option(name: .customLong("language"), help: "Language of the audio (env TINGXIE_LANGUAGE; zh, en, ...; auto lets a multilingual Whisper detect it; default zh).")
+    var languageFlag: String?
+
+    /// The flag, else `TINGXIE_LANGUAGE`, else `zh`.
+    var language: String { languageFlag ?? Self.environment("LANGUAGE") ?? "zh" }
+
+    /// The flag, else `TINGXIE_TAIL_PADDING` (checked by `validate`).
+    var tailPadding: Int? { tailPaddingFlag ?? Self.environment("TAIL_PADDING").flatMap { Int($0) } }
+
+    static func environment(_ name: String) -> String? {
+        ProcessInfo.processInfo.environment["TINGXIE_" + name].flatMap { $0.isEmpty ? nil : $0 }
+    }
 
     func validate() throws {
+        if tailPaddingFlag == nil, let text = Self.environment("TAIL_PADDING"), Int(text) == nil {
+            throw ValidationError("TINGXIE_TAIL_PADDING must be a whole number of frames, not \"\(text.prefix(20))\"")
+        }
         guard threads.map({ (1...256).contains($0) }) ?? true else { throw ValidationError("--threads must be between 1 and 256") }
         guard parallel.map({ (1...64).contains($0) }) ?? true else { throw ValidationError("--parallel must be between 1 and 64") }
         guard tailPadding.map({ (1...SherpaRecognizer.whisperWindowFrames).contains($0) }) ?? true else {

@@ -58,7 +58,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Longest audio POST /v1/audio/transcriptions takes, in seconds (default 600).") var maxSyncDuration: Double?
     @Option(help: "Jobs allowed to wait in the queue (default 1000).") var maxQueuedJobs: Int?
     @Option(help: "Hours of audio allowed to wait in the queue (default 100).") var maxQueuedAudioHours: Double?
-    @Option(help: "Require this bearer key (repeatable; env: comma-separated).") var apiKey: [String] = []
+    @Option(help: "Require this bearer key; each key sees only its own jobs (repeatable; env: comma-separated).") var apiKey: [String] = []
+    @Option(help: "An operator's bearer key: sees every key's jobs, incidents and alerts (repeatable; env: comma-separated).") var adminKey: [String] = []
+    @Option(help: "A host name clients reach this server by, besides IP addresses and localhost (a proxy's or LAN name); requests naming other hosts are refused (repeatable; env: comma-separated).") var publicHost: [String] = []
     @Option(help: "Allow browsers from this origin (repeatable; env: comma-separated).") var corsOrigin: [String] = []
     @Option(help: "PEM certificate chain: with --tls-key the port serves HTTPS and WSS (FunASR clients' default).") var tlsCert: String?
     @Option(help: "PEM private key for --tls-cert.") var tlsKey: String?
@@ -67,6 +69,10 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Hotwords for every request: a file with one term per line, optionally `term weight`.") var hotwordsFile: String?
     @Option(help: "Streaming model folder (streaming Paraformer or Zipformer transducer) for live text while people speak (default: paraformer-zh-streaming in the models folder when installed; `none`: the offline model re-recognises instead).") var streamingModelDir: String?
     @Option(help: "The most (0-1) of a live stream's running time its partial recognitions may take; 0 sends sentences only (default 0.5).") var livePartialShare: Double?
+    @Option(help: "Live WebSocket streams served at once (default 4).") var maxStreams: Int?
+    @Option(help: "Seconds of audio per second a stream must send once its grace has passed (default 0.5).") var streamMinRate: Double?
+    @Option(help: "Seconds before a stream's audio rate is checked (default 30).") var streamRateGrace: Double?
+    @Option(help: "Longest a live stream may last, in minutes (default 360).") var maxStreamMinutes: Double?
     @Option(help: "Log format: text or json.") var logFormat: String?
     @Option(help: "Uploads slower than this many bytes/s on average are cut off with a 408 (default 8192).") var minUploadRate: Int?
     @Option(help: "Seconds before the upload rate is checked (default 30).") var uploadRateGrace: Double?
@@ -194,10 +200,14 @@ struct ServerOptions: ParsableArguments {
                 maxQueuedSeconds: queuedHours.map { $0 * 3600 } ?? defaults.queue.maxQueuedSeconds
             ),
             apiKeys: list(apiKey, "API_KEY"),
+            adminKeys: list(adminKey, "ADMIN_KEY"),
+            publicHosts: list(publicHost, "PUBLIC_HOST"),
             corsOrigins: list(corsOrigin, "CORS_ORIGIN"),
             language: model.language,
             alerts: alerts,
             alertWebhook: webhook,
+            maxStreams: try streamCount(),
+            streamLimits: try streamLimits(),
             livePartialShare: partialShare,
             minUploadBytesPerSecond: try option(minUploadRate, "MIN_UPLOAD_RATE") ?? defaults.minUploadBytesPerSecond,
             uploadRateGrace: try option(uploadRateGrace, "UPLOAD_RATE_GRACE").map { .seconds($0) } ?? defaults.uploadRateGrace,
@@ -205,6 +215,23 @@ struct ServerOptions: ParsableArguments {
             retention: try retention(),
             tls: try tls()
         )
+    }
+
+    private func streamCount() throws -> Int {
+        let count = try option(maxStreams, "MAX_STREAMS") ?? 4
+        guard (1...1000).contains(count) else { throw ValidationError("--max-streams must be from 1 to 1000") }
+        return count
+    }
+
+    private func streamLimits() throws -> ServerConfiguration.StreamLimits {
+        let defaults = ServerConfiguration.StreamLimits()
+        let rate = try option(streamMinRate, "STREAM_MIN_RATE") ?? defaults.minAudioRate
+        guard rate >= 0, rate <= 10 else { throw ValidationError("--stream-min-rate must be from 0 to 10") }
+        let grace = try option(streamRateGrace, "STREAM_RATE_GRACE") ?? defaults.rateGrace.seconds
+        guard grace >= 1, grace <= 3600 else { throw ValidationError("--stream-rate-grace must be from 1 to 3600 seconds") }
+        let minutes = try option(maxStreamMinutes, "MAX_STREAM_MINUTES") ?? defaults.maxSession.seconds / 60
+        guard minutes >= 1, minutes <= 7 * 24 * 60 else { throw ValidationError("--max-stream-minutes must be from 1 to 10080") }
+        return .init(minAudioRate: rate, rateGrace: .seconds(grace), maxSession: .seconds(minutes * 60))
     }
 
     private func tls() throws -> ServerConfiguration.TLSFiles? {

@@ -29,6 +29,9 @@ final class RawWebSocket {
 
     deinit { close(socket) }
 
+    /// The socket, for `poll`.
+    var descriptor: Int32 { socket }
+
     /// Sends a text or binary message, masked as clients must.
     func send(text: String) throws { try send(opcode: 1, Array(text.utf8)) }
     func send(binary: Data) throws { try send(opcode: 2, Array(binary)) }

@@ -1,0 +1,329 @@
+import Foundation
+import Testing
+import TingxieAudio
+import TingxieCore
+import TingxieJobs
+@testable import TingxieServer
+
+/// The edge as a hostile client meets it, over real HTTP on a loopback port: every route in
+/// every path spelling with and without keys, Host and Origin headers, and key holders who must
+/// not reach each other's jobs.
+@Suite struct EdgeTests {
+    /// A method and a path of every API route (`{id}` filled in by the test).
+    static let routes: [(method: String, path: String)] = [
+        ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/{id}"), ("DELETE", "/v1/jobs/{id}"),
+        ("GET", "/v1/jobs/{id}/transcript"), ("GET", "/v1/jobs/{id}/events"), ("POST", "/v1/batches"),
+        ("GET", "/v1/batches/{id}"), ("POST", "/v1/audio/transcriptions"), ("POST", "/v1/audio/translations"),
+        ("GET", "/v1/models"), ("GET", "/v1/system"), ("GET", "/v1/incidents"), ("GET", "/metrics"),
+    ]
+
+    /// Other spellings of `path` that a lenient router or a proxy might take for it.
+    static func spellings(of path: String) -> [String] {
+        let rest = path.dropFirst()
+        var spellings = ["/" + path, path + "/", path.replacingOccurrences(of: "/", with: "//"), "/./" + rest,
+                         "/x/../" + rest, path.uppercased(), "/%" + String(format: "%02x", rest.utf8.first!) + rest.dropFirst()]
+        if let slash = rest.firstIndex(of: "/") {
+            spellings.append("/" + rest[..<slash] + "//" + rest[rest.index(after: slash)...])
+            spellings.append("/" + rest[..<slash] + "/./" + rest[rest.index(after: slash)...])
+        }
+        return spellings
+    }
+
+    @Test func everySpellingOfEveryAPIRouteNeedsTheKey() async throws {
+        var configuration = ServerConfiguration(port: 0, dataDirectory: try TestData.temporaryDirectory().appendingPathComponent("data"),
+                                                workers: WorkerPool.Configuration(workers: 1, shutdownGrace: .seconds(1)))
+        configuration.apiKeys = ["key-one"]
+        try await withListeningServer(configuration: configuration) { port, _ in
+            let id = try await RawHTTP.submit(port: port, key: "key-one").id
+            var checked = 0
+            for route in Self.routes {
+                let path = route.path.replacingOccurrences(of: "{id}", with: id)
+                // The canonical spelling: no key and a wrong key are 401.
+                for key in [nil, "wrong"] as [String?] {
+                    let answer = try await RawHTTP.request(port: port, method: route.method, target: path, key: key)
+                    #expect(answer.status == 401, "\(route.method) \(path) with key \(key ?? "none"): \(answer.status) \(answer.body.prefix(200))")
+                    checked += 1
+                }
+                // Every other spelling is no path at all, with or without the key.
+                for spelling in Self.spellings(of: path) {
+                    for key in [nil, "key-one"] as [String?] {
+                        let answer = try await RawHTTP.request(port: port, method: route.method, target: spelling, key: key)
+                        #expect(answer.status == 404, "\(route.method) \(spelling) with key \(key ?? "none"): \(answer.status) \(answer.body.prefix(200))")
+                        #expect(answer.json?["error"] != nil, "\(spelling): not the API's error shape: \(answer.body.prefix(200))")
+                        checked += 1
+                    }
+                }
+            }
+            // With the key, the canonical spelling works.
+            #expect(try await RawHTTP.request(port: port, method: "GET", target: "/v1/jobs/\(id)", key: "key-one").status == 200)
+            print("edge: \(checked) route × spelling × key requests, none past the key")
+        }
+    }
+
+    @Test func hostsTheServerDoesNotAnswerToReachNothing() async throws {
+        var configuration = ServerConfiguration(port: 0, dataDirectory: try TestData.temporaryDirectory().appendingPathComponent("data"),
+                                                workers: WorkerPool.Configuration(workers: 1, shutdownGrace: .seconds(1)))
+        configuration.publicHosts = ["asr.example.lan"]
+        try await withListeningServer(configuration: configuration) { port, _ in
+            // A rebinding domain: the page's origin and the Host agree, and still nothing answers.
+            let rebound = ["Host": "evil.example:\(port)", "Origin": "http://evil.example:\(port)"]
+            for (method, path) in [("GET", "/"), ("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/healthz"), ("GET", "/app.js")] {
+                let answer = try await RawHTTP.request(port: port, method: method, target: path, headers: rebound)
+                #expect(answer.status == 421, "\(method) \(path) for evil.example: \(answer.status)")
+                #expect(answer.json?["error"] != nil)
+            }
+            // The same upload from the server's own page, under names it answers to, is taken.
+            for host in ["127.0.0.1:\(port)", "localhost:\(port)", "asr.example.lan:\(port)", "[::1]:\(port)"] {
+                let answer = try await RawHTTP.upload(port: port, headers: ["Host": host, "Origin": "http://\(host)"])
+                #expect(answer.status == 202, "upload for \(host): \(answer.status) \(answer.body.prefix(200))")
+            }
+            // Another page on this machine is not the server's own.
+            let other = try await RawHTTP.upload(port: port, headers: ["Host": "127.0.0.1:\(port)", "Origin": "http://localhost:\(port + 1)"])
+            #expect(other.status == 403)
+            // Malformed Hosts are refused too.
+            for host in ["evil.example:\(port):1", "127.0.0.1:99999", "a b", "[::1", "x@127.0.0.1"] {
+                #expect(try await RawHTTP.request(port: port, method: "GET", target: "/v1/jobs", headers: ["Host": host]).status == 421, "Host \(host)")
+            }
+            // A WebSocket upgrade for a rebinding domain is not upgraded.
+            let upgrade = try await RawHTTP.request(port: port, method: "GET", target: "/v1/stream", headers: [
+                "Host": "evil.example:\(port)", "Origin": "http://evil.example:\(port)", "Upgrade": "websocket", "Connection": "Upgrade",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
+            ])
+            #expect([400, 421].contains(upgrade.status), "not upgraded: \(upgrade.status)")
+        }
+    }
+
+    @Test func keyHoldersCannotSeeOrTouchEachOthersJobs() async throws {
+        var configuration = ServerConfiguration(port: 0, dataDirectory: try TestData.temporaryDirectory().appendingPathComponent("data"),
+                                                workers: WorkerPool.Configuration(workers: 1, shutdownGrace: .seconds(1)))
+        configuration.apiKeys = ["alice-key", "bob-key"]
+        configuration.adminKeys = ["operator-key"]
+        let failing = FakeRecognizer(failure: TingxieError(.decodeError, "the audio could not be decoded"))
+        try await withListeningServer(configuration: configuration, recognizer: failing) { port, _ in
+            let (job, batch) = try await RawHTTP.submit(port: port, key: "alice-key", batch: true)
+            // Alice's job fails, which records an incident naming it.
+            for _ in 0..<200 {
+                let status = try await RawHTTP.request(port: port, method: "GET", target: "/v1/jobs/\(job)", key: "alice-key").json?["status"] as? String
+                if status == "failed" { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            for (method, path) in [("GET", "/v1/jobs/\(job)"), ("GET", "/v1/jobs/\(job)/transcript"), ("GET", "/v1/jobs/\(job)/events"),
+                                   ("DELETE", "/v1/jobs/\(job)"), ("GET", "/v1/batches/\(batch!)")] {
+                let bob = try await RawHTTP.request(port: port, method: method, target: path, key: "bob-key")
+                #expect(bob.status == 404, "bob: \(method) \(path): \(bob.status)")
+                let alice = try await RawHTTP.request(port: port, method: method, target: path, key: "alice-key")
+                #expect(alice.status != 404, "alice: \(method) \(path): \(alice.status)")
+            }
+            let bobsList = try await RawHTTP.request(port: port, method: "GET", target: "/v1/jobs", key: "bob-key").json?["jobs"] as? [Any]
+            #expect(bobsList?.isEmpty == true)
+            func incidentJobs(_ key: String) async throws -> [String] {
+                let answer = try await RawHTTP.request(port: port, method: "GET", target: "/v1/incidents", key: key)
+                return (answer.json?["incidents"] as? [[String: Any]] ?? []).compactMap { $0["job_id"] as? String }
+            }
+            #expect(try await incidentJobs("alice-key") == [job])
+            #expect(try await incidentJobs("bob-key").isEmpty)
+            #expect(try await incidentJobs("operator-key") == [job])
+            // The operator reaches every job.
+            #expect(try await RawHTTP.request(port: port, method: "GET", target: "/v1/jobs/\(job)", key: "operator-key").status == 200)
+        }
+    }
+}
+
+extension EdgeTests {
+    /// A FLAC cut to a third of its bytes: the job fails saying how much was readable; with
+    /// `partial=allow` it succeeds with that part, and says so in every format and an incident.
+    @Test(.enabled(if: TestData.corpus != nil, TestData.skipReason))
+    func aTruncatedUploadFailsItsJobUnlessPartialAudioIsAllowed() async throws {
+        let corpus = try #require(TestData.corpus)
+        let whole = try Data(contentsOf: corpus.appendingPathComponent("formats/003.flac"))
+        let cut = whole.prefix(whole.count / 3)
+        try await withTestServer { client, _ in
+            let failing = try await client.post("/v1/jobs", parts: [.file(cut, filename: "cut.flac")])
+            #expect(failing.status == .accepted)
+            let failed = try await client.waitUntilFinished(try #require(failing.json["id"] as? String))
+            let error = failed["error"] as? [String: Any]
+            #expect(failed["status"] as? String == "failed")
+            #expect(error?["code"] as? String == "audio_truncated")
+            #expect((error?["message"] as? String ?? "").contains("of the 5.0 s"), "\(String(describing: error))")
+
+            #expect(try await client.post("/v1/jobs?partial=maybe", parts: [.file(cut, filename: "cut.flac")]).status == .badRequest)
+            let allowed = try await client.post("/v1/jobs?partial=allow", parts: [.file(cut, filename: "cut.flac")])
+            let id = try #require(allowed.json["id"] as? String)
+            #expect(try await client.waitUntilFinished(id)["status"] as? String == "succeeded")
+            for format in ["json", "txt", "srt", "vtt"] {
+                let transcript = try await client.get("/v1/jobs/\(id)/transcript?format=\(format)")
+                #expect(transcript.headers[.init("X-Tingxie-Warnings")!] == "1", "\(format)")
+                if format == "json" { #expect((transcript.json["warnings"] as? [String])?.first?.contains("ends after") == true) }
+                if format == "vtt" { #expect(transcript.text.contains("NOTE cut.flac: the audio ends after")) }
+            }
+            let incidents = try await client.get("/v1/incidents").json["incidents"] as? [[String: Any]] ?? []
+            #expect(incidents.contains { $0["job_id"] as? String == id && $0["cause"] as? String == "partial_audio" })
+        }
+    }
+
+    /// FunASR's client sends `60 ms × chunk_size[1] / chunk_interval` of audio per message: 1371
+    /// bytes for `chunk_interval` 7, an odd number. Every sample must come out as from one message.
+    @Test func oddSizedPCMMessagesGiveTheSameSamples() {
+        let samples = (0..<47_965).map { Int16(truncatingIfNeeded: $0 &* 7919) }
+        let bytes = samples.flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) }
+        var whole = PCMFramer()
+        let expected = whole.samples(bytes)
+        for size in [1371, 1, 3, 4097] {
+            var framer = PCMFramer()
+            var received: [Float] = []
+            var offset = 0
+            while offset < bytes.count {
+                received += framer.samples(bytes[offset..<min(bytes.count, offset + size)])
+                offset += size
+            }
+            let wrong = zip(received, expected).filter { $0 != $1 }.count + abs(received.count - expected.count)
+            print("PCM in \(size)-byte messages: \(wrong) of \(expected.count) samples wrong")
+            #expect(wrong == 0)
+        }
+        #expect(expected.count == samples.count)
+    }
+
+    /// Streams that hold their place without sending audio are closed, saying which limit they
+    /// broke, and their places go to the next clients.
+    @Test func tricklingStreamsAreClosedAndTheirPlacesFreed() async throws {
+        var configuration = ServerConfiguration(port: 0, dataDirectory: try TestData.temporaryDirectory().appendingPathComponent("data"),
+                                                workers: WorkerPool.Configuration(workers: 1, shutdownGrace: .seconds(1)))
+        configuration.maxStreams = 2
+        configuration.streamLimits = .init(minAudioRate: 0.5, rateGrace: .seconds(2), maxSession: .seconds(3600))
+        try await withListeningServer(configuration: configuration) { port, _ in
+            let closed = try await onOwnThread { () -> [String] in
+                let config = #"{"mode": "2pass", "wav_name": "trickle", "is_speaking": true}"#
+                let sockets = try (0..<2).map { _ in try RawWebSocket(port: port, timeout: 10) }
+                for socket in sockets { try socket.send(text: config) }
+                // Each takes its place once upgraded, a moment after the 101.
+                Thread.sleep(forTimeInterval: 0.3)
+                // While they trickle (2 bytes every 200 ms: 0.0003x real time), a third is refused.
+                let third = try RawWebSocket(port: port, timeout: 10)
+                try third.send(text: config)
+                let refusal = try third.nextText() ?? ""
+                #expect(refusal.contains("queue_full"), "\(refusal)")
+                let started = Date()
+                var messages: [String] = []
+                for socket in sockets {
+                    var message: String?
+                    for _ in 0..<40 where message == nil {
+                        try socket.send(binary: Data([0, 0]))
+                        Thread.sleep(forTimeInterval: 0.2)
+                        // The watchdog's message arrives once the rate is checked.
+                        var ready = pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0)
+                        if poll(&ready, 1, 0) > 0 { message = try socket.nextText() }
+                    }
+                    messages.append(message ?? "")
+                }
+                print(String(format: "2 trickling streams closed after %.1f s", Date().timeIntervalSince(started)))
+                return messages
+            }
+            for message in closed {
+                #expect(message.contains("request_timeout") && message.contains("--stream-min-rate"), "\(message)")
+            }
+            // Their places are free again.
+            try await onOwnThread {
+                let next = try RawWebSocket(port: port, timeout: 10)
+                try next.send(text: #"{"mode": "offline", "wav_name": "next", "is_speaking": true}"#)
+                try next.send(text: #"{"is_speaking": false}"#)
+                let answer = try next.nextText() ?? ""
+                #expect(!answer.contains("queue_full"), "\(answer)")
+            }
+        }
+    }
+}
+
+/// Runs blocking client code on a new thread, leaving every pool to the server under test.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// Plain HTTP/1.1 over a socket, the request target sent exactly as given (curl's --path-as-is).
+enum RawHTTP {
+    struct Answer {
+        var status: Int
+        var body: String
+        var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] }
+    }
+
+    /// On a thread of its own: neither the cooperative pool nor the shared thread pool, which
+    /// the server under test needs.
+    static func request(port: Int, method: String, target: String, key: String? = nil, headers: [String: String] = [:],
+                        body: Data = Data(), contentType: String? = nil) async throws -> Answer {
+        try await onOwnThread { try blockingRequest(port: port, method: method, target: target, key: key, headers: headers, body: body, contentType: contentType) }
+    }
+
+    static func blockingRequest(port: Int, method: String, target: String, key: String?, headers: [String: String],
+                                body: Data, contentType: String?) throws -> Answer {
+        var head = "\(method) \(target) HTTP/1.1\r\n"
+        var fields = ["Host": "127.0.0.1:\(port)", "Connection": "close", "Content-Length": String(body.count)]
+        if let key { fields["Authorization"] = "Bearer \(key)" }
+        if let contentType { fields["Content-Type"] = contentType }
+        fields.merge(headers) { $1 }
+        if fields["Upgrade"] != nil { fields["Content-Length"] = nil }
+        for (name, value) in fields.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+        let socket = try loopbackSocket(port: port)
+        defer { close(socket) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array((head + "\r\n").utf8) + Array(body)
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { break }
+            sent += count
+        }
+        // An upgrade or an event stream does not end: the head and what came with it suffice.
+        let open = fields["Upgrade"] != nil || target.hasSuffix("/events")
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while received.count < 4 << 20 {
+            let count = recv(socket, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            received += buffer[..<count]
+            if open, let text = String(bytes: received, encoding: .utf8), text.contains("\r\n\r\n") { break }
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        let statusLine = text.split(separator: "\r\n", maxSplits: 1).first ?? ""
+        let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        var payload = parts.count > 1 ? parts.dropFirst().joined(separator: "\r\n\r\n") : ""
+        if text.lowercased().contains("transfer-encoding: chunked") { payload = dechunked(payload) }
+        return Answer(status: status, body: payload)
+    }
+
+    /// The body of a chunked response.
+    static func dechunked(_ text: String) -> String {
+        var rest = Substring(text)
+        var body = ""
+        while let line = rest.range(of: "\r\n"), let size = Int(rest[..<line.lowerBound], radix: 16), size > 0 {
+            let start = line.upperBound
+            let end = rest.utf8.index(start, offsetBy: size, limitedBy: rest.utf8.endIndex) ?? rest.endIndex
+            body += rest[start..<end]
+            rest = rest[end...].dropFirst(2)
+        }
+        return body
+    }
+
+    /// POSTs a short WAV to `/v1/jobs` (or `/v1/batches`).
+    static func upload(port: Int, key: String? = nil, batch: Bool = false, headers: [String: String] = [:]) async throws -> Answer {
+        var body = Data()
+        var multipart = Upload.multipart([.file(Upload.wav())])
+        body.append(contentsOf: multipart.readBytes(length: multipart.readableBytes) ?? [])
+        return try await request(port: port, method: "POST", target: batch ? "/v1/batches" : "/v1/jobs", key: key, headers: headers,
+                           body: body, contentType: "multipart/form-data; boundary=\(Upload.boundary)")
+    }
+
+    /// Submits a job (in a batch of its own with `batch`) and returns its id and the batch's.
+    static func submit(port: Int, key: String, batch: Bool = false) async throws -> (id: String, batch: String?) {
+        let answer = try await upload(port: port, key: key, batch: batch)
+        guard answer.status == 202 else { throw TingxieError(.internalError, "upload: \(answer.status) \(answer.body)") }
+        if batch {
+            let jobs = answer.json?["jobs"] as? [[String: Any]]
+            return (jobs?.first?["id"] as? String ?? "", answer.json?["id"] as? String)
+        }
+        return (answer.json?["id"] as? String ?? "", nil)
+    }
+}
