@@ -138,14 +138,14 @@ public final class FFmpegSource: AudioSource {
         let process = try Subprocess(executable: "ffprobe", arguments: [
             "-hide_banner", "-v", "warning",
             "-protocol_whitelist", "file", "-format_whitelist", allowedDemuxers.joined(separator: ","),
-            "-show_entries", "format=format_name,duration:stream=codec_type,codec_name,sample_rate,channels",
+            "-show_entries", "format=format_name,duration:stream=codec_type,codec_name,sample_rate,channels,duration",
             "-of", "json", "file:" + url.path,
         ], limits: probeLimits, environment: Subprocess.minimalEnvironment)
         let output = try process.readAll(limit: 1 << 20)
         let status = process.wait()
         struct Output: Decodable {
             struct Format: Decodable { var format_name: String?; var duration: String? }
-            struct Stream: Decodable { var codec_type: String?; var codec_name: String?; var sample_rate: String?; var channels: Int? }
+            struct Stream: Decodable { var codec_type: String?; var codec_name: String?; var sample_rate: String?; var channels: Int?; var duration: String? }
             var format: Format?
             var streams: [Stream]?
         }
@@ -160,7 +160,8 @@ public final class FFmpegSource: AudioSource {
         return AudioProbe(
             container: container,
             codec: audio.codec_name ?? "unknown",
-            duration: parsed.format?.duration.flatMap(Double.init).flatMap { $0.isFinite && $0 > 0 ? $0 : nil },
+            // The audio stream's own length where it has one (a video's audio may be shorter than the video).
+            duration: (audio.duration ?? parsed.format?.duration).flatMap(Double.init).flatMap { $0.isFinite && $0 > 0 ? $0 : nil },
             durationIsEstimate: process.errorText.contains("Estimating duration from bitrate"),
             sampleRate: audio.sample_rate.flatMap(Int.init),
             channels: audio.channels

@@ -45,6 +45,15 @@ public struct AudioStore: Sendable {
     }
 
     /// Bytes free on the data folder's file system.
+    /// Bytes of audio in the folder: complete files and uploads arriving.
+    public func storedBytes() -> Int {
+        let files = FileManager.default
+        return [audio, uploads].reduce(0) { total, folder in
+            let names = (try? files.contentsOfDirectory(at: folder, includingPropertiesForKeys: [.fileSizeKey])) ?? []
+            return total + names.reduce(0) { $0 + ((try? $1.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0) }
+        }
+    }
+
     public func freeBytes() -> Int? {
         var stats = statvfs()
         guard statvfs(directory.path, &stats) == 0 else { return nil }

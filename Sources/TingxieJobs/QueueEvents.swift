@@ -4,6 +4,8 @@ public enum QueueEvent: Sendable, Equatable {
     case queued
     /// A job was canceled; whichever node runs it stops it.
     case canceled(id: String)
+    /// A job ended (succeeded, or failed for good); whoever waits for it looks.
+    case ended(id: String)
 }
 
 /// A store that pushes `QueueEvent`s to its observers as they happen, on any node.

@@ -13,4 +13,6 @@ public protocol SharedAudio: Sendable {
     func loadAudio(id: String, to url: URL) async throws -> Bool
     /// Deletes the audio of job `id` (a job that was never queued).
     func removeAudio(id: String) async throws
+    /// Bytes of audio the store holds for jobs not yet run.
+    func storedAudioBytes() async throws -> Int
 }

@@ -349,8 +349,14 @@ public final class WorkerPool: Service {
         if let ended = await settle(claimed, owner: owner, outcome: outcome, reason: handle.reason, timeout: timeout, log: log) {
             observer(.finished(claimed, ended, try? outcome.get(), running: .now - started))
         }
-        // The shared store keeps the audio for whoever runs the job next.
-        if sharedAudio != nil { audio.remove(claimed.id) }
+        // The shared store keeps the audio for whoever runs the job next; a later run of the
+        // same job on this node (after this one lost its lease) keeps its copy.
+        if sharedAudio != nil, !runsAgain(claimed.id, besides: owner) { audio.remove(claimed.id) }
+    }
+
+    /// Whether another claim of job `id` than `owner`'s runs in this pool now.
+    private func runsAgain(_ id: String, besides owner: String) -> Bool {
+        running.withLock { $0.contains { $0.key != owner && $0.value.job == id } }
     }
 
     /// The job's audio as a local file: this node's copy, else one fetched from the shared store.

@@ -27,7 +27,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
     private let logger: Logger
     private let migrated = Mutex(false)
     private let observers = Mutex<[@Sendable (QueueEvent) -> Void]>([])
-    /// The channel of `NOTIFY`: `queued`, or `cancel:<id>`.
+    /// The channel of `NOTIFY`: `queued`, `cancel:<id>` or `ended:<id>`.
     private static let channel = "tingxie_events"
 
     /// - Parameters:
@@ -77,7 +77,13 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
                         self.publish(.queued)
                         for try await notification in notifications {
                             let payload = notification.payload
-                            self.publish(payload.hasPrefix("cancel:") ? .canceled(id: String(payload.dropFirst(7))) : .queued)
+                            if payload.hasPrefix("cancel:") {
+                                self.publish(.canceled(id: String(payload.dropFirst(7))))
+                            } else if payload.hasPrefix("ended:") {
+                                self.publish(.ended(id: String(payload.dropFirst(6))))
+                            } else {
+                                self.publish(.queued)
+                            }
                         }
                     }
                 }
@@ -153,6 +159,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
             if let warnings = transcript.warnings, !warnings.isEmpty {
                 try await self.recordFailure(db, jobID: id, cause: .partialAudio, message: warnings.joined(separator: "; "))
             }
+            try await db.query("SELECT pg_notify(\(Self.channel), \("ended:" + id))", logger: self.logger)
             try await self.deleteAudio(db, jobID: id)
             return true
         }
@@ -178,6 +185,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
                 """, logger: self.logger).collect()
             guard failed.count == 1 else { return false }
             try await self.recordFailure(db, jobID: id, cause: Incident.Cause(error), message: error.message)
+            try await db.query("SELECT pg_notify(\(Self.channel), \("ended:" + id))", logger: self.logger)
             try await self.deleteAudio(db, jobID: id)
             return true
         }
@@ -280,6 +288,13 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
 
     /// Chunks of 1 MiB: one is all a node holds in memory while audio moves.
     private static let chunkBytes = 1 << 20
+
+    public func storedAudioBytes() async throws -> Int {
+        try await read { db in
+            try await db.query("SELECT coalesce(sum(octet_length(data)), 0)::int8 FROM audio_chunks", logger: self.logger)
+                .collect().first?.decode(Int.self) ?? 0
+        }
+    }
 
     public func storeAudio(id: String, from url: URL) async throws {
         guard let file = FileHandle(forReadingAtPath: url.path) else {

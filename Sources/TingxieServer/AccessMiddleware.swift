@@ -119,15 +119,16 @@ struct APIKeyMiddleware: RouterMiddleware {
     }
 
     /// Compares against every key, each in time that depends only on the lengths, so the
-    /// answer's timing does not reveal how much of a key was right.
+    /// answer's timing does not reveal how much of a key was right. A key matches only a
+    /// candidate of its own length (a key with bytes appended is not the key).
     static func matches(_ candidate: [UInt8], _ keys: [[UInt8]]) -> Bool {
         var found = false
         for key in keys {
-            var difference = UInt8(truncatingIfNeeded: key.count ^ candidate.count)
+            var difference: UInt8 = 0
             for index in 0..<key.count {
                 difference |= key[index] ^ (index < candidate.count ? candidate[index] : 0)
             }
-            found = found || difference == 0
+            found = found || (difference == 0 && key.count == candidate.count)
         }
         return found
     }

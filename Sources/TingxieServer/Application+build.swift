@@ -117,15 +117,27 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
     )
     let engine = try TranscriptionEngine(pipeline: pipeline, lexicon: recognition.lexicon, serverHotwords: recognition.hotwords)
     let metrics = ServerMetrics()
+    // Those who wait for a job hear of it as it changes: a segment, its start and end, here or elsewhere.
+    let signals = JobSignals()
+    engine.running.observe { signals.notify($0) }
     // With PostgreSQL, audio travels through the database unless every node shares --audio-dir.
     let sharedAudio = configuration.audioDirectory == nil ? store as? any SharedAudio : nil
     let pool = WorkerPool(store: store, processor: engine, audio: audio, sharedAudio: sharedAudio,
-                          configuration: configuration.workers, logger: logger, observer: metrics.observe)
-    // Another node's upload wakes this node's idle workers; another node's cancel stops the job here.
+                          configuration: configuration.workers, logger: logger) { event in
+        metrics.observe(event)
+        switch event {
+        case .started(let job), .finished(let job, _, _, _): signals.notify(job.id)
+        }
+    }
+    // Another node's upload wakes this node's idle workers; another node's cancel stops the job
+    // here; a job's end on any node wakes those who wait for it here.
     (store as? any QueueEvents)?.observe { [weak pool] event in
         switch event {
         case .queued: pool?.wake()
-        case .canceled(let id): pool?.stopCanceled(id: id)
+        case .canceled(let id):
+            pool?.stopCanceled(id: id)
+            signals.notify(id)
+        case .ended(let id): signals.notify(id)
         }
     }
     let monitor = ResourceMonitor(store: store, pool: pool, source: resources, thresholds: configuration.alerts,
@@ -140,7 +152,7 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
     let service = JobService(
         configuration: configuration, store: store, gauge: gauge, sharedAudio: sharedAudio, nodes: nodes, pool: pool,
         uploads: UploadReceiver(audio: audio, gauge: gauge, configuration: configuration, threadPool: .singleton),
-        engine: engine, metrics: metrics, monitor: monitor
+        engine: engine, metrics: metrics, monitor: monitor, signals: signals, followers: BoundedCount(limit: configuration.maxFollowers)
     )
     let router = role == .server ? buildRouter(service: service) : buildWorkerRouter(service: service)
     let streamPool = NIOThreadPool(numberOfThreads: role == .server ? configuration.maxStreams : 1)

@@ -1,6 +1,6 @@
 import Hummingbird
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 import TingxieCore
 
 /// Notices a client that leaves while its request is answered: it closed its side of the
@@ -9,7 +9,13 @@ import TingxieCore
 final class DepartureWatcher: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
 
-    private let state = NIOLockedValueBox<(left: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private struct State {
+        var left = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var onLeave: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed { clientLeft() }
@@ -22,21 +28,31 @@ final class DepartureWatcher: ChannelInboundHandler, RemovableChannelHandler, Se
     }
 
     private func clientLeft() {
-        let waiter = state.withLockedValue { state in
-            state.left = true
-            defer { state.waiter = nil }
-            return state.waiter
+        let taken = state.withLock { state in
+            let taken = state
+            state = State(left: true)
+            return taken
         }
-        waiter?.resume()
+        taken.waiter?.resume()
+        taken.onLeave?()
     }
 
-    var hasLeft: Bool { state.withLockedValue { $0.left } }
+    /// Runs `action` when the client leaves (at once if it has).
+    func onLeave(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state in
+            if !state.left { state.onLeave = action }
+            return state.left
+        }
+        if now { action() }
+    }
+
+    var hasLeft: Bool { state.withLock { $0.left } }
 
     /// Returns when the client has left; never, while it stays (cancel the task to stop waiting).
     func departure() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let resumeNow = state.withLockedValue { state in
+                let resumeNow = state.withLock { state in
                     guard !state.left, !Task.isCancelled else { return true }
                     state.waiter = continuation
                     return false
@@ -44,7 +60,7 @@ final class DepartureWatcher: ChannelInboundHandler, RemovableChannelHandler, Se
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            let waiter = state.withLockedValue { state in
+            let waiter = state.withLock { state in
                 defer { state.waiter = nil }
                 return state.waiter
             }

@@ -35,25 +35,33 @@ enum EventStream {
 }
 
 extension JobService {
-    /// Follows job `id` until it ends, checking every `interval`: `update` gets the job as it
-    /// is and the segments recognised since the last call (while a worker of this process runs
-    /// it; at the end, the stored transcript's remaining ones).
+    /// Follows job `id` until it ends: `update` gets the job as it is and the segments
+    /// recognised since the last call (while a worker of this process runs it; at the end, the
+    /// stored transcript's remaining ones), each time the job changes (`signals`) and otherwise
+    /// once every `followerFallbackTick`.
+    /// - Parameter departure: the client's connection; its leaving ends the following at once.
     /// - Returns: the finished job, and its transcript when it succeeded.
-    /// - Throws: 404 for an unknown job; `.timeout` after `timeout`; what `update` throws.
-    func follow(_ id: String, timeout: Duration?, interval: Duration = .milliseconds(100),
+    /// - Throws: 404 for an unknown job; `.timeout` after `timeout`; `ClientLeft`; what `update` throws.
+    func follow(_ id: String, timeout: Duration?, departure: DepartureWatcher? = nil,
                 update: (Job, ArraySlice<Transcript.Segment>) async throws -> Void) async throws -> (job: Job, transcript: Transcript?) {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         var sent = 0
-        var current = try await job(id, for: .server)
-        while !current.status.isTerminal {
-            let segments = engine.running.segments(of: id, from: sent)
-            sent += segments.count
-            try await update(current, segments)
-            if let deadline, ContinuousClock.now >= deadline {
-                throw TingxieError(.timeout, "job \(id) did not finish in time; it goes on: GET /v1/jobs/\(id)")
+        let current = try await signals.subscribe(to: id) { ticket in
+            departure?.onLeave { ticket.signal() }
+            var current = try await job(id, for: .server)
+            while !current.status.isTerminal {
+                if departure?.hasLeft == true { throw ClientLeft() }
+                let segments = engine.running.segments(of: id, from: sent)
+                sent += segments.count
+                try await update(current, segments)
+                if let deadline, ContinuousClock.now >= deadline {
+                    throw TingxieError(.timeout, "job \(id) did not finish in time; it goes on: GET /v1/jobs/\(id)")
+                }
+                try Task.checkCancellation()
+                await ticket.wait(atMost: Self.followerFallbackTick)
+                current = try await job(id, for: .server)
             }
-            try await Task.sleep(for: interval)
-            current = try await job(id, for: .server)
+            return current
         }
         guard current.status == .succeeded else {
             try await update(current, [])
@@ -90,14 +98,15 @@ enum JobEvents {
 
     /// The events of `job` as a response body; a client that leaves ends the following within
     /// the interval, not at the next keep-alive.
-    static func response(for job: Job, service: JobService, context: APIRequestContext) -> Response {
+    static func response(for job: Job, service: JobService, context: APIRequestContext) throws -> Response {
+        let place = try service.followerPlace()
         let body = ResponseBody { writer in
+            defer { withExtendedLifetime(place) {} }
             var reported: (Job.Status, Double)?
             var lastWrite = ContinuousClock.now
             do {
                 let (finished, _) = try await context.watchingDeparture { watcher in
-                    try await service.follow(job.id, timeout: nil, interval: .milliseconds(250)) { current, segments in
-                        if watcher.hasLeft { throw ClientLeft() }
+                    try await service.follow(job.id, timeout: nil, departure: watcher) { current, segments in
                         var events: [any Encodable] = []
                         if reported.map({ $0 != (current.status, current.progress) }) ?? true {
                             reported = (current.status, current.progress)
@@ -116,6 +125,12 @@ enum JobEvents {
                 try await EventStream.write([Done(job: JobDTO(finished))], to: &writer)
             } catch let error as TingxieError {
                 try await EventStream.write([EventStream.ErrorEvent(APIError(error), style: .tingxie)], to: &writer)
+            } catch is ClientLeft {
+                return
+            } catch {
+                context.logger.error("following a job failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                let failure = APIError(.internalServerError, code: "internal_error", "following the job failed; see the server's log")
+                try await EventStream.write([EventStream.ErrorEvent(failure, style: .tingxie)], to: &writer)
             }
             try await writer.finish(nil)
         }

@@ -18,6 +18,10 @@ struct JobService: Sendable {
     let engine: TranscriptionEngine
     let metrics: ServerMetrics
     let monitor: ResourceMonitor
+    /// Wakes those who wait for a job when it changes.
+    let signals: JobSignals
+    /// Clients following jobs' events, against `--max-followers`.
+    let followers: BoundedCount
 
     /// Which request fields carry the job's options.
     struct FieldNames: Sendable {
@@ -43,7 +47,8 @@ struct JobService: Sendable {
         let declared = try uploads.checkDeclaredLength(request)
         let reservation = try gauge.reserve()
         defer { gauge.release(reservation) }
-        try checkFreeDisk(for: declared)
+        try uploads.checkFreeDisk(for: declared)
+        try await checkStoredAudio(adding: declared)
         let upload = try await uploads.receive(request, reservation: reservation, maxFiles: maxFiles)
         let allowPartial: Bool
         do {
@@ -64,7 +69,9 @@ struct JobService: Sendable {
                fieldNames: FieldNames = FieldNames(), owner: String? = nil, allowPartial: Bool = false) async throws -> [Job] {
         var stored: [String] = []
         do {
-            try checkFreeDisk(for: 0)
+            try uploads.checkFreeDisk(for: 0)
+            // The files are in the folder already: counted, nothing more to add.
+            try await checkStoredAudio(adding: 0)
             let given = upload.fields[fieldNames.hotwords]
             let hotwords = fieldNames.hotwordsArePrompt
                 ? given.map { Hotword.listText(Hotword.terms(inPrompt: $0)) }.flatMap { $0.isEmpty ? nil : $0 }
@@ -105,11 +112,14 @@ struct JobService: Sendable {
         }
     }
 
-    /// Refuses work that would leave the data folder's disk with less than the configured
-    /// free space (`--min-free-disk-mb`): a full disk would fail every job and the store.
-    func checkFreeDisk(for bytes: Int) throws {
-        guard let free = uploads.audio.freeBytes(), free - bytes < configuration.minFreeDiskBytes else { return }
-        throw TingxieError(.insufficientStorage, "the server's disk is nearly full (\(free >> 20) MB free, \(configuration.minFreeDiskBytes >> 20) MB kept free); try again later")
+    /// Refuses an upload that would take the audio kept for queued jobs past
+    /// `--max-stored-audio-gb` (on disk, and in the shared database when it keeps the audio).
+    func checkStoredAudio(adding bytes: Int) async throws {
+        guard let limit = configuration.maxStoredAudioBytes else { return }
+        let stored = try await (sharedAudio?.storedAudioBytes() ?? 0) + uploads.audio.storedBytes()
+        guard stored + bytes > limit else { return }
+        throw TingxieError(.insufficientStorage, String(format: "the server keeps %.2f GB of audio for queued jobs, its limit is %.2f GB (--max-stored-audio-gb); try again once the queue has shrunk",
+                                                        Double(stored) / 1e9, Double(limit) / 1e9))
     }
 
     /// The language a request names, as the model takes it (a code, or `auto` to detect it);
@@ -145,22 +155,42 @@ struct JobService: Sendable {
         return after
     }
 
-    /// Waits until the job is finished, checking every 50 ms, for at most `timeout`. When the
-    /// server shuts down, a job still queued will not run here before it stops: the wait ends
-    /// with a 503, so that HTTP can drain.
+    /// Waits until the job is finished, for at most `timeout`: the store is read when the job
+    /// changes (`signals`), and otherwise once every `fallbackTick`. When the server shuts down,
+    /// a job still queued will not run here before it stops: the wait ends with a 503, so that
+    /// HTTP can drain.
     func waitForResult(_ id: String, timeout: Duration) async throws -> Job {
         let deadline = ContinuousClock.now + timeout
-        while true {
-            let current = try await job(id, for: .server)
-            if current.status.isTerminal { return current }
-            if current.status == .queued, pool.isStopping {
-                throw TingxieError(.notReady, "the server is shutting down before job \(id) could run; try again shortly")
+        return try await signals.subscribe(to: id) { ticket in
+            while true {
+                let current = try await job(id, for: .server)
+                if current.status.isTerminal { return current }
+                if current.status == .queued, pool.isStopping {
+                    throw TingxieError(.notReady, "the server is shutting down before job \(id) could run; try again shortly")
+                }
+                let left = deadline - .now
+                guard left > .zero else {
+                    throw TingxieError(.timeout, "job \(id) did not finish within \(Int(timeout.seconds)) s; it goes on: GET /v1/jobs/\(id)")
+                }
+                try Task.checkCancellation()
+                await ticket.wait(atMost: min(left, Self.fallbackTick))
             }
-            guard ContinuousClock.now < deadline else {
-                throw TingxieError(.timeout, "job \(id) did not finish within \(Int(timeout.seconds)) s; it goes on: GET /v1/jobs/\(id)")
-            }
-            try await Task.sleep(for: .milliseconds(50))
         }
+    }
+
+    /// How often a waiter reads the store when nothing told it of a change (a retry scheduled,
+    /// a shutdown beginning, a notification lost).
+    static let fallbackTick = Duration.seconds(1)
+    /// The same for followers, which also see the progress heartbeats save (every few seconds).
+    static let followerFallbackTick = Duration.seconds(5)
+
+    /// A follower's place, taken before the response starts; a 503 when `--max-followers` are
+    /// following already. The response body holds it and gives it back when it is done with.
+    func followerPlace() throws -> FollowerPlace {
+        guard followers.enter() else {
+            throw TingxieError(.notReady, "\(followers.limit) clients are following jobs already (--max-followers); try again shortly, or poll GET /v1/jobs/{id}")
+        }
+        return FollowerPlace(followers)
     }
 
     /// The transcript of a finished job, or why there is none.

@@ -44,7 +44,7 @@ struct JobsController {
 
     /// The job's progress and segments as server-sent events while it runs, then the job.
     @Sendable func events(request: Request, context: Context) async throws -> Response {
-        JobEvents.response(for: try await service.job(context.parameters.require("id"), for: context.caller), service: service, context: context)
+        try JobEvents.response(for: try await service.job(context.parameters.require("id"), for: context.caller), service: service, context: context)
     }
 
     @Sendable func list(request: Request, context: Context) async throws -> Response {

@@ -55,7 +55,14 @@ struct OpenAIController {
             }
         }
         let job = jobs[0]
-        if streaming { return events(for: job, context: context) }
+        if streaming {
+            do {
+                return events(for: job, context: context, place: try service.followerPlace())
+            } catch {
+                _ = try? await service.cancel(job.id, for: .server)
+                throw error
+            }
+        }
         let finished: Job
         do {
             let timeout = service.configuration.workers.timeout(for: job) + .seconds(600)
@@ -76,17 +83,18 @@ struct OpenAIController {
     /// for each segment as soon as a worker has recognised it (a long file streams while it is
     /// transcribed), then `transcript.text.done` with the whole text. A failure is an event
     /// with `error`; a client that goes away cancels the job.
-    private func events(for job: Job, context: Context) -> Response {
+    private func events(for job: Job, context: Context, place: FollowerPlace) -> Response {
         let service = service
         // Deltas are joined as the whole text is: without spaces in Chinese, Japanese and Korean.
         let spoken = job.language.flatMap { $0 == ModelInfo.detect ? nil : $0 }
         let body = ResponseBody { writer in
+            defer { withExtendedLifetime(place) {} }
             var sent = 0
             var events: [any Encodable] = []
             do {
                 let (_, transcript) = try await context.watchingDeparture { watcher in
-                    try await service.follow(job.id, timeout: service.configuration.workers.timeout(for: job) + .seconds(600)) { current, segments in
-                        if watcher.hasLeft { throw ClientLeft() }
+                    try await service.follow(job.id, timeout: service.configuration.workers.timeout(for: job) + .seconds(600),
+                                             departure: watcher) { current, segments in
                         for segment in segments {
                             let separator = TranscriptionPipeline.separator(before: segment.text, language: spoken, task: job.task)
                             events.append(TextEvent(type: "transcript.text.delta", delta: (sent > 0 ? separator : "") + segment.text))

@@ -66,11 +66,15 @@ public struct ServerConfiguration: Sendable {
     public var maxStreams: Int
     /// What a stream must keep up to hold its place.
     public var streamLimits: StreamLimits
+    /// Clients following jobs' events at once (`/v1/jobs/{id}/events`, OpenAI's `stream=true`).
+    public var maxFollowers: Int
     /// The most of a live stream's running time its partial recognitions may take (0 sends no
     /// partials, only sentences).
     public var livePartialShare: Double
     /// Uploads that would leave less than this free on the data folder's disk are refused.
     public var minFreeDiskBytes: Int
+    /// The most audio kept for jobs not yet run (on disk, or in the shared database); `nil`: no bound.
+    public var maxStoredAudioBytes: Int?
     /// Finished jobs, their results and incidents are deleted this long after they ended.
     public var retention: Duration
     /// PEM certificate chain and private key: with them the port serves HTTPS and WSS only.
@@ -109,8 +113,8 @@ public struct ServerConfiguration: Sendable {
                 maxBatchFiles: Int = 100, maxFieldBytes: Int = 64 << 10, apiKeys: [String] = [], adminKeys: [String] = [],
                 publicHosts: [String] = [], corsOrigins: [String] = [], language: String = "zh", maxAttempts: Int = 3, idleTimeoutSeconds: Int = 60,
                 alerts: ResourceMonitor.Thresholds = ResourceMonitor.Thresholds(), alertWebhook: URL? = nil,
-                maxStreams: Int = 4, streamLimits: StreamLimits = StreamLimits(), livePartialShare: Double = 0.5, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30),
-                minFreeDiskBytes: Int = 1 << 30, retention: Duration = .seconds(30 * 86_400), tls: TLSFiles? = nil) {
+                maxStreams: Int = 4, streamLimits: StreamLimits = StreamLimits(), maxFollowers: Int = 100, livePartialShare: Double = 0.5, minUploadBytesPerSecond: Int = 8192, uploadRateGrace: Duration = .seconds(30),
+                minFreeDiskBytes: Int = 1 << 30, maxStoredAudioBytes: Int? = nil, retention: Duration = .seconds(30 * 86_400), tls: TLSFiles? = nil) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
@@ -136,10 +140,12 @@ public struct ServerConfiguration: Sendable {
         self.alertWebhook = alertWebhook
         self.maxStreams = max(1, maxStreams)
         self.streamLimits = streamLimits
+        self.maxFollowers = max(1, maxFollowers)
         self.livePartialShare = min(1, max(0, livePartialShare))
         self.minUploadBytesPerSecond = max(0, minUploadBytesPerSecond)
         self.uploadRateGrace = uploadRateGrace
         self.minFreeDiskBytes = max(0, minFreeDiskBytes)
+        self.maxStoredAudioBytes = maxStoredAudioBytes
         self.tls = tls
         self.retention = retention
     }

@@ -34,25 +34,8 @@ struct StreamController {
     let service: JobService
     /// Where live recognitions block; its size is the number of streams served at once.
     let threadPool: NIOThreadPool
-    let active: ActiveStreams
-
-    /// Counts live streams against the limit.
-    final class ActiveStreams: Sendable {
-        let limit: Int
-        private let count = Atomic<Int>(0)
-
-        init(limit: Int) { self.limit = limit }
-
-        func enter() -> Bool {
-            if count.add(1, ordering: .relaxed).newValue > limit {
-                count.subtract(1, ordering: .relaxed)
-                return false
-            }
-            return true
-        }
-
-        func leave() { count.subtract(1, ordering: .relaxed) }
-    }
+    /// Live streams against `--max-streams`.
+    let active: BoundedCount
 
     /// The key may come as `Authorization: Bearer`, as a subprotocol `tingxie-key.<key>` (what
     /// browsers can send) or, for clients that can do neither (FunASR's), as `?api_key=` (which
@@ -136,6 +119,9 @@ private struct StreamSession {
 
         static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
+        /// Nanoseconds from `start` to `end`; 0 when another task stored a later `start`.
+        static func elapsed(since start: UInt64, until end: UInt64) -> UInt64 { end > start ? end - start : 0 }
+
         /// Audio arrived: only audio resets the idle clock.
         func heard(seconds: Double) {
             audioMilliseconds.add(Int(seconds * 1000), ordering: .relaxed)
@@ -148,7 +134,7 @@ private struct StreamSession {
             defer {
                 if busy.subtract(1, ordering: .relaxed).newValue == 0 {
                     let now = Self.now()
-                    busyNanoseconds.add(now - busySince.load(ordering: .relaxed), ordering: .relaxed)
+                    busyNanoseconds.add(Self.elapsed(since: busySince.load(ordering: .relaxed), until: now), ordering: .relaxed)
                     lastAudio.store(now, ordering: .relaxed)
                 }
             }
@@ -159,11 +145,12 @@ private struct StreamSession {
         func violation(of limits: ServerConfiguration.StreamLimits, idleTimeout: Double) -> TingxieError? {
             guard busy.load(ordering: .relaxed) == 0 else { return nil }
             let now = Self.now()
-            let idle = Double(now - lastAudio.load(ordering: .relaxed)) / 1e9
+            // The reading task may store a later time than `now` meanwhile: never negative.
+            let idle = Double(Self.elapsed(since: lastAudio.load(ordering: .relaxed), until: now)) / 1e9
             if idle >= idleTimeout {
                 return TingxieError(.requestTimeout, String(format: "no audio arrived for %.0f s; the stream is closed", idleTimeout))
             }
-            let session = Double(now - started) / 1e9
+            let session = Double(Self.elapsed(since: started, until: now)) / 1e9
             if session >= limits.maxSession.seconds {
                 return TingxieError(.requestTimeout, String(format: "the stream reached this server's longest session (%.0f min, --max-stream-minutes); start a new one",
                                                             limits.maxSession.seconds / 60))

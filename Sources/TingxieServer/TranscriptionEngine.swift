@@ -28,8 +28,8 @@ public struct TranscriptionEngine: JobProcessor {
 
     public func process(_ job: Job, audio: URL, progress: @escaping @Sendable (Double) -> Void) async throws -> Transcript {
         do {
-            running.begin(job.id)
-            defer { running.end(job.id) }
+            let run = running.begin(job.id)
+            defer { running.end(job.id, run: run) }
             let options = RecognitionOptions(language: job.language, task: job.task)
             var transcript = try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), options: options,
                                                            allowPartial: job.allowPartial, progress: progress) { [running] segment in
@@ -59,16 +59,36 @@ public struct TranscriptionEngine: JobProcessor {
 /// The segments recognised so far of each job running in this process. A job's list lives
 /// while it runs; its stored transcript is the truth afterwards.
 final class RunningSegments: Sendable {
-    private let jobs = Mutex<[String: [Transcript.Segment]]>([:])
+    /// Each job's segments, under the run that makes them: a run that lost its lease and ends
+    /// after the job was claimed again here leaves the new run's list alone.
+    private let jobs = Mutex<[String: (run: UInt64, segments: [Transcript.Segment])]>([:])
+    private let runs = Atomic<UInt64>(0)
+    private let observer = Mutex<(@Sendable (String) -> Void)?>(nil)
 
-    func begin(_ id: String) { jobs.withLock { $0[id] = [] } }
-    func end(_ id: String) { jobs.withLock { _ = $0.removeValue(forKey: id) } }
-    func append(_ segment: Transcript.Segment, to id: String) { jobs.withLock { $0[id]?.append(segment) } }
+    /// Calls `handler` with a job's id each time it gets a segment.
+    func observe(_ handler: @escaping @Sendable (String) -> Void) { observer.withLock { $0 = handler } }
+
+    func begin(_ id: String) -> UInt64 {
+        let run = runs.add(1, ordering: .relaxed).newValue
+        jobs.withLock { $0[id] = (run, []) }
+        return run
+    }
+
+    func end(_ id: String, run: UInt64) {
+        jobs.withLock { jobs in
+            if jobs[id]?.run == run { jobs[id] = nil }
+        }
+    }
+
+    func append(_ segment: Transcript.Segment, to id: String) {
+        jobs.withLock { $0[id]?.segments.append(segment) }
+        observer.withLock { $0 }?(id)
+    }
 
     /// The segments of job `id` from index `start` on (none when it is not running here).
     func segments(of id: String, from start: Int) -> ArraySlice<Transcript.Segment> {
         jobs.withLock { jobs in
-            guard let segments = jobs[id], start < segments.count else { return [] }
+            guard let segments = jobs[id]?.segments, start < segments.count else { return [] }
             return segments[start...]
         }
     }

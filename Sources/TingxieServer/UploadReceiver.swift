@@ -109,15 +109,32 @@ struct UploadReceiver: Sendable {
         }
     }
 
+    /// Refuses work that would leave the data folder's disk with less than the configured
+    /// free space (`--min-free-disk-mb`): a full disk would fail every job and the store.
+    func checkFreeDisk(for bytes: Int) throws {
+        guard let free = audio.freeBytes(), free - bytes < configuration.minFreeDiskBytes else { return }
+        throw TingxieError(.insufficientStorage, "the server's disk is nearly full (\(free >> 20) MB free, \(configuration.minFreeDiskBytes >> 20) MB kept free); try again later")
+    }
+
+    /// Free space is looked at again after every this many bytes received: uploads arriving
+    /// side by side, or without a declared length, fill the disk as they come.
+    static let diskCheckBytes = 4 << 20
+
     /// Writes one file's chunks to its partial path; returns its size.
     private func store(id: String, budget: inout ByteBudget,
                        next: () async throws -> ArraySlice<UInt8>?) async throws -> Int {
         let handle = try audio.createPartial(for: id)
         defer { try? handle.close() }
         var bytes = 0
+        var unchecked = 0
         while let chunk = try await next() {
             try budget.spend(chunk.count, or: tooLarge())
             bytes += chunk.count
+            unchecked += chunk.count
+            if unchecked >= Self.diskCheckBytes {
+                try checkFreeDisk(for: 0)
+                unchecked = 0
+            }
             try chunk.withUnsafeBytes { try handle.write(contentsOf: $0) }
         }
         return bytes

@@ -73,11 +73,13 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Seconds of audio per second a stream must send once its grace has passed (default 0.5).") var streamMinRate: Double?
     @Option(help: "Seconds before a stream's audio rate is checked (default 30).") var streamRateGrace: Double?
     @Option(help: "Longest a live stream may last, in minutes (default 360).") var maxStreamMinutes: Double?
+    @Option(help: "Clients following jobs' events at once (GET /v1/jobs/{id}/events, OpenAI stream=true); more get 503 (default 100).") var maxFollowers: Int?
     @Option(help: "Log format: text or json.") var logFormat: String?
     @Option(help: "Uploads slower than this many bytes/s on average are cut off with a 408 (default 8192).") var minUploadRate: Int?
     @Option(help: "Seconds before the upload rate is checked (default 30).") var uploadRateGrace: Double?
     @Option(help: "Refuse uploads that would leave less than this many MB free on the data folder's disk (default 1024).") var minFreeDiskMb: Int?
     @Option(help: "Days finished jobs, their transcripts and incidents are kept (default 30).") var retentionDays: Double?
+    @Option(help: "Most audio, in GB, kept for jobs not yet run, on disk or in the shared database; more uploads get 507 (default: no limit).") var maxStoredAudioGb: Double?
     @Option(help: "POST alerts as JSON to this URL.") var alertWebhook: String?
     @Option(help: "Memory use (0-1) that opens the memory alert and stops workers claiming jobs (default 0.9).") var alertMemory: Double?
     @Option(help: "GPU memory use (0-1) that opens the GPU alert (default 0.9).") var alertGpuMemory: Double?
@@ -208,10 +210,12 @@ struct ServerOptions: ParsableArguments {
             alertWebhook: webhook,
             maxStreams: try streamCount(),
             streamLimits: try streamLimits(),
+            maxFollowers: try followerCount(),
             livePartialShare: partialShare,
             minUploadBytesPerSecond: try option(minUploadRate, "MIN_UPLOAD_RATE") ?? defaults.minUploadBytesPerSecond,
             uploadRateGrace: try option(uploadRateGrace, "UPLOAD_RATE_GRACE").map { .seconds($0) } ?? defaults.uploadRateGrace,
             minFreeDiskBytes: try option(minFreeDiskMb, "MIN_FREE_DISK_MB").map { $0 << 20 } ?? defaults.minFreeDiskBytes,
+            maxStoredAudioBytes: try storedAudioLimit(),
             retention: try retention(),
             tls: try tls()
         )
@@ -220,6 +224,18 @@ struct ServerOptions: ParsableArguments {
     private func streamCount() throws -> Int {
         let count = try option(maxStreams, "MAX_STREAMS") ?? 4
         guard (1...1000).contains(count) else { throw ValidationError("--max-streams must be from 1 to 1000") }
+        return count
+    }
+
+    private func storedAudioLimit() throws -> Int? {
+        guard let gigabytes: Double = try option(maxStoredAudioGb, "MAX_STORED_AUDIO_GB") else { return nil }
+        guard gigabytes > 0, gigabytes <= 1_000_000 else { throw ValidationError("--max-stored-audio-gb must be more than 0 and at most 1000000") }
+        return Int(gigabytes * 1e9)
+    }
+
+    private func followerCount() throws -> Int {
+        let count = try option(maxFollowers, "MAX_FOLLOWERS") ?? 100
+        guard (1...100_000).contains(count) else { throw ValidationError("--max-followers must be from 1 to 100000") }
         return count
     }
 

@@ -38,10 +38,10 @@ import TingxieJobs
             var checked = 0
             for route in Self.routes {
                 let path = route.path.replacingOccurrences(of: "{id}", with: id)
-                // The canonical spelling: no key and a wrong key are 401.
-                for key in [nil, "wrong"] as [String?] {
+                // The canonical spelling: no key, a wrong key and the key with 256 bytes more are 401.
+                for key in [nil, "wrong", "key-one" + String(repeating: "x", count: 256)] as [String?] {
                     let answer = try await RawHTTP.request(port: port, method: route.method, target: path, key: key)
-                    #expect(answer.status == 401, "\(route.method) \(path) with key \(key ?? "none"): \(answer.status) \(answer.body.prefix(200))")
+                    #expect(answer.status == 401, "\(route.method) \(path) with key \(key.map { String($0.prefix(12)) } ?? "none"): \(answer.status) \(answer.body.prefix(200))")
                     checked += 1
                 }
                 // Every other spelling is no path at all, with or without the key.
@@ -130,6 +130,97 @@ import TingxieJobs
 }
 
 extension EdgeTests {
+    /// `curl -m 1` on the synchronous OpenAI route: the client leaves while its job runs, and
+    /// the job is canceled, its worker free again, without waiting for the job's timeout.
+    @Test func aSyncClientThatLeavesCancelsItsJob() async throws {
+        var configuration = ServerConfiguration(port: 0, dataDirectory: try TestData.temporaryDirectory().appendingPathComponent("data"),
+                                                workers: WorkerPool.Configuration(workers: 1, shutdownGrace: .seconds(1)))
+        configuration.maxAttempts = 1
+        try await withListeningServer(configuration: configuration, recognizer: FakeRecognizer(delay: .seconds(20))) { port, _ in
+            var multipart = Upload.multipart([.file(Upload.wav()), .field("model", "whisper-1")])
+            let body = Data(multipart.readBytes(length: multipart.readableBytes) ?? [])
+            let left = try await onOwnThread { () -> Date in
+                let socket = try loopbackSocket(port: port)
+                let head = "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: \(body.count)\r\n"
+                    + "Content-Type: multipart/form-data; boundary=\(Upload.boundary)\r\n\r\n"
+                let bytes = Array(head.utf8) + Array(body)
+                _ = bytes.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                Thread.sleep(forTimeInterval: 1)
+                close(socket)
+                return Date()
+            }
+            var status = ""
+            var waited = 0.0
+            for _ in 0..<100 where status != "canceled" {
+                let jobs = try await RawHTTP.request(port: port, method: "GET", target: "/v1/jobs").json?["jobs"] as? [[String: Any]]
+                status = jobs?.first?["status"] as? String ?? ""
+                waited = Date().timeIntervalSince(left)
+                if status != "canceled" { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            print(String(format: "sync client left after 1 s: its job %@ %.2f s later (the decode would take 20 s)", status, waited))
+            #expect(status == "canceled")
+        }
+    }
+
+    /// Followers of a job's events on the shared PostgreSQL store: up to `--max-followers` are
+    /// served and woken by the job's own events, more get a clear 503, and the service stays
+    /// ready for everyone meanwhile.
+    @Test(.enabled(if: TestPostgres.url != nil, TestPostgres.skipReason))
+    func manyFollowersOnPostgreSQLAreBoundedAndWoken() async throws {
+        var configuration = ServerConfiguration(port: 0, dataDirectory: try TestData.temporaryDirectory().appendingPathComponent("data"),
+                                                workers: WorkerPool.Configuration(workers: 1, shutdownGrace: .seconds(1)))
+        configuration.databaseURL = try await TestPostgres.freshDatabase()
+        configuration.maxFollowers = 400
+        try await withListeningServer(configuration: configuration, recognizer: FakeRecognizer(delay: .seconds(4))) { port, _ in
+            let id = try await RawHTTP.submit(port: port, key: nil).id
+            let followers = 500
+            let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for _ in 0..<followers {
+                    group.addTask {
+                        let answer = try await RawHTTP.request(port: port, method: "GET", target: "/v1/jobs/\(id)/events?follow=all")
+                        return (answer.status, answer.body.contains("job.done"))
+                    }
+                }
+                // Readiness while they follow.
+                var ready = 0
+                for _ in 0..<10 {
+                    if try await RawHTTP.request(port: port, method: "GET", target: "/readyz").status == 200 { ready += 1 }
+                    try await Task.sleep(for: .milliseconds(300))
+                }
+                #expect(ready == 10)
+                return try await group.reduce(into: [(Int, Bool)]()) { $0.append($1) }
+            }
+            let served = outcomes.filter { $0.0 == 200 }
+            let refused = outcomes.filter { $0.0 == 503 }
+            print("followers on PostgreSQL: \(served.count) served (\(served.filter(\.1).count) saw job.done), \(refused.count) refused with 503, of \(followers)")
+            #expect(served.count + refused.count == followers)
+            #expect(served.count <= 400 && refused.count >= 100)
+            #expect(served.allSatisfy { $0.1 })
+        }
+    }
+
+    /// Free disk is looked at while an upload arrives, not only against its declared length
+    /// (a chunked body declares none): the upload stops with 507 and leaves nothing behind.
+    @Test func freeDiskIsCheckedWhileAnUploadArrives() async throws {
+        let root = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        var stats = statvfs()
+        #expect(statvfs(root.path, &stats) == 0)
+        let free = Int(stats.f_bavail) * Int(stats.f_frsize)
+        var configuration = ServerConfiguration(port: 0, dataDirectory: root.appendingPathComponent("data"),
+                                                workers: WorkerPool.Configuration(workers: 1, shutdownGrace: .seconds(1)))
+        // Room for the headers' check, none for 16 MB more.
+        configuration.minFreeDiskBytes = free - (4 << 20)
+        let uploads = configuration.dataDirectory.appendingPathComponent("uploads")
+        try await withListeningServer(configuration: configuration) { port, _ in
+            let answer = try await RawHTTP.request(port: port, method: "POST", target: "/v1/jobs?filename=big.wav",
+                                                   headers: ["Transfer-Encoding": "chunked"], body: Data(count: 16 << 20), contentType: "audio/wav")
+            print("a chunked 16 MB upload with 4 MB of room: \(answer.status) \(answer.json?["error"] ?? "")")
+            #expect(answer.status == 507)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: uploads.path).isEmpty)
+        }
+    }
+
     /// A FLAC cut to a third of its bytes: the job fails saying how much was readable; with
     /// `partial=allow` it succeeds with that part, and says so in every format and an incident.
     @Test(.enabled(if: TestData.corpus != nil, TestData.skipReason))
@@ -144,7 +235,8 @@ extension EdgeTests {
             let error = failed["error"] as? [String: Any]
             #expect(failed["status"] as? String == "failed")
             #expect(error?["code"] as? String == "audio_truncated")
-            #expect((error?["message"] as? String ?? "").contains("of the 5.0 s"), "\(String(describing: error))")
+            let message = error?["message"] as? String ?? ""
+            #expect(message.contains("of the 5.0 s"), "\(message)")
 
             #expect(try await client.post("/v1/jobs?partial=maybe", parts: [.file(cut, filename: "cut.flac")]).status == .badRequest)
             let allowed = try await client.post("/v1/jobs?partial=allow", parts: [.file(cut, filename: "cut.flac")])
@@ -263,6 +355,17 @@ enum RawHTTP {
         if let contentType { fields["Content-Type"] = contentType }
         fields.merge(headers) { $1 }
         if fields["Upgrade"] != nil { fields["Content-Length"] = nil }
+        // A chunked body declares no length.
+        var body = body
+        if fields["Transfer-Encoding"] == "chunked" {
+            fields["Content-Length"] = nil
+            var chunked = Data()
+            for start in stride(from: 0, to: body.count, by: 65_536) {
+                let piece = body[(body.startIndex + start)..<(body.startIndex + min(body.count, start + 65_536))]
+                chunked.append(Data((String(piece.count, radix: 16) + "\r\n").utf8) + piece + Data("\r\n".utf8))
+            }
+            body = chunked + Data("0\r\n\r\n".utf8)
+        }
         for (name, value) in fields.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
         let socket = try loopbackSocket(port: port)
         defer { close(socket) }
@@ -275,7 +378,8 @@ enum RawHTTP {
             guard count > 0 else { break }
             sent += count
         }
-        // An upgrade or an event stream does not end: the head and what came with it suffice.
+        // An upgrade or an event stream does not end: the head and what came with it suffice
+        // (`?follow=all` reads an event stream to its end).
         let open = fields["Upgrade"] != nil || target.hasSuffix("/events")
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -294,17 +398,18 @@ enum RawHTTP {
         return Answer(status: status, body: payload)
     }
 
-    /// The body of a chunked response.
+    /// The body of a chunked response (sizes are bytes, and `\r\n` is one Character: bytes it is).
     static func dechunked(_ text: String) -> String {
-        var rest = Substring(text)
-        var body = ""
-        while let line = rest.range(of: "\r\n"), let size = Int(rest[..<line.lowerBound], radix: 16), size > 0 {
-            let start = line.upperBound
-            let end = rest.utf8.index(start, offsetBy: size, limitedBy: rest.utf8.endIndex) ?? rest.endIndex
-            body += rest[start..<end]
-            rest = rest[end...].dropFirst(2)
+        var rest = ArraySlice(Array(text.utf8))
+        var body: [UInt8] = []
+        let newline: [UInt8] = [13, 10]
+        while let line = rest.firstRange(of: newline),
+              let size = Int(String(decoding: rest[..<line.lowerBound], as: UTF8.self), radix: 16), size > 0,
+              line.upperBound + size <= rest.endIndex {
+            body += rest[line.upperBound..<(line.upperBound + size)]
+            rest = rest[(line.upperBound + size)...].dropFirst(2)
         }
-        return body
+        return String(decoding: body, as: UTF8.self)
     }
 
     /// POSTs a short WAV to `/v1/jobs` (or `/v1/batches`).
@@ -317,7 +422,7 @@ enum RawHTTP {
     }
 
     /// Submits a job (in a batch of its own with `batch`) and returns its id and the batch's.
-    static func submit(port: Int, key: String, batch: Bool = false) async throws -> (id: String, batch: String?) {
+    static func submit(port: Int, key: String?, batch: Bool = false) async throws -> (id: String, batch: String?) {
         let answer = try await upload(port: port, key: key, batch: batch)
         guard answer.status == 202 else { throw TingxieError(.internalError, "upload: \(answer.status) \(answer.body)") }
         if batch {

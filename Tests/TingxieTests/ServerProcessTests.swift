@@ -32,7 +32,7 @@ import TingxieText
         print("back-pressure: \(refused.count) of \(replies.count) refused; slowest refusal \(slowest)")
 
         // A body that declares more than the limit is refused from its headers alone.
-        let declared = try LiveHTTP.rawStatusLine(port: server.port, head: "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 100000000000\r\n\r\n", body: Data("RIFF".utf8))
+        let declared = try LiveHTTP.rawStatusLine(port: server.port, head: "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\nContent-Length: 100000000000\r\n\r\n", body: Data("RIFF".utf8))
         #expect(declared.hasPrefix("HTTP/1.1 413"), "\(declared)")
         #expect(try await LiveHTTP.request(server.baseURL + "/healthz").status == 200)
     }
@@ -87,7 +87,7 @@ import TingxieText
         let base = server.baseURL
         // One byte every 100 ms (10 bytes/s) against a minimum of 1000 bytes/s.
         let trickling = Task.detached {
-            try LiveHTTP.rawExchange(port: port, head: "POST /v1/jobs?filename=slow.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\n",
+            try LiveHTTP.rawExchange(port: port, head: "POST /v1/jobs?filename=slow.wav HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\n",
                                      trickle: Data(repeating: 0x52, count: 60), every: .milliseconds(100))
         }
         try await Task.sleep(for: .milliseconds(300))
