@@ -9,13 +9,8 @@ import TingxieCore
 final class DepartureWatcher: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
 
-    private struct State {
-        var left = false
-        var waiter: CheckedContinuation<Void, Never>?
-        var onLeave: (@Sendable () -> Void)?
-    }
-
-    private let state = Mutex(State())
+    private let left = Wakeup(sticky: true)
+    private let action = Mutex<(@Sendable () -> Void)?>(nil)
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed { clientLeft() }
@@ -28,44 +23,24 @@ final class DepartureWatcher: ChannelInboundHandler, RemovableChannelHandler, Se
     }
 
     private func clientLeft() {
-        let taken = state.withLock { state in
-            let taken = state
-            state = State(left: true)
-            return taken
-        }
-        taken.waiter?.resume()
-        taken.onLeave?()
+        left.signal()
+        action.withLock { action in
+            defer { action = nil }
+            return action
+        }?()
     }
 
     /// Runs `action` when the client leaves (at once if it has).
     func onLeave(_ action: @escaping @Sendable () -> Void) {
-        let now = state.withLock { state in
-            if !state.left { state.onLeave = action }
-            return state.left
-        }
-        if now { action() }
+        self.action.withLock { $0 = action }
+        if left.isSignalled { clientLeft() }
     }
 
-    var hasLeft: Bool { state.withLock { $0.left } }
+    var hasLeft: Bool { left.isSignalled }
 
     /// Returns when the client has left; never, while it stays (cancel the task to stop waiting).
     func departure() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state in
-                    guard !state.left, !Task.isCancelled else { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state in
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume()
-        }
+        await left.wait()
     }
 }
 

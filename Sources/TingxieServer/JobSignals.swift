@@ -11,53 +11,20 @@ final class JobSignals: Sendable {
     /// One waiter's subscription to one job's changes.
     final class Ticket: Sendable {
         let id: String
-        private let state = Mutex<(changed: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+        private let changed = Wakeup(sticky: false)
 
         init(id: String) { self.id = id }
 
-        /// Wakes the waiter, or, when none waits now, makes its next wait return at once.
-        func signal() {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                guard let waiter = state.waiter else {
-                    state.changed = true
-                    return nil
-                }
-                state.waiter = nil
-                return waiter
-            }
-            waiter?.resume()
-        }
+        func signal() { changed.signal() }
 
         /// Returns once the job changed since the last call, or after `timeout`, or when the
         /// task is cancelled.
         func wait(atMost timeout: Duration) async {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.changed() }
+                group.addTask { await self.changed.wait() }
                 group.addTask { try? await Task.sleep(for: timeout) }
                 await group.next()
                 group.cancelAll()
-            }
-        }
-
-        private func changed() async {
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { continuation in
-                    let now = state.withLock { state in
-                        if state.changed || Task.isCancelled {
-                            state.changed = false
-                            return true
-                        }
-                        state.waiter = continuation
-                        return false
-                    }
-                    if now { continuation.resume() }
-                }
-            } onCancel: {
-                let waiter = state.withLock { state in
-                    defer { state.waiter = nil }
-                    return state.waiter
-                }
-                waiter?.resume()
             }
         }
     }
@@ -118,4 +85,49 @@ final class FollowerPlace: Sendable {
     init(_ count: BoundedCount) { self.count = count }
 
     deinit { count.leave() }
+}
+
+/// A signal one task waits for. `sticky`: once signalled, every wait returns at once (a client
+/// that left); otherwise a signal wakes one wait, or the next one when none waits (a change).
+final class Wakeup: Sendable {
+    private let sticky: Bool
+    private let state = Mutex<(signalled: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    init(sticky: Bool) { self.sticky = sticky }
+
+    var isSignalled: Bool { state.withLock { $0.signalled } }
+
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            let waiter = state.waiter
+            state.waiter = nil
+            state.signalled = sticky || waiter == nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns once signalled, or when the task is cancelled.
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state in
+                    guard !state.signalled, !Task.isCancelled else {
+                        if !sticky { state.signalled = false }
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                let waiter = state.waiter
+                state.waiter = nil
+                return waiter
+            }
+            waiter?.resume()
+        }
+    }
 }

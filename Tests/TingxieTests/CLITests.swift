@@ -41,6 +41,27 @@ enum CLI {
 }
 
 @Suite struct CLITests {
+    /// Every flag `serve` lists reads its `TINGXIE_*` variable: its name is spelled in the
+    /// commands' sources where the flag is read (`--parallel` is transcribe's; serve refuses it).
+    @Test func everyServeFlagReadsItsVariable() async throws {
+        let help = try await CLI.run(["serve", "--help"]).stdout
+        let flags = help.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("  --") else { return nil }
+            return line.dropFirst(4).split(whereSeparator: { $0 == " " || $0 == "," || $0 == "<" }).first.map(String.init)
+        }.filter { !["help", "version", "parallel"].contains($0) }
+        let sources = try [TestData.projectRoot.appendingPathComponent("Sources/tingxie")].flatMap { folder in
+            try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+        } + [TestData.projectRoot.appendingPathComponent("Sources/TingxieCore/ModelLocations.swift")]
+        let text = try sources.map { try String(contentsOf: $0, encoding: .utf8) }.joined()
+        let missing = flags.filter { flag in
+            let name = flag.uppercased().replacingOccurrences(of: "-", with: "_")
+            return !text.contains("\"\(name)\"") && !text.contains("\"TINGXIE_\(name)\"")
+        }
+        print("serve: \(flags.count) flags, each with its TINGXIE_ variable")
+        #expect(flags.count > 40)
+        #expect(missing.isEmpty, "flags without a TINGXIE_ variable: \(missing)")
+    }
+
     @Test func missingModelDirectoryIsOneClearLine() async throws {
         let result = try await CLI.run(["transcribe", "/nonexistent.wav", "--model-dir", "/nonexistent/model"])
         #expect(result.status != 0)

@@ -3,6 +3,7 @@ import Testing
 import TingxieAudio
 import TingxieCore
 import TingxieJobs
+import TingxiePostgres
 @testable import TingxieServer
 
 /// The edge as a hostile client meets it, over real HTTP on a loopback port: every route in
@@ -130,6 +131,45 @@ import TingxieJobs
 }
 
 extension EdgeTests {
+    /// A password is percent-decoded once, as libpq does: `50%25off` is `50%off`.
+    @Test func databasePasswordsAreDecodedOnce() throws {
+        for (written, meant) in [("50%25off", "50%off"), ("p%2541ss", "p%41ss"), ("a%40b%3Ac", "a@b:c"), ("plain", "plain")] {
+            let configuration = try PostgresURL.configuration("postgres://tingxie:\(written)@127.0.0.1:5432/jobs")
+            #expect(configuration.password == meant, "\(written)")
+        }
+    }
+
+    /// `--max-stored-audio-gb`: once the audio kept for queued jobs would pass it, uploads get 507.
+    @Test func storedAudioIsBounded() async throws {
+        try await withTestServer(setup: {
+            $0.workers.workers = 0
+            $0.maxStoredAudioBytes = 150_000
+        }) { client, _ in
+            // Each upload is 2 s of 16-bit audio: 64 KB.
+            var statuses: [Int] = []
+            for _ in 0..<4 {
+                let response = try await client.post("/v1/jobs", parts: [.file(Upload.wav())])
+                statuses.append(Int(response.status.code))
+                if response.status.code == 507 { #expect(response.errorMessage.contains("--max-stored-audio-gb")) }
+            }
+            print("uploads of 64 KB under a 150 KB bound: \(statuses)")
+            #expect(statuses == [202, 202, 507, 507])
+        }
+    }
+
+    /// A run that lost its lease and ends after the same job was claimed again here leaves the
+    /// new run's live segments alone.
+    @Test func anOldRunLeavesANewRunsSegments() {
+        let running = RunningSegments()
+        let old = running.begin("job")
+        let new = running.begin("job")
+        running.append(.init(id: 0, start: 0, end: 1, text: "新的"), to: "job")
+        running.end("job", run: old)
+        #expect(running.segments(of: "job", from: 0).map(\.text) == ["新的"])
+        running.end("job", run: new)
+        #expect(running.segments(of: "job", from: 0).isEmpty)
+    }
+
     /// `curl -m 1` on the synchronous OpenAI route: the client leaves while its job runs, and
     /// the job is canceled, its worker free again, without waiting for the job's timeout.
     @Test func aSyncClientThatLeavesCancelsItsJob() async throws {
