@@ -6,6 +6,8 @@ public enum QueueEvent: Sendable, Equatable {
     case canceled(id: String)
     /// A job ended (succeeded, or failed for good); whoever waits for it looks.
     case ended(id: String)
+    /// Events may have been missed (the store was out of touch): look at everything again.
+    case resync
 }
 
 /// A store that pushes `QueueEvent`s to its observers as they happen, on any node.

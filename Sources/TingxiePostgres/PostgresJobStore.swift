@@ -41,6 +41,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
         self.gauge = gauge
         self.node = node
         self.logger = logger
+        self.url = url
         var configuration = try PostgresURL.configuration(url)
         configuration.options.maximumConnections = max(2, maximumConnections)
         // The pool logs every failed connection attempt; the store says what matters itself.
@@ -66,7 +67,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
     }
 
     /// Holds one connection on `LISTEN`, again after every loss; after each (re)connection the
-    /// observers hear `.queued`, for whatever was queued while no one listened.
+    /// observers hear `.resync`, for whatever happened while no one listened.
     private func listen() async {
         var delay = Duration.milliseconds(500)
         while !Task.isCancelled {
@@ -74,7 +75,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
                 try await client.withConnection { db in
                     try await db.listen(on: Self.channel) { notifications in
                         delay = .milliseconds(500)
-                        self.publish(.queued)
+                        self.publish(.resync)
                         for try await notification in notifications {
                             let payload = notification.payload
                             if payload.hasPrefix("cancel:") {
@@ -228,6 +229,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
             for job in failed {
                 try await self.recordFailure(db, jobID: job.id, cause: .workerLost, message: job.error?.message ?? "")
                 try await self.deleteAudio(db, jobID: job.id)
+                try await db.query("SELECT pg_notify(\(Self.channel), \("ended:" + job.id))", logger: self.logger)
             }
             let requeued = try await Self.jobs(db.query("""
                 UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
@@ -484,6 +486,21 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
     /// probe and worker for as long.
     private static let connectionWait = Duration.seconds(5)
 
+    /// The URL, for `whyUnavailable`.
+    private let url: String
+    /// The last diagnosis and when it was made: one connection attempt per 10 s at most.
+    private let diagnosis = Mutex<(at: ContinuousClock.Instant, error: TingxieError)?>(nil)
+
+    /// Why no pooled connection came: a refused login or connection says so (the pool itself
+    /// retries without telling); otherwise the database did not answer in time.
+    private func whyUnavailable() async -> TingxieError {
+        if let last = diagnosis.withLock({ $0 }), ContinuousClock.now - last.at < .seconds(10) { return last.error }
+        let error = await PostgresURL.diagnose(url, logger: logger)
+            ?? TingxieError(.notReady, "the job database did not answer within \(Self.connectionWait.seconds) s; try again shortly")
+        diagnosis.withLock { $0 = (.now, error) }
+        return error
+    }
+
     /// `body` on a pooled connection, or `not_ready` when none is to be had within `connectionWait`
     /// (once it has one, `body` takes as long as it takes).
     private func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
@@ -498,7 +515,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
             group.addTask {
                 try await Task.sleep(for: Self.connectionWait)
                 guard leased.isSet else {
-                    throw TingxieError(.notReady, "the job database did not answer within \(Self.connectionWait.seconds) s; try again shortly")
+                    throw await self.whyUnavailable()
                 }
                 return nil
             }

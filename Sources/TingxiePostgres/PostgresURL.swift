@@ -1,18 +1,40 @@
 import Foundation
+import Logging
+import NIOPosix
 import NIOSSL
 import PostgresNIO
 import TingxieCore
 
 /// `postgres://USER:PASS@HOST:PORT/DB?sslmode=…` as a connection pool's configuration.
 public enum PostgresURL {
+    /// What the URL names, decoded once.
+    struct Parts {
+        var host: String
+        var port: Int
+        var user: String
+        var password: String?
+        var database: String?
+        /// `disable`, `prefer`, `require` or `verify-full`.
+        var mode: String
+
+        /// TLS as libpq's modes mean it: `prefer` and `require` encrypt without checking the
+        /// server's certificate, `verify-full` checks it.
+        var tls: TLSConfiguration {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if mode != "verify-full" { configuration.certificateVerification = .none }
+            return configuration
+        }
+    }
+
     /// - Throws: `TingxieError(.invalidArgument)` saying what is wrong with the URL.
-    public static func configuration(_ url: String) throws -> PostgresClient.Configuration {
+    static func parts(_ url: String) throws -> Parts {
         guard let parts = URLComponents(string: url), ["postgres", "postgresql"].contains(parts.scheme ?? "") else {
             throw TingxieError(.invalidArgument, "--database-url must look like postgres://USER:PASS@HOST:PORT/DB")
         }
         guard let host = parts.host, !host.isEmpty else {
             throw TingxieError(.invalidArgument, "--database-url names no host")
         }
+        // URLComponents has decoded the user and password once already: `50%25off` is `50%off`.
         guard let user = parts.user, !user.isEmpty else {
             throw TingxieError(.invalidArgument, "--database-url names no user")
         }
@@ -22,25 +44,44 @@ public enum PostgresURL {
         }
         let database = String(parts.path.drop { $0 == "/" })
         let mode = parts.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
-        let tls: PostgresClient.Configuration.TLS
-        switch mode {
-        case "disable": tls = .disable
-        case "prefer", "require":
-            // As libpq: encrypted, the server's certificate not checked.
-            var unchecked = TLSConfiguration.makeClientConfiguration()
-            unchecked.certificateVerification = .none
-            tls = mode == "prefer" ? .prefer(unchecked) : .require(unchecked)
-        case "verify-full": tls = .require(.makeClientConfiguration())
-        default:
+        guard ["disable", "prefer", "require", "verify-full"].contains(mode) else {
             throw TingxieError(.invalidArgument, "--database-url: sslmode \"\(mode)\" is not one of disable, prefer, require, verify-full")
         }
-        var configuration = PostgresClient.Configuration(
-            // URLComponents has decoded them once already: `50%25off` is the password `50%off`.
-            host: host, port: port, username: user,
-            password: parts.password, database: database.isEmpty ? nil : database, tls: tls
-        )
+        return Parts(host: host, port: port, user: user, password: parts.password, database: database.isEmpty ? nil : database, mode: mode)
+    }
+
+    /// - Throws: `TingxieError(.invalidArgument)` saying what is wrong with the URL.
+    public static func configuration(_ url: String) throws -> PostgresClient.Configuration {
+        let parts = try parts(url)
+        let tls: PostgresClient.Configuration.TLS = switch parts.mode {
+        case "disable": .disable
+        case "prefer": .prefer(parts.tls)
+        default: .require(parts.tls)
+        }
+        var configuration = PostgresClient.Configuration(host: parts.host, port: parts.port, username: parts.user,
+                                                         password: parts.password, database: parts.database, tls: tls)
         configuration.options.connectTimeout = .seconds(5)
         return configuration
+    }
+
+    /// Why the database at `url` cannot be used, found by opening one connection: a refused
+    /// login, a refused connection, TLS; `nil` when a connection opens. The pool retries quietly,
+    /// so this is how an operator learns what is wrong.
+    static func diagnose(_ url: String, logger: Logger) async -> TingxieError? {
+        do {
+            let parts = try parts(url)
+            let tls: PostgresConnection.Configuration.TLS = parts.mode == "disable" ? .disable
+                : parts.mode == "prefer" ? .prefer(try NIOSSLContext(configuration: parts.tls)) : .require(try NIOSSLContext(configuration: parts.tls))
+            var configuration = PostgresConnection.Configuration(host: parts.host, port: parts.port, username: parts.user,
+                                                                 password: parts.password, database: parts.database, tls: tls)
+            configuration.options.connectTimeout = .seconds(5)
+            let connection = try await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration,
+                                                                  id: 0, logger: logger).get()
+            try? await connection.close()
+            return nil
+        } catch {
+            return PostgresFailure.describe(error)
+        }
     }
 }
 

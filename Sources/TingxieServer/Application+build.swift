@@ -138,6 +138,9 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
             pool?.stopCanceled(id: id)
             signals.notify(id)
         case .ended(let id): signals.notify(id)
+        case .resync:
+            pool?.wake()
+            signals.notifyAll()
         }
     }
     let monitor = ResourceMonitor(store: store, pool: pool, source: resources, thresholds: configuration.alerts,
@@ -157,7 +160,6 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
     let router = role == .server ? buildRouter(service: service) : buildWorkerRouter(service: service)
     let streamPool = NIOThreadPool(numberOfThreads: role == .server ? configuration.maxStreams : 1)
     let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
-    webSocketRouter.add(middleware: EdgeMiddleware(hosts: configuration.hostNames))
     if role == .server {
         StreamController(service: service, threadPool: streamPool, active: .init(limit: configuration.maxStreams))
             .addRoutes(to: webSocketRouter)

@@ -50,9 +50,15 @@ struct ClientLeft: Error {}
 extension APIRequestContext {
     /// Runs `body` with a watcher that tells whether the client has left (followers check it
     /// between writes, which alone would notice only at the next keep-alive).
+    /// - Throws: `ClientLeft` when the client is gone already.
     func watchingDeparture<T>(_ body: (DepartureWatcher) async throws -> T) async throws -> T {
         let watcher = DepartureWatcher()
-        try await channel.pipeline.addHandler(watcher, position: .first).get()
+        do {
+            try await channel.pipeline.addHandler(watcher, position: .first).get()
+        } catch {
+            throw ClientLeft()
+        }
+        guard channel.isActive else { throw ClientLeft() }
         defer { channel.pipeline.removeHandler(watcher, promise: nil) }
         return try await body(watcher)
     }

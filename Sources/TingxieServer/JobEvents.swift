@@ -45,20 +45,18 @@ extension JobService {
     func follow(_ id: String, timeout: Duration?, departure: DepartureWatcher? = nil,
                 update: (Job, ArraySlice<Transcript.Segment>) async throws -> Void) async throws -> (job: Job, transcript: Transcript?) {
         let deadline = timeout.map { ContinuousClock.now + $0 }
-        var sent = 0
+        var cursor = RunningSegments.Cursor()
         let current = try await signals.subscribe(to: id) { ticket in
             departure?.onLeave { ticket.signal() }
             var current = try await job(id, for: .server)
             while !current.status.isTerminal {
                 if departure?.hasLeft == true { throw ClientLeft() }
-                let segments = engine.running.segments(of: id, from: sent)
-                sent += segments.count
-                try await update(current, segments)
+                try await update(current, engine.running.next(of: id, after: &cursor))
                 if let deadline, ContinuousClock.now >= deadline {
                     throw TingxieError(.timeout, "job \(id) did not finish in time; it goes on: GET /v1/jobs/\(id)")
                 }
                 try Task.checkCancellation()
-                await ticket.wait(atMost: Self.followerFallbackTick)
+                await ticket.wait(atMost: deadline.map { min($0 - .now, Self.followerFallbackTick) } ?? Self.followerFallbackTick)
                 current = try await job(id, for: .server)
             }
             return current
@@ -69,7 +67,7 @@ extension JobService {
         }
         // The stored transcript is the truth: the rest of its segments.
         let transcript = try await transcript(of: current)
-        try await update(current, transcript.segments.dropFirst(sent))
+        try await update(current, transcript.segments.dropFirst(cursor.sent))
         return (current, transcript)
     }
 }
@@ -128,6 +126,8 @@ enum JobEvents {
             } catch is ClientLeft {
                 return
             } catch {
+                // A write to a client that left fails before the watcher says so: nothing to tell.
+                guard context.channel.isActive else { return }
                 context.logger.error("following a job failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
                 let failure = APIError(.internalServerError, code: "internal_error", "following the job failed; see the server's log")
                 try await EventStream.write([EventStream.ErrorEvent(failure, style: .tingxie)], to: &writer)

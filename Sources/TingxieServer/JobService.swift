@@ -149,6 +149,7 @@ struct JobService: Sendable {
             throw TingxieError(.jobFinished, "job \(id) has already \(before.status.rawValue); there is nothing to cancel")
         }
         guard let after = try await store.cancel(id: id) else { throw TingxieError(.notFound, "no job with id \"\(id)\"") }
+        signals.notify(id)
         if !pool.stopCanceled(id: id) {
             uploads.audio.remove(id)
         }

@@ -62,7 +62,10 @@ struct StreamController {
     }
 
     private func addRoute(_ path: RouterPath, to router: Router<BasicWebSocketRequestContext>) {
+        let hosts = service.configuration.hostNames
         router.ws(path) { request, _ in
+            // A request for another host, or another spelling of the path, is not upgraded.
+            guard hosts.allows(authority: request.head.authority), RequestPath.isCanonical(request.uri.path) else { return .dontUpgrade }
             // A browser that offers subprotocols needs one back: FunASR's `binary`, or ours.
             let offered = Self.subprotocols(request)
             let chosen = ["binary", "tingxie"].first(where: offered.contains)
@@ -239,8 +242,9 @@ private struct StreamSession {
             switch message {
             case .binary(let buffer):
                 try budget.spend(buffer.readableBytes, or: tooLarge)
-                // Files are counted as 16-bit audio at the stream's rate.
-                activity.heard(seconds: Double(buffer.readableBytes) / Double(2 * config.sampleRate))
+                // PCM counts as what it is; a compressed file as 2 KB a second (16 kbit/s, the
+                // least a speech codec sends), so that no honest sender falls below the rate.
+                activity.heard(seconds: Double(buffer.readableBytes) / (format == "pcm" ? Double(2 * config.sampleRate) : 2000))
                 if let writer {
                     try writer.append(framer.samples(buffer.readableBytesView))
                     guard writer.duration <= maxSeconds else {

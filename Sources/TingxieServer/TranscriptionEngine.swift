@@ -33,7 +33,7 @@ public struct TranscriptionEngine: JobProcessor {
             let options = RecognitionOptions(language: job.language, task: job.task)
             var transcript = try await pipeline.transcribe(audio, hotwords: try matcher(for: job.hotwords), options: options,
                                                            allowPartial: job.allowPartial, progress: progress) { [running] segment in
-                running.append(segment, to: job.id)
+                running.append(segment, to: job.id, run: run)
             }
             transcript.warnings = transcript.warnings?.map { TingxieError.naming($0, stored: audio, as: job.filename ?? "the upload") }
             return transcript
@@ -80,16 +80,32 @@ final class RunningSegments: Sendable {
         }
     }
 
-    func append(_ segment: Transcript.Segment, to id: String) {
-        jobs.withLock { $0[id]?.segments.append(segment) }
-        observer.withLock { $0 }?(id)
+    /// Adds a segment of run `run`; a run that is no longer the job's adds nothing.
+    func append(_ segment: Transcript.Segment, to id: String, run: UInt64) {
+        let current = jobs.withLock { jobs in
+            guard jobs[id]?.run == run else { return false }
+            jobs[id]?.segments.append(segment)
+            return true
+        }
+        if current { observer.withLock { $0 }?(id) }
     }
 
-    /// The segments of job `id` from index `start` on (none when it is not running here).
-    func segments(of id: String, from start: Int) -> ArraySlice<Transcript.Segment> {
+    /// Where a follower is in a job's live segments: the run it reads and how many it has had.
+    struct Cursor {
+        var run: UInt64 = 0
+        var sent = 0
+    }
+
+    /// The segments of job `id` the cursor has not had (none when it does not run here); a new
+    /// run of the job (a retry) starts the cursor again.
+    func next(of id: String, after cursor: inout Cursor) -> ArraySlice<Transcript.Segment> {
         jobs.withLock { jobs in
-            guard let segments = jobs[id]?.segments, start < segments.count else { return [] }
-            return segments[start...]
+            guard let entry = jobs[id] else { return [] }
+            if entry.run != cursor.run { cursor = Cursor(run: entry.run) }
+            guard cursor.sent < entry.segments.count else { return [] }
+            defer { cursor.sent = entry.segments.count }
+            return entry.segments[cursor.sent...]
         }
     }
+
 }

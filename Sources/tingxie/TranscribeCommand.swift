@@ -46,6 +46,9 @@ struct TranscribeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not show progress on stderr.")
     var quiet = false
 
+    @Flag(name: .long, help: "Transcribe what can be read of a truncated or corrupt file, with a warning on stderr, instead of failing it.")
+    var allowPartial = false
+
     /// The model's language (`--language`), translated with `--translate`.
     var options: RecognitionOptions { RecognitionOptions(task: translate ? .translate : .transcribe) }
 
@@ -107,7 +110,7 @@ struct TranscribeCommand: AsyncParsableCommand {
                 group.addTask {
                     let url = URL(fileURLWithPath: files[index])
                     do {
-                        let transcript = try await pipeline.transcribe(url, hotwords: matcher, options: options) {
+                        let transcript = try await pipeline.transcribe(url, hotwords: matcher, options: options, allowPartial: allowPartial) {
                             progress.update(index, fraction: $0)
                         }
                         return (index, .success(transcript))
@@ -122,6 +125,7 @@ struct TranscribeCommand: AsyncParsableCommand {
                 outcomes[index] = outcome
                 switch outcome {
                 case .success(let transcript):
+                    for warning in transcript.warnings ?? [] { Self.printError("warning: \(warning)") }
                     do {
                         try write(transcript, for: files[index], to: output)
                     } catch {

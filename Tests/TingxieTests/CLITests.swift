@@ -84,6 +84,26 @@ enum CLI {
         #expect(bad.stderr.contains("terms.txt: hotword \"飞桨 99\" has weight 99.0; weights go from 0.1 to 10.0"))
     }
 
+    /// A truncated file fails `transcribe` (non-zero, saying how much was readable) unless
+    /// `--allow-partial`, which transcribes the readable part and warns on stderr.
+    @Test(.enabled(if: TestData.generatedModels != nil && TestData.vadModel != nil && TestData.corpus != nil,
+                   "needs the generated models, the VAD model and the corpus; run `make test`"))
+    func aTruncatedFileFailsTranscribeUnlessPartialIsAllowed() async throws {
+        let models = try #require(TestData.generatedModels)
+        let directory = try TestData.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let whole = try Data(contentsOf: try #require(TestData.corpus).appendingPathComponent("formats/003.flac"))
+        let cut = directory.appendingPathComponent("cut.flac")
+        try whole.prefix(whole.count / 3).write(to: cut)
+        let tiny = ["--model-dir", models.appendingPathComponent("paraformer-tiny").path, "--quiet"]
+        let refused = try await CLI.run(["transcribe", cut.path] + tiny)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("the audio ends after 1.3 s of the 5.0 s"), "\(refused.stderr)")
+        let allowed = try await CLI.run(["transcribe", cut.path, "--allow-partial"] + tiny)
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+        #expect(allowed.stderr.hasPrefix("tingxie: warning: cut.flac: the audio ends after"), "\(allowed.stderr)")
+    }
+
     /// A model without punctuation gets it from --punctuation-model; a broken one is refused with
     /// a message, never a crash.
     @Test(.enabled(if: TestData.generatedModels != nil && TestData.vadModel != nil && TestData.corpus != nil,

@@ -90,7 +90,13 @@ import TingxiePostgres
                 "Host": "evil.example:\(port)", "Origin": "http://evil.example:\(port)", "Upgrade": "websocket", "Connection": "Upgrade",
                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
             ])
-            #expect([400, 421].contains(upgrade.status), "not upgraded: \(upgrade.status)")
+            // (The upgrade path answers a refused upgrade with its own 400.)
+            #expect((400..<500).contains(upgrade.status), "not upgraded: \(upgrade.status)")
+            // Nor one for another spelling of the stream's path.
+            let spelled = try await RawHTTP.request(port: port, method: "GET", target: "//v1/stream", headers: [
+                "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
+            ])
+            #expect((400..<500).contains(spelled.status), "not upgraded: \(spelled.status)")
         }
     }
 
@@ -139,6 +145,21 @@ extension EdgeTests {
         }
     }
 
+    /// A real login with a password full of URL characters works when the URL percent-encodes
+    /// it once; a wrong password is said to be a refused login, without the password.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["TINGXIE_TEST_POSTGRES_PASSWORD_URL"] != nil, TestPostgres.skipReason))
+    func aPasswordLoginWorksAndAWrongOneIsSaidPlainly() async throws {
+        let url = try #require(ProcessInfo.processInfo.environment["TINGXIE_TEST_POSTGRES_PASSWORD_URL"])
+        let one: Int = try await TestPostgres.value("SELECT 1::int8", in: url)
+        #expect(one == 1)
+        let running = try await TestPostgres.store(url: url.replacingOccurrences(of: "50%25off", with: "49%25off"))
+        defer { running.stop() }
+        let error = try await #require(throws: TingxieError.self) { try await running.store.ping() }
+        print("a wrong password: \(error.code.rawValue): \(error.message)")
+        #expect(error.message.contains("refused the login"))
+        #expect(!error.message.contains("49%off"))
+    }
+
     /// `--max-stored-audio-gb`: once the audio kept for queued jobs would pass it, uploads get 507.
     @Test func storedAudioIsBounded() async throws {
         try await withTestServer(setup: {
@@ -157,17 +178,23 @@ extension EdgeTests {
         }
     }
 
-    /// A run that lost its lease and ends after the same job was claimed again here leaves the
-    /// new run's live segments alone.
+    /// A run that lost its lease and ends after the same job was claimed again here neither
+    /// feeds nor removes the new run's live segments, and a follower starts again with the new run.
     @Test func anOldRunLeavesANewRunsSegments() {
         let running = RunningSegments()
         let old = running.begin("job")
+        var follower = RunningSegments.Cursor()
+        running.append(.init(id: 0, start: 0, end: 1, text: "旧的"), to: "job", run: old)
+        #expect(running.next(of: "job", after: &follower).map(\.text) == ["旧的"])
         let new = running.begin("job")
-        running.append(.init(id: 0, start: 0, end: 1, text: "新的"), to: "job")
+        running.append(.init(id: 0, start: 0, end: 1, text: "新的"), to: "job", run: new)
+        running.append(.init(id: 1, start: 1, end: 2, text: "旧的二"), to: "job", run: old)
         running.end("job", run: old)
-        #expect(running.segments(of: "job", from: 0).map(\.text) == ["新的"])
+        // The follower starts again with the new run, which the old one neither fed nor ended.
+        #expect(running.next(of: "job", after: &follower).map(\.text) == ["新的"])
+        #expect(follower.sent == 1)
         running.end("job", run: new)
-        #expect(running.segments(of: "job", from: 0).isEmpty)
+        #expect(running.next(of: "job", after: &follower).isEmpty)
     }
 
     /// `curl -m 1` on the synchronous OpenAI route: the client leaves while its job runs, and
