@@ -50,7 +50,7 @@ struct ClientLeft: Error {}
 extension APIRequestContext {
     /// Runs `body` with a watcher that tells whether the client has left (followers check it
     /// between writes, which alone would notice only at the next keep-alive).
-    /// - Throws: `ClientLeft` when the client is gone already.
+    /// - Throws: `ClientLeft` when the connection is closed already (its pipeline takes no handler).
     func watchingDeparture<T>(_ body: (DepartureWatcher) async throws -> T) async throws -> T {
         let watcher = DepartureWatcher()
         do {
@@ -58,7 +58,6 @@ extension APIRequestContext {
         } catch {
             throw ClientLeft()
         }
-        guard channel.isActive else { throw ClientLeft() }
         defer { channel.pipeline.removeHandler(watcher, promise: nil) }
         return try await body(watcher)
     }
