@@ -8,7 +8,14 @@ import TingxieCore
 /// HTTP status that belongs to the code. The OpenAI-compatible route adds OpenAI's `type` and
 /// `param` fields to the same object.
 struct APIError: Error, Sendable {
-    enum Style: Sendable { case tingxie, openAI }
+    enum Style: Sendable {
+        case tingxie, openAI
+
+        /// OpenAI's routes answer in OpenAI's shape, their refusals included.
+        init(for request: Request) {
+            self = request.uri.path.hasPrefix("/v1/audio/") ? .openAI : .tingxie
+        }
+    }
 
     var code: String
     var message: String
@@ -69,8 +76,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     var retryAfter: @Sendable () -> Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        // OpenAI's routes answer in OpenAI's shape, their 401s included.
-        let style: APIError.Style = request.uri.path.hasPrefix("/v1/audio/") ? .openAI : .tingxie
+        let style = APIError.Style(for: request)
         do {
             return try await next(request, context)
         } catch let error as APIError {

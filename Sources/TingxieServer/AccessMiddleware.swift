@@ -52,7 +52,7 @@ struct EdgeMiddleware<Context: RequestContext>: RouterMiddleware {
     let hosts: HostNames
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let style: APIError.Style = request.uri.path.hasPrefix("/v1/audio/") ? .openAI : .tingxie
+        let style = APIError.Style(for: request)
         guard hosts.allows(authority: request.head.authority) else {
             return APIError(.misdirectedRequest, code: "misdirected_request",
                             "this server does not answer to the host \"\((request.head.authority ?? "").prefix(100))\"; its operator can add it with --public-host")
@@ -186,7 +186,7 @@ struct BrowserPolicyMiddleware<Context: RequestContext>: RouterMiddleware {
             response.headers[.accessControlMaxAge] = "600"
         } else if let origin, ![.get, .head, .options].contains(request.method), !policy.allows(origin: origin, host: request.head.authority) {
             response = APIError(TingxieError(.forbidden, "requests from the web page at \(origin.prefix(100)) are not allowed; add it with --cors-origin"))
-                .response(style: request.uri.path.hasPrefix("/v1/audio/") ? .openAI : .tingxie)
+                .response(style: .init(for: request))
         } else {
             response = try await next(request, context)
         }
