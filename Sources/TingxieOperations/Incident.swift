@@ -24,6 +24,8 @@ public struct Incident: Sendable, Equatable {
         case connectionReset = "connection_reset"
         /// A job that succeeded on the readable part of a truncated or corrupt file (`partial=allow`).
         case partialAudio = "partial_audio"
+        /// A job that succeeded with stretches of detected speech that gave no text (`Transcript.gaps`).
+        case speechGap = "speech_gap"
         case internalError = "internal_error"
 
         /// The class of a job's failure.
@@ -62,6 +64,7 @@ public struct Incident: Sendable, Equatable {
             case .queueWait: "add workers or machines; clients can watch Retry-After and /v1/system"
             case .failureRate: "look at GET /v1/incidents for the classes behind the failures"
             case .partialAudio: "the file decoded only in part; the transcript covers the readable audio and says so in its warnings. Ask the sender for the whole file"
+            case .speechGap: "the model found no words in some detected speech, even decoded on its own (noise, music, another language, or speech the model cannot follow); the transcript lists the stretches in `gaps`. Listen to them, or try a larger model"
             case .connectionReset: "uploads are durable jobs: a client that drops its connection can fetch the result later by job id"
             case .internalError: "see the server log around the incident's time"
             }
@@ -88,6 +91,17 @@ public struct Incident: Sendable, Equatable {
         self.filename = filename
         self.openedAt = openedAt
         self.resolvedAt = resolvedAt
+    }
+}
+
+extension Incident.Cause {
+    /// The incident a succeeded job's transcript files when it lacks something, with its message:
+    /// `partialAudio` when the audio read only in part (warnings besides the gaps' own, which
+    /// comes last), else `speechGap` when speech gave no text; `nil` for a complete transcript.
+    public static func shortfall(of transcript: Transcript) -> (cause: Incident.Cause, message: String)? {
+        guard let warnings = transcript.warnings, !warnings.isEmpty else { return nil }
+        let partial = warnings.count > (transcript.gaps?.isEmpty == false ? 1 : 0)
+        return (partial ? .partialAudio : .speechGap, warnings.joined(separator: "; "))
     }
 }
 

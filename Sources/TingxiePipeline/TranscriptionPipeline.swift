@@ -37,6 +37,9 @@ public final class TranscriptionPipeline: Sendable {
         /// probability, at 1.5 times this at the latest); `nil` keeps the VAD's own limit.
         /// For live audio, where a sentence is only sent once it ends.
         public var maxSpeechSeconds: Double?
+        /// Detected speech that a result leaves uncovered for longer than this is decoded again
+        /// on its own (and reported as a gap if that gives no text either).
+        public var coverageToleranceSeconds: Double
         /// Live partial results: the open sentence is recognised again after every this much new
         /// speech (when `run` is given a partial handler).
         public var partialIntervalSeconds: Double
@@ -48,7 +51,7 @@ public final class TranscriptionPipeline: Sendable {
         public init(language: String = "zh", maxSegmentSeconds: Double? = nil, batchSize: Int = 1,
                     paddingSeconds: Double = 0.2, leadSeconds: Double = 0.35,
                     mergeTargetSeconds: Double? = nil, mergeMaxGapSeconds: Double? = nil, maxSpeechSeconds: Double? = nil,
-                    partialIntervalSeconds: Double = 0.6, partialShare: Double = 0.5) {
+                    coverageToleranceSeconds: Double = 1, partialIntervalSeconds: Double = 0.6, partialShare: Double = 0.5) {
             self.language = language
             self.maxSegmentSeconds = maxSegmentSeconds
             self.batchSize = max(1, batchSize)
@@ -57,6 +60,7 @@ public final class TranscriptionPipeline: Sendable {
             self.mergeTargetSeconds = mergeTargetSeconds.map { max(0, $0) }
             self.mergeMaxGapSeconds = mergeMaxGapSeconds.map { max(0, $0) }
             self.maxSpeechSeconds = maxSpeechSeconds
+            self.coverageToleranceSeconds = max(0.1, coverageToleranceSeconds)
             self.partialIntervalSeconds = max(0.1, partialIntervalSeconds)
             self.partialShare = min(1, max(0, partialShare))
         }
@@ -94,6 +98,7 @@ public final class TranscriptionPipeline: Sendable {
     private let simplifying: TextNormalizer
     private let plain = TextNormalizer(toSimplified: nil)
     private let splitter: SegmentSplitter
+    private let coverage: SpeechCoverage
     private let padding: [Float]
     private let threadPool: NIOThreadPool
 
@@ -115,6 +120,7 @@ public final class TranscriptionPipeline: Sendable {
         self.padding = padding
         let maxSeconds = configuration.maxSegmentSeconds ?? recognizer.info.maxSegmentSeconds
         splitter = SegmentSplitter(maxSeconds: maxSeconds - 2 * configuration.paddingSeconds)
+        coverage = SpeechCoverage(toleranceSeconds: configuration.coverageToleranceSeconds)
     }
 
     /// Transcribes one file.
@@ -178,6 +184,7 @@ public final class TranscriptionPipeline: Sendable {
         var decodedSamples = 0
         var pending: [SpeechSegment] = []
         var segments: [Transcript.Segment] = []
+        var gaps: [Transcript.Gap] = []
         var language: String?
 
         // Models that can be biased get the hotwords in their decoder; the text stage then only
@@ -216,19 +223,57 @@ public final class TranscriptionPipeline: Sendable {
                     return [[SpeechSegment(startSample: piece[0].startSample, samples: audio, leadSamples: piece[0].leadSamples)] + piece]
                 }
                 let results = try recognize(inputs.map { $0[0].samples })
+                var decoded: [Decoded] = []
                 for (input, result) in zip(inputs, results) {
                     language = language ?? result.language
                     let parts = Array(input.dropFirst())
                     if parts.isEmpty {
-                        append(input[0], result)
+                        decoded.append(Decoded(input[0], result, covered: covered(by: result, of: input[0])))
                     } else if let split = SegmentMerging.split(result, into: parts, pieceStart: input[0].startSample, padding: padding.count) {
-                        for (part, partResult) in zip(parts, split) { append(part, partResult) }
+                        // A stretch counts for every sentence it reaches into, whichever one its text went to.
+                        let covered = covered(by: result, of: input[0])
+                        decoded += zip(parts, split).map { Decoded($0, $1, covered: covered) }
                     } else {
                         // The model gave no timestamps after all: its sentences are recognised
                         // one by one, and so is the rest of the file.
                         merging = false
                         let alone = try recognize(parts.map(\.samples))
-                        for (part, partResult) in zip(parts, alone) { append(part, partResult) }
+                        decoded += zip(parts, alone).map { Decoded($0, $1, covered: covered(by: $1, of: $0)) }
+                    }
+                }
+                try appendCovering(decoded)
+            }
+        }
+        /// The timeline ranges a result of `input`'s audio (recognised with padding around it) covers.
+        func covered(by result: RecognitionResult, of input: SpeechSegment) -> [Range<Int>] {
+            SpeechCoverage.covered(by: result, input: input.startSample - padding.count..<input.endSample + padding.count)
+        }
+        /// Appends decoded sentences, first decoding again on its own any of their speech that
+        /// their results do not cover; what still gives no text is recorded as a gap.
+        func appendCovering(_ decoded: [Decoded]) throws {
+            let margin = Int(configuration.leadSeconds * Double(modelSampleRate))
+            let holes = decoded.map { item in
+                coverage.holes(in: item.segment.speechStartSample..<item.segment.endSample, covered: item.covered).map { hole in
+                    // With some audio either side, so that no syllable at its edges is clipped.
+                    let lower = max(item.segment.startSample, hole.lowerBound - margin)
+                    let upper = min(item.segment.endSample, hole.upperBound + margin)
+                    let offset = lower - item.segment.startSample
+                    return SpeechSegment(startSample: lower, samples: Array(item.segment.samples[offset..<offset + upper - lower]),
+                                         leadSamples: hole.lowerBound - lower)
+                }
+            }
+            let audio = holes.flatMap { $0.map(\.samples) }
+            var retried = try (audio.isEmpty ? [] : recognize(audio)).makeIterator()
+            for (item, holes) in zip(decoded, holes) {
+                // The sentence's own text and what its holes gave, in the order they were spoken.
+                let span = item.segment.startSample..<item.segment.endSample
+                let start = item.covered.filter { $0.overlaps(span) }.map { max($0.lowerBound, span.lowerBound) }.min() ?? span.lowerBound
+                var pieces = [(start: start, segment: item.segment, result: item.result, hole: false)]
+                for hole in holes { pieces.append((hole.speechStartSample, hole, retried.next()!, true)) }
+                for piece in pieces.sorted(by: { $0.start < $1.start }) {
+                    if !append(piece.segment, piece.result), piece.hole {
+                        gaps.append(Transcript.Gap(start: Double(piece.segment.speechStartSample) / Double(modelSampleRate),
+                                                   end: Double(piece.segment.endSample) / Double(modelSampleRate)))
                     }
                 }
             }
@@ -237,13 +282,16 @@ public final class TranscriptionPipeline: Sendable {
         func isChinese(_ result: RecognitionResult) -> Bool {
             options.task == .transcribe && TextNormalizer.isChinese(result.language ?? options.language ?? configuration.language)
         }
-        func append(_ segment: SpeechSegment, _ result: RecognitionResult) {
+        /// Adds a sentence's text to the transcript; false when it has none.
+        @discardableResult
+        func append(_ segment: SpeechSegment, _ result: RecognitionResult) -> Bool {
             // Each piece's text is in the language the model found for it, or English.
             let chinese = isChinese(result)
             guard let assembled = assemble(segment, result, id: segments.count, normalizer: chinese ? simplifying : plain,
-                                           hotwords: chinese ? textStage : nil, biasing: biasing) else { return }
+                                           hotwords: chinese ? textStage : nil, biasing: biasing) else { return false }
             segments.append(assembled)
             onSegment?(assembled)
+            return true
         }
         var reported = 0.0
         func report() {
@@ -344,8 +392,31 @@ public final class TranscriptionPipeline: Sendable {
             segments: segments,
             processingS: (ContinuousClock.now - started).seconds
         )
-        transcript.warnings = source.warnings.isEmpty ? nil : source.warnings
+        let warnings = source.warnings + (gaps.isEmpty ? [] : [Self.gapWarning(gaps)])
+        transcript.warnings = warnings.isEmpty ? nil : warnings
+        transcript.gaps = gaps.isEmpty ? nil : gaps
         return transcript
+    }
+
+    /// A sentence as the model gave it, with the timeline ranges its piece's result covers.
+    private struct Decoded {
+        var segment: SpeechSegment
+        var result: RecognitionResult
+        var covered: [Range<Int>]
+
+        init(_ segment: SpeechSegment, _ result: RecognitionResult, covered: [Range<Int>]) {
+            self.segment = segment
+            self.result = result
+            self.covered = covered
+        }
+    }
+
+    /// The warning a transcript with gaps carries.
+    public static func gapWarning(_ gaps: [Transcript.Gap]) -> String {
+        let seconds = gaps.reduce(0) { $0 + $1.end - $1.start }
+        let listed = gaps.prefix(5).map { String(format: "%.1f-%.1f s", $0.start, $0.end) }.joined(separator: ", ")
+        return String(format: "%d stretch%@ of speech (%.1f s in all) gave no text, even decoded on %@ own: %@%@",
+                      gaps.count, gaps.count == 1 ? "" : "es", seconds, gaps.count == 1 ? "its" : "their", listed, gaps.count > 5 ? ", ..." : "")
     }
 
     private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, id: Int, normalizer: TextNormalizer,

@@ -157,8 +157,8 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
             guard done.count == 1 else { return false }
             try await db.query("INSERT INTO results (job_id, transcript, created_at) VALUES (\(id), \(json), now())",
                                logger: self.logger)
-            if let warnings = transcript.warnings, !warnings.isEmpty {
-                try await self.recordFailure(db, jobID: id, cause: .partialAudio, message: warnings.joined(separator: "; "))
+            if let shortfall = Incident.Cause.shortfall(of: transcript) {
+                try await self.recordFailure(db, jobID: id, cause: shortfall.cause, message: shortfall.message)
             }
             try await db.query("SELECT pg_notify(\(Self.channel), \("ended:" + id))", logger: self.logger)
             try await self.deleteAudio(db, jobID: id)

@@ -13,6 +13,7 @@ public final class ServerMetrics: Sendable {
     private let jobDuration: ValueHistogram
     private let rtf: ValueHistogram
     private let audioProcessed: Counter
+    private let speechGaps: Counter
 
     public init() {
         jobsStarted = registry.makeCounter(descriptor: Self.name("jobs_started", "total", "Jobs taken from the queue by a worker (retries included)"))
@@ -26,6 +27,7 @@ public final class ServerMetrics: Sendable {
             descriptor: Self.name("job_rtf", "", "Real-time factor of succeeded jobs (processing time / audio duration)"),
             buckets: [0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2])
         audioProcessed = registry.makeCounter(descriptor: Self.name("audio_processed", "seconds_total", "Audio seconds of succeeded jobs"))
+        speechGaps = registry.makeCounter(descriptor: Self.name("speech_gap", "seconds_total", "Seconds of detected speech in succeeded jobs that gave no text, even decoded again on their own"))
         // Series that exist from the start, so that rates over them work from the first scrape.
         for status in [Job.Status.succeeded, .failed, .canceled] { _ = finished(status) }
         for code in TingxieError.Code.allCases { _ = rejections(code.rawValue) }
@@ -45,6 +47,7 @@ public final class ServerMetrics: Sendable {
             if let transcript, status == .succeeded {
                 audioProcessed.increment(by: transcript.durationS)
                 if transcript.durationS > 0 { rtf.record(transcript.rtf) }
+                speechGaps.increment(by: (transcript.gaps ?? []).reduce(0) { $0 + $1.end - $1.start })
             }
         }
     }

@@ -33,6 +33,44 @@ public enum ErrorRate {
         return (editDistance(hyp, ref), ref.count)
     }
 
+    /// For each character of each reference sentence (in scoring form), whether the hypothesis has
+    /// a character in its place (the same or a substitute) when the whole hypothesis is aligned
+    /// with the sentences joined: a sentence whose characters are mostly unmatched was not heard.
+    public static func heardCharacters(hypothesis: String, sentences: [String]) -> [[Bool]] {
+        let forms = sentences.map(scoringForm)
+        let ref = forms.flatMap { $0 }
+        let hyp = scoringForm(ChineseNumerals.spellOut(hypothesis, matching: String(ref)))
+        // Full table of edit distances, walked back from the end for one best alignment.
+        let width = hyp.count + 1
+        var table = [Int32](repeating: 0, count: (ref.count + 1) * width)
+        for j in 0...hyp.count { table[j] = Int32(j) }
+        for i in stride(from: 1, through: ref.count, by: 1) {
+            table[i * width] = Int32(i)
+            for j in stride(from: 1, through: hyp.count, by: 1) {
+                let substitution = table[(i - 1) * width + j - 1] + (ref[i - 1] == hyp[j - 1] ? 0 : 1)
+                table[i * width + j] = min(substitution, table[(i - 1) * width + j] + 1, table[i * width + j - 1] + 1)
+            }
+        }
+        var heard = [Bool](repeating: false, count: ref.count)
+        var (i, j) = (ref.count, hyp.count)
+        while i > 0 {
+            let here = table[i * width + j]
+            if j > 0, here == table[(i - 1) * width + j - 1] + (ref[i - 1] == hyp[j - 1] ? 0 : 1) {
+                heard[i - 1] = true
+                (i, j) = (i - 1, j - 1)
+            } else if here == table[(i - 1) * width + j] + 1 {
+                i -= 1
+            } else {
+                j -= 1
+            }
+        }
+        var start = 0
+        return forms.map { form in
+            defer { start += form.count }
+            return Array(heard[start..<start + form.count])
+        }
+    }
+
     /// Pooled CER over many utterances: total errors divided by total reference characters.
     public static func characterErrorRate(_ pairs: [(hypothesis: String, reference: String)]) -> Double {
         var errors = 0

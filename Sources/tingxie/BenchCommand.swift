@@ -52,8 +52,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds of speech each live client streams in real time (section live).")
     var liveSeconds: Double = 60
 
-    @Option(name: .long, help: "Long recording with a start/end/text .tsv beside it, for faster-whisper against Tingxie (section peers).")
-    var peerAudio: String?
+    @Option(name: .long, help: "Long recording with a start/end/text .tsv beside it, for faster-whisper against Tingxie (section peers; repeatable).")
+    var peerAudio: [String] = []
 
     @Option(name: .long, help: "What `scripts/setup --peers` installed: python/ with faster-whisper, whisper-base-ct2/ (section peers).")
     var peersDir: String = ".deps/peers"
@@ -77,7 +77,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         guard soakMinutes >= 1, soakMinutes <= 1440 else { throw ValidationError("--soak-minutes takes 1 to 1440") }
         guard liveSeconds >= 10, liveSeconds <= 3600 else { throw ValidationError("--live-seconds takes 10 to 3600") }
-        guard !sections.contains(.peers) || peerAudio != nil else { throw ValidationError("section peers needs --peer-audio FILE.wav") }
+        guard !sections.contains(.peers) || !peerAudio.isEmpty else { throw ValidationError("section peers needs --peer-audio FILE.wav") }
         guard !sections.contains(.cluster) || databaseUrl != nil else {
             throw ValidationError("section cluster needs --database-url of a PostgreSQL server where it may create scratch databases (`make bench-cluster` starts one)")
         }
@@ -133,8 +133,8 @@ struct BenchCommand: AsyncParsableCommand {
         if sections.contains(.cluster), let databaseUrl {
             try await ClusterBench(server: server, files: files, audioSeconds: audioSeconds, databaseURL: databaseUrl, work: work).run()
         }
-        if sections.contains(.peers), let peerAudio {
-            try PeerBench(executable: executable, modelArguments: common + ["--threads", "\(model.threadCount)"], audio: URL(fileURLWithPath: peerAudio), runs: runs, work: work,
+        for audio in sections.contains(.peers) ? peerAudio : [] {
+            try PeerBench(executable: executable, modelArguments: common + ["--threads", "\(model.threadCount)"], audio: URL(fileURLWithPath: audio), runs: runs, work: work,
                           peers: URL(fileURLWithPath: peersDir), peerScript: URL(fileURLWithPath: peerScript), language: model.language,
                           variants: peerVariant.map { $0.split(separator: " ").map(String.init) }, includesFasterWhisper: !withoutFasterWhisper).run()
         }

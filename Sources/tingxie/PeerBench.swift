@@ -7,7 +7,9 @@ import TingxieText
 /// conversion and the CTranslate2 `model.bin` it was made from), one system after another in
 /// one invocation: RTF (median of `runs` whole-process wall times, model load included), CER of
 /// the whole text against the recording's `.tsv` (scored as the tests score), peak RSS, segments,
-/// and the share of the reference's utterances whose start and end both lie within 1 s of a segment's.
+/// sentences missing (fewer than half of a reference sentence's characters have a counterpart when
+/// the whole text is aligned with the reference), and the share of the reference's utterances
+/// whose start and end both lie within 1 s of a segment's.
 struct PeerBench {
     /// `tingxie transcribe` with the bench's model and thread flags, and the audio with its reference.
     let executable: String
@@ -61,8 +63,8 @@ struct PeerBench {
         ])
         say(String(format: "\n## Peers: %@ (%.0f s, %d utterances), faster-whisper with 2 threads, RTF the median of %d whole-process runs",
                    audio.lastPathComponent, audioSeconds, reference.count, runs))
-        say("| system | RTF | CER | peak RSS | segments | boundaries within 1 s |")
-        say("|---|---:|---:|---:|---:|---:|")
+        say("| system | RTF | CER | peak RSS | segments | sentences missing | boundaries within 1 s |")
+        say("|---|---:|---:|---:|---:|---:|---:|")
         let normalizer = try TextNormalizer.forLanguage(language)
         for system in systems {
             var walls: [Double] = []
@@ -84,11 +86,13 @@ struct PeerBench {
             }
             let text = segments.map { normalizer.normalize($0.text) }.joined()
             let scored = ErrorRate.count(hypothesis: text, reference: reference.map(\.text).joined())
+            let missing = ErrorRate.heardCharacters(hypothesis: text, sentences: reference.map(\.text))
+                .filter { heard in 2 * heard.filter { $0 }.count < heard.count }.count
             let matched = reference.filter { utterance in
                 segments.contains { abs($0.start - utterance.start) <= 1 && abs($0.end - utterance.end) <= 1 }
             }
-            say(String(format: "| %@ | %.4f | %.2f%% | %.0f MB | %d | %.0f%% |", system.name, walls.sorted()[walls.count / 2] / audioSeconds,
-                       100 * Double(scored.errors) / Double(max(1, scored.length)), Double(peak) / 1e6, segments.count,
+            say(String(format: "| %@ | %.4f | %.2f%% | %.0f MB | %d | %d | %.0f%% |", system.name, walls.sorted()[walls.count / 2] / audioSeconds,
+                       100 * Double(scored.errors) / Double(max(1, scored.length)), Double(peak) / 1e6, segments.count, missing,
                        100 * Double(matched.count) / Double(max(1, reference.count))))
         }
     }

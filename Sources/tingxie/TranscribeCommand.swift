@@ -40,6 +40,9 @@ struct TranscribeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Sentences more than this many seconds apart are never decoded together (default the model's, 3 for Whisper, 1 for others).")
     var mergeGap: Double?
 
+    @Option(name: .long, help: "Detected speech a result leaves uncovered for longer than this many seconds is decoded again on its own, and reported as a gap if it still gives no text (0.1 to 30, default 1).")
+    var coverageTolerance: Double = 1
+
     @Flag(name: .long, help: "Translate into English (multilingual Whisper).")
     var translate = false
 
@@ -57,6 +60,7 @@ struct TranscribeCommand: AsyncParsableCommand {
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
         guard mergeSeconds.map({ (0...60).contains($0) }) ?? true else { throw ValidationError("--merge-seconds must be between 0 and 60") }
         guard mergeGap.map({ (0...30).contains($0) }) ?? true else { throw ValidationError("--merge-gap must be between 0 and 30 seconds") }
+        guard (0.1...30).contains(coverageTolerance) else { throw ValidationError("--coverage-tolerance must be between 0.1 and 30 seconds") }
     }
 
     func run() async throws {
@@ -90,7 +94,8 @@ struct TranscribeCommand: AsyncParsableCommand {
                 recognizer: recognizer,
                 detectors: try model.loadVAD(),
                 configuration: .init(language: model.language, batchSize: recognizer.configuration.parallelDecodes,
-                                     mergeTargetSeconds: mergeSeconds, mergeMaxGapSeconds: mergeGap),
+                                     mergeTargetSeconds: mergeSeconds, mergeMaxGapSeconds: mergeGap,
+                                     coverageToleranceSeconds: coverageTolerance),
                 punctuator: try model.loadPunctuation(for: recognizer.info),
                 threadPool: threadPool
             )

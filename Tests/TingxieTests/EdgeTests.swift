@@ -320,6 +320,28 @@ extension EdgeTests {
         }
     }
 
+    /// Speech that gives no text, even decoded on its own, reaches the client and the operator:
+    /// `gaps` and a warning in the transcript, a `speech_gap` incident and the gap metric.
+    @Test func speechThatGivesNoTextIsAGapInTheJobItsIncidentAndMetrics() async throws {
+        let recognizer = FakeRecognizer(timestamps: .stretches, inaudibleAbove: 0.45)
+        let audio = PipelineTests().audio(seconds: 6, bursts: [(1, 2), (2.6, 3.6), (4.2, 5.2)], loud: [1])
+        try await withTestServer(recognizer: recognizer) { client, _ in
+            let posted = try await client.post("/v1/jobs", parts: [.file(audio, filename: "gap.wav")])
+            let id = try #require(posted.json["id"] as? String)
+            #expect(try await client.waitUntilFinished(id)["status"] as? String == "succeeded")
+            let transcript = try await client.get("/v1/jobs/\(id)/transcript")
+            #expect(transcript.headers[.init("X-Tingxie-Warnings")!] == "1")
+            let gaps = transcript.json["gaps"] as? [[String: Double]] ?? []
+            #expect(gaps.count == 1 && abs((gaps.first?["start"] ?? 0) - 2.6) < 0.01, "\(gaps)")
+            #expect((transcript.json["warnings"] as? [String])?.first?.contains("gave no text") == true)
+            let incidents = try await client.get("/v1/incidents").json["incidents"] as? [[String: Any]] ?? []
+            #expect(incidents.contains { $0["job_id"] as? String == id && $0["cause"] as? String == "speech_gap" })
+            let metrics = try await client.get("/metrics").text
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("tingxie_speech_gap_seconds_total ") }
+            #expect(line.flatMap { Double($0.split(separator: " ")[1]) }.map { abs($0 - 1.1) < 0.01 } == true, "\(line ?? "none")")
+        }
+    }
+
     /// FunASR's client sends `60 ms × chunk_size[1] / chunk_interval` of audio per message: 1371
     /// bytes for `chunk_interval` 7, an odd number. Every sample must come out as from one message.
     @Test func oddSizedPCMMessagesGiveTheSameSamples() {

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import TingxieAudio
 import TingxieCore
+import TingxieOperations
 @testable import TingxiePipeline
 import TingxieSherpa
 
@@ -15,10 +16,16 @@ final class FakeRecognizer: Recognizer {
     let delay: Duration
     let failure: TingxieError?
     let timestamps: Timestamps
+    /// Stretches stop this many seconds into a piece: later ones are left out and one that runs
+    /// over is cut there (a decoder that ends its window early).
+    let stopsAt: Double?
+    /// Bursts with samples louder than this give no stretch (speech the model cannot make out).
+    let inaudibleAbove: Float?
 
     /// What results carry besides the text.
     enum Timestamps {
-        /// One token per piece.
+        /// The piece's length as its text, with a token every half second from 0.25 s on (one
+        /// at least): text that covers the whole piece.
         case none
         /// One token per burst of sound, timed at the burst's start, as Paraformer gives them.
         case tokens
@@ -34,8 +41,11 @@ final class FakeRecognizer: Recognizer {
     ///   - failure: thrown by every call, when given.
     ///   - multilingual: speaks zh, en and ja, detects (finding `en`) and translates ("Piece N"),
     ///     as a multilingual Whisper does.
-    init(delay: Duration = .zero, timestamps: Timestamps = .none, failure: TingxieError? = nil, multilingual: Bool = false) {
+    init(delay: Duration = .zero, timestamps: Timestamps = .none, failure: TingxieError? = nil, multilingual: Bool = false,
+         stopsAt: Double? = nil, inaudibleAbove: Float? = nil) {
         self.delay = delay
+        self.stopsAt = stopsAt
+        self.inaudibleAbove = inaudibleAbove
         self.failure = failure
         self.timestamps = timestamps
         info = ModelInfo(family: "fake", name: "fake", emitsTraditional: false, maxSegmentSeconds: 10,
@@ -62,14 +72,24 @@ final class FakeRecognizer: Recognizer {
         }
         if timestamps == .stretches {
             return batch.map { samples in
-                let stretches = Self.bursts(samples).enumerated().map { TimedText(text: "句\($0)。", start: $1.start, end: $1.end) }
+                let stretches = Self.bursts(samples).enumerated().compactMap { index, burst -> TimedText? in
+                    let end = min(burst.end, stopsAt ?? .infinity)
+                    if burst.start >= end { return nil }
+                    if let inaudibleAbove, samples[Int(burst.start * 16_000)..<Int(burst.end * 16_000)].contains(where: { abs($0) > inaudibleAbove }) {
+                        return nil
+                    }
+                    return TimedText(text: "句\(index)。", start: burst.start, end: end)
+                }
                 return RecognitionResult(text: stretches.map(\.text).joined(), tokens: ["句"], segments: stretches)
             }
         }
         if timestamps == .promisedButNone {
             return batch.map { RecognitionResult(text: "段\($0.count)") }
         }
-        return batch.map { RecognitionResult(text: "段\($0.count)", tokens: ["段"], timestamps: [0.25]) }
+        return batch.map { samples in
+            let times = Array(stride(from: 0.25, to: max(0.26, Double(samples.count) / 16_000), by: 0.5))
+            return RecognitionResult(text: "段\(samples.count)", tokens: times.map { _ in "段" }, timestamps: times)
+        }
     }
 
     /// Runs of non-zero samples separated by at least 0.2 s of zeros, in seconds.
@@ -151,11 +171,13 @@ final class CountingSource: AudioSource {
 }
 
 @Suite struct PipelineTests {
-    /// `bursts` are (start, end) seconds of a 300 Hz tone in silence.
-    func audio(seconds: Double, bursts: [(Double, Double)]) -> Data {
+    /// `bursts` are (start, end) seconds of a 300 Hz tone in silence; those at the `loud` indices
+    /// twice as loud as the others.
+    func audio(seconds: Double, bursts: [(Double, Double)], loud: Set<Int> = []) -> Data {
         var samples = [Double](repeating: 0, count: Int(seconds * 16_000))
-        for (start, end) in bursts {
-            for i in Int(start * 16_000)..<Int(end * 16_000) { samples[i] = 0.3 * sin(2 * .pi * 300 * Double(i) / 16_000) + 0.01 }
+        for (index, (start, end)) in bursts.enumerated() {
+            let level = loud.contains(index) ? 0.6 : 0.3
+            for i in Int(start * 16_000)..<Int(end * 16_000) { samples[i] = level * sin(2 * .pi * 300 * Double(i) / 16_000) + 0.01 }
         }
         return WAVFixture.file(samples, sampleRate: 16_000)
     }
@@ -169,14 +191,15 @@ final class CountingSource: AudioSource {
     }
 
     func transcribe(_ data: Data, recognizer: FakeRecognizer = FakeRecognizer(), leadSeconds: Double = 0, batchSize: Int = 4,
-                    progress: TranscriptionPipeline.ProgressHandler? = nil) async throws -> Transcript {
+                    mergeTargetSeconds: Double? = nil, progress: TranscriptionPipeline.ProgressHandler? = nil) async throws -> Transcript {
         let directory = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let url = directory.appendingPathComponent("audio.wav")
         try data.write(to: url)
         return try await withThreadPool { pool in
             let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: FakeVAD(),
-                                                     configuration: .init(batchSize: batchSize, paddingSeconds: 0, leadSeconds: leadSeconds), threadPool: pool)
+                                                     configuration: .init(batchSize: batchSize, paddingSeconds: 0, leadSeconds: leadSeconds,
+                                                                          mergeTargetSeconds: mergeTargetSeconds), threadPool: pool)
             return try await pipeline.transcribe(url, progress: progress)
         }
     }
@@ -231,6 +254,50 @@ final class CountingSource: AudioSource {
         // Up to 10 s (the fake model's limit) per call: 12 bursts in two calls, the last alone.
         #expect(recognizer.pieceLengths.count == 3)
         #expect(recognizer.pieceLengths.allSatisfy { $0 <= 10 * 16_000 })
+    }
+
+    /// A merged piece whose decode stops 4.5 s in: the sentences after that are decoded again,
+    /// each on its own, and nothing is lost.
+    @Test func speechAPieceLeavesUncoveredIsDecodedAgain() async throws {
+        let recognizer = FakeRecognizer(timestamps: .stretches, stopsAt: 4.5)
+        let bursts = spacedBursts(6)
+        let transcript = try await transcribe(audio(seconds: 12, bursts: bursts), recognizer: recognizer, batchSize: 1)
+        #expect(transcript.segments.map(\.text) == ["句0。", "句1。", "句2。", "句0。", "句0。", "句0。"])
+        for (segment, burst) in zip(transcript.segments, bursts) { #expect(abs(segment.start - burst.0) < 0.01) }
+        #expect(transcript.gaps == nil && transcript.warnings == nil)
+        // The 9 s piece, then its last three sentences in one batch.
+        #expect(recognizer.calls.withLock { $0.map(\.count) } == [1, 3])
+    }
+
+    /// A sentence decoded alone whose decode stops half way: its rest is decoded again and comes
+    /// after it, timed where it was spoken.
+    @Test func theRestOfASentenceDecodedAloneIsDecodedAgain() async throws {
+        let recognizer = FakeRecognizer(timestamps: .stretches, stopsAt: 4)
+        let transcript = try await transcribe(audio(seconds: 10, bursts: [(1, 9)]), recognizer: recognizer, mergeTargetSeconds: 0)
+        #expect(transcript.segments.map(\.text) == ["句0。", "句0。"])
+        #expect(transcript.segments.map { ($0.start * 10).rounded() / 10 } == [1, 5])
+        #expect(recognizer.pieceLengths.map { ($0 + 800) / 1600 } == [81, 41])
+        #expect(transcript.gaps == nil)
+    }
+
+    /// Speech that gives no text, even on its own, is a gap: listed, and warned about.
+    @Test func speechThatGivesNoTextIsReportedAsAGap() async throws {
+        let recognizer = FakeRecognizer(timestamps: .stretches, inaudibleAbove: 0.45)
+        let bursts = spacedBursts(4)
+        let transcript = try await transcribe(audio(seconds: 8, bursts: bursts, loud: [2]), recognizer: recognizer, batchSize: 1)
+        #expect(transcript.segments.map(\.text) == ["句0。", "句1。", "句3。"])
+        let gap = try #require(transcript.gaps?.first)
+        #expect(transcript.gaps?.count == 1)
+        #expect(abs(gap.start - bursts[2].0) < 0.01 && abs(gap.end - bursts[2].1) < 0.11)
+        #expect(transcript.warnings == [TranscriptionPipeline.gapWarning(transcript.gaps!)])
+        #expect(transcript.warnings?.first?.contains("1 stretch of speech (1.1 s in all) gave no text") == true)
+        #expect(recognizer.calls.withLock { $0.map(\.count) } == [1, 1])
+        let json = try #require(JSONSerialization.jsonObject(with: JSONEncoder().encode(transcript)) as? [String: Any])
+        #expect((json["gaps"] as? [[String: Double]])?.count == 1)
+        #expect(Incident.Cause.shortfall(of: transcript)?.cause == .speechGap)
+        var partial = transcript
+        partial.warnings = ["the audio ends after 5.0 s of the 8.0 s its container declares"] + (transcript.warnings ?? [])
+        #expect(Incident.Cause.shortfall(of: partial)?.cause == .partialAudio)
     }
 
     @Test func aModelWithoutTimestampsGetsEachSegmentAlone() async throws {
