@@ -10,7 +10,11 @@ meeting-10min.wav (id order, 0.5-3 s pauses, one voice, clean) in what long-form
 sensitive to: order, pause lengths, speaking rate, noise and voice. Seeded: the same corpus
 gives the same files.
 
-Needs numpy, ffmpeg (tempo changes, resampling) and espeak-ng (the second voice).
+Needs numpy and ffmpeg (tempo and pitch changes, resampling). The second voice is the corpus
+voice 20% lower (about four semitones, a male-like pitch) at the same tempo: espeak-ng's Mandarin
+voices, tried first, come out as noise to Whisper base (its `cmn` voice reads many characters as
+English letters, and even fed tone-numbered pinyin its `cmn-latn-pinyin` voice gave "和三个" for
+a whole sentence), so they would measure the voice, not long-form decoding.
 """
 import pathlib
 import subprocess
@@ -27,7 +31,7 @@ RECORDINGS = {
     "shuffled-short-pauses": dict(seed=1, pauses=(0.3, 1.2), tempo=1.0, snr=None, voices=("corpus",)),
     "fast-long-pauses": dict(seed=2, pauses=(1.0, 5.0), tempo=1.25, snr=None, voices=("corpus",)),
     "noisy-20db": dict(seed=3, pauses=(0.5, 3.0), tempo=1.0, snr=20, voices=("corpus",)),
-    "two-voices-slow": dict(seed=4, pauses=(0.4, 2.0), tempo=0.9, snr=None, voices=("corpus", "espeak")),
+    "two-voices-slow": dict(seed=4, pauses=(0.4, 2.0), tempo=0.9, snr=None, voices=("corpus", "lower")),
 }
 # Sentences per recording: every corpus sentence twice (about six minutes of speech).
 REPEATS = 2
@@ -62,13 +66,10 @@ def trimmed(samples):
     return samples[loud[0]:loud[-1] + 1] if loud.size else samples[:0]
 
 
-def sentence(corpus_wav, text, voice, tempo, variant, work):
-    if voice == "espeak":
-        spoken = pathlib.Path(work) / "espeak.wav"
-        # Two of espeak-ng's Mandarin variants, a male and a female one, at speaking rates of 150-180 wpm.
-        subprocess.run(["espeak-ng", "-v", ["cmn", "cmn+f3"][variant % 2], "-s", str(150 + 10 * (variant % 4)),
-                        "-w", str(spoken), text], check=True)
-        return trimmed(ffmpeg(spoken, "anull", work))
+def sentence(corpus_wav, voice, tempo, work):
+    if voice == "lower":
+        # Played 20% slower (lower), then sped back up to the tempo asked for.
+        return trimmed(ffmpeg(corpus_wav, f"asetrate={RATE}*0.8,aresample={RATE},atempo={tempo / 0.8}", work))
     if tempo == 1.0:
         return trimmed(read_wav(corpus_wav))
     return trimmed(ffmpeg(corpus_wav, f"atempo={tempo}", work))
@@ -90,7 +91,7 @@ def make(name, spec, corpus, out, work):
         wav, text = pool[index]
         pause = rng.uniform(*spec["pauses"])
         voice = spec["voices"][position % len(spec["voices"])]
-        speech = sentence(wav, text, voice, spec["tempo"], position, work)
+        speech = sentence(wav, voice, spec["tempo"], work)
         pieces += [np.zeros(int(pause * RATE), dtype=np.float32), speech]
         start = at + int(pause * RATE) / RATE
         at = start + len(speech) / RATE

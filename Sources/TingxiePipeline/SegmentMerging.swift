@@ -47,25 +47,46 @@ enum SegmentMerging {
             return index
         }
         let timed = !result.tokens.isEmpty && result.timestamps.count == result.tokens.count
-        var parts = segments.map { _ in (texts: [String](), tokens: [String](), timestamps: [Double]()) }
+        var parts = segments.map { _ in (stretches: [TimedText](), tokens: [String](), timestamps: [Double]()) }
+        /// A time in the piece as a time from the segment's own padded start.
+        func rebased(_ time: Double, to index: Int) -> Double { Double(sample(time) - (segments[index].startSample - padding)) / rate }
         func give(_ token: String, at time: Double, to index: Int) {
             parts[index].tokens.append(token)
-            parts[index].timestamps.append(Double(sample(time) - (segments[index].startSample - padding)) / rate)
+            parts[index].timestamps.append(rebased(time, to: index))
         }
         if !result.segments.isEmpty {
             let tokens = timed ? tokensByStretch(result) : nil
             for (position, stretch) in result.segments.enumerated() {
                 let index = owner(sample((stretch.start + stretch.end) / 2))
-                parts[index].texts.append(stretch.text)
+                parts[index].stretches.append(TimedText(text: stretch.text, start: rebased(stretch.start, to: index), end: rebased(stretch.end, to: index)))
                 for (token, time) in tokens?[position] ?? [] { give(token, at: time, to: index) }
             }
-            return parts.map { RecognitionResult(text: joinStretches($0.texts), tokens: $0.tokens, timestamps: $0.timestamps, language: result.language) }
+            return parts.map {
+                RecognitionResult(text: joinStretches($0.stretches.map(\.text)), tokens: $0.tokens, timestamps: $0.timestamps,
+                                  segments: $0.stretches, language: result.language)
+            }
         }
         if timed {
             for (token, time) in zip(result.tokens, result.timestamps) { give(token, at: time, to: owner(sample(time))) }
             return parts.map { RecognitionResult(text: joinTokens($0.tokens), tokens: $0.tokens, timestamps: $0.timestamps, language: result.language) }
         }
         return result.text.isEmpty ? segments.map { _ in RecognitionResult(text: "", language: result.language) } : nil
+    }
+
+    /// A result's timed stretches with text as results of their own, each with its tokens when
+    /// they spell the stretches, and its span in the result's time; `nil` for fewer than two.
+    static func sentences(of result: RecognitionResult) -> [(result: RecognitionResult, start: Double, end: Double)]? {
+        let timed = !result.tokens.isEmpty && result.timestamps.count == result.tokens.count
+        let tokens = timed ? tokensByStretch(result) : nil
+        let sentences = result.segments.indices.compactMap { index -> (result: RecognitionResult, start: Double, end: Double)? in
+            let stretch = result.segments[index]
+            let text = stretch.text.trimmingCharacters(in: .whitespaces)
+            guard !text.isEmpty else { return nil }
+            let own = tokens?[index] ?? []
+            return (RecognitionResult(text: text, tokens: own.map(\.token), timestamps: own.map(\.time), segments: [stretch], language: result.language),
+                    stretch.start, stretch.end)
+        }
+        return sentences.count > 1 ? sentences : nil
     }
 
     /// A result's timed tokens, stretch by stretch: the stretches' texts are its tokens in order.

@@ -40,6 +40,9 @@ public final class TranscriptionPipeline: Sendable {
         /// Detected speech that a result leaves uncovered for longer than this is decoded again
         /// on its own (and reported as a gap if that gives no text either).
         public var coverageToleranceSeconds: Double
+        /// A segment the model gives several timed stretches of text for becomes a transcript
+        /// segment per stretch (with the stretch's times) instead of one.
+        public var splitsAtStretches: Bool
         /// Live partial results: the open sentence is recognised again after every this much new
         /// speech (when `run` is given a partial handler).
         public var partialIntervalSeconds: Double
@@ -51,7 +54,8 @@ public final class TranscriptionPipeline: Sendable {
         public init(language: String = "zh", maxSegmentSeconds: Double? = nil, batchSize: Int = 1,
                     paddingSeconds: Double = 0.2, leadSeconds: Double = 0.35,
                     mergeTargetSeconds: Double? = nil, mergeMaxGapSeconds: Double? = nil, maxSpeechSeconds: Double? = nil,
-                    coverageToleranceSeconds: Double = 1, partialIntervalSeconds: Double = 0.6, partialShare: Double = 0.5) {
+                    coverageToleranceSeconds: Double = 1, splitsAtStretches: Bool = true,
+                    partialIntervalSeconds: Double = 0.6, partialShare: Double = 0.5) {
             self.language = language
             self.maxSegmentSeconds = maxSegmentSeconds
             self.batchSize = max(1, batchSize)
@@ -61,6 +65,7 @@ public final class TranscriptionPipeline: Sendable {
             self.mergeMaxGapSeconds = mergeMaxGapSeconds.map { max(0, $0) }
             self.maxSpeechSeconds = maxSpeechSeconds
             self.coverageToleranceSeconds = max(0.1, coverageToleranceSeconds)
+            self.splitsAtStretches = splitsAtStretches
             self.partialIntervalSeconds = max(0.1, partialIntervalSeconds)
             self.partialShare = min(1, max(0, partialShare))
         }
@@ -282,12 +287,45 @@ public final class TranscriptionPipeline: Sendable {
         func isChinese(_ result: RecognitionResult) -> Bool {
             options.task == .transcribe && TextNormalizer.isChinese(result.language ?? options.language ?? configuration.language)
         }
-        /// Adds a sentence's text to the transcript; false when it has none.
+        /// Adds a segment's text to the transcript: a transcript segment per sentence, where the
+        /// model's timed stretches end at a pause in the audio (sentences the VAD heard together,
+        /// the pause between them shorter than its minimum silence); false when it has no text.
         @discardableResult
         func append(_ segment: SpeechSegment, _ result: RecognitionResult) -> Bool {
+            let whole = segment.speechStartSample..<segment.endSample
+            guard configuration.splitsAtStretches, let stretches = SegmentMerging.sentences(of: result) else {
+                return appendSpan(segment, result, span: whole)
+            }
+            /// A time of the result as an index into the segment's samples.
+            func index(_ time: Double) -> Int { Int((time * Double(modelSampleRate)).rounded()) - padding.count }
+            let near = Pauses.minimumSamples
+            var sentences: [(stretches: [RecognitionResult], start: Int)] = [([stretches[0].result], whole.lowerBound)]
+            var ends: [Int] = []
+            for (previous, next) in zip(stretches, stretches.dropFirst()) {
+                let (a, b) = (index(previous.end), index(next.start))
+                if let pause = Pauses.pause(in: segment.samples, near: min(a, b) - near..<max(a, b) + near),
+                   segment.startSample + pause.lowerBound > sentences[sentences.count - 1].start {
+                    ends.append(segment.startSample + pause.lowerBound)
+                    sentences.append(([next.result], segment.startSample + pause.upperBound))
+                } else {
+                    sentences[sentences.count - 1].stretches.append(next.result)
+                }
+            }
+            ends.append(whole.upperBound)
+            var appended = false
+            for (sentence, end) in zip(sentences, ends) {
+                let joined = RecognitionResult(text: SegmentMerging.joinStretches(sentence.stretches.map(\.text)),
+                                               tokens: sentence.stretches.flatMap(\.tokens), timestamps: sentence.stretches.flatMap(\.timestamps),
+                                               segments: sentence.stretches.flatMap(\.segments), language: result.language)
+                let start = max(whole.lowerBound, min(sentence.start, end))
+                appended = appendSpan(segment, joined, span: start..<max(start, min(end, whole.upperBound))) || appended
+            }
+            return appended
+        }
+        func appendSpan(_ segment: SpeechSegment, _ result: RecognitionResult, span: Range<Int>) -> Bool {
             // Each piece's text is in the language the model found for it, or English.
             let chinese = isChinese(result)
-            guard let assembled = assemble(segment, result, id: segments.count, normalizer: chinese ? simplifying : plain,
+            guard let assembled = assemble(segment, result, span: span, id: segments.count, normalizer: chinese ? simplifying : plain,
                                            hotwords: chinese ? textStage : nil, biasing: biasing) else { return false }
             segments.append(assembled)
             onSegment?(assembled)
@@ -419,15 +457,16 @@ public final class TranscriptionPipeline: Sendable {
                       gaps.count, gaps.count == 1 ? "" : "es", seconds, gaps.count == 1 ? "its" : "their", listed, gaps.count > 5 ? ", ..." : "")
     }
 
-    private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, id: Int, normalizer: TextNormalizer,
+    /// - Parameter span: the samples of the audio's timeline the text was spoken in.
+    private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, span: Range<Int>, id: Int, normalizer: TextNormalizer,
                           hotwords: HotwordMatcher?, biasing: [Hotword]) -> Transcript.Segment? {
         var text = normalizer.normalize(result.text)
         guard !text.isEmpty else { return nil }
-        // Model timestamps count from the start of the padded input; one in the padding or the
-        // lead-in before the speech, or after its end, is dated at the segment's edge.
+        // Model timestamps count from the start of the padded input; one before the span (in the
+        // padding or the lead-in before the speech) or after its end is dated at its edge.
         let offset = Double(segment.startSample - padding.count) / Double(modelSampleRate)
-        let start = Double(segment.speechStartSample) / Double(modelSampleRate)
-        let end = Double(segment.endSample) / Double(modelSampleRate)
+        let start = Double(span.lowerBound) / Double(modelSampleRate)
+        let end = Double(span.upperBound) / Double(modelSampleRate)
         let hasTimestamps = !result.timestamps.isEmpty && result.timestamps.count == result.tokens.count
         var tokens = hasTimestamps ? result.tokens.map(normalizer.normalize) : nil
         var timestamps = hasTimestamps ? result.timestamps.map { min(end, max(start, $0 + offset)) } : nil

@@ -43,6 +43,9 @@ struct TranscribeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Detected speech a result leaves uncovered for longer than this many seconds is decoded again on its own, and reported as a gap if it still gives no text (0.1 to 30, default 1).")
     var coverageTolerance: Double = 1
 
+    @Flag(name: .long, inversion: .prefixedNo, help: "A sentence the model gives in several timed stretches (sentences without a pause between them) becomes a segment per stretch.")
+    var splitStretches = true
+
     @Flag(name: .long, help: "Translate into English (multilingual Whisper).")
     var translate = false
 
@@ -95,7 +98,7 @@ struct TranscribeCommand: AsyncParsableCommand {
                 detectors: try model.loadVAD(),
                 configuration: .init(language: model.language, batchSize: recognizer.configuration.parallelDecodes,
                                      mergeTargetSeconds: mergeSeconds, mergeMaxGapSeconds: mergeGap,
-                                     coverageToleranceSeconds: coverageTolerance),
+                                     coverageToleranceSeconds: coverageTolerance, splitsAtStretches: splitStretches),
                 punctuator: try model.loadPunctuation(for: recognizer.info),
                 threadPool: threadPool
             )

@@ -111,13 +111,15 @@ final class FakeRecognizer: Recognizer {
     var pieceLengths: [Int] { calls.withLock { $0.flatMap { $0 } } }
 }
 
-/// Speech is any run of non-zero samples; 0.1 s of exact zeros ends it.
+/// Speech is any run of non-zero samples; `minSilence` samples of exact zeros (0.1 s unless
+/// told) end it.
 struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
+    var minSilence = 1600
     var position = 0
     var open: SpeechSegment?
     var silentRun = 0
 
-    func makeDetector() throws -> any VoiceActivityDetector { FakeVAD() }
+    func makeDetector() throws -> any VoiceActivityDetector { FakeVAD(minSilence: minSilence) }
 
     var openSpeechSamples: Int { open?.samples.count ?? 0 }
 
@@ -130,7 +132,7 @@ struct FakeVAD: VoiceActivityDetector, VoiceActivityDetectorFactory {
                 silentRun = 0
             } else if open != nil {
                 silentRun += 1
-                if silentRun >= 1600 { done.append(open!); open = nil } else { open!.samples.append(sample) }
+                if silentRun >= minSilence { done.append(open!); open = nil } else { open!.samples.append(sample) }
             }
             position += 1
         }
@@ -191,15 +193,17 @@ final class CountingSource: AudioSource {
     }
 
     func transcribe(_ data: Data, recognizer: FakeRecognizer = FakeRecognizer(), leadSeconds: Double = 0, batchSize: Int = 4,
-                    mergeTargetSeconds: Double? = nil, progress: TranscriptionPipeline.ProgressHandler? = nil) async throws -> Transcript {
+                    mergeTargetSeconds: Double? = nil, vad: FakeVAD = FakeVAD(), splitsAtStretches: Bool = true,
+                    progress: TranscriptionPipeline.ProgressHandler? = nil) async throws -> Transcript {
         let directory = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let url = directory.appendingPathComponent("audio.wav")
         try data.write(to: url)
         return try await withThreadPool { pool in
-            let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: FakeVAD(),
+            let pipeline = try TranscriptionPipeline(recognizer: recognizer, detectors: vad,
                                                      configuration: .init(batchSize: batchSize, paddingSeconds: 0, leadSeconds: leadSeconds,
-                                                                          mergeTargetSeconds: mergeTargetSeconds), threadPool: pool)
+                                                                          mergeTargetSeconds: mergeTargetSeconds, splitsAtStretches: splitsAtStretches),
+                                                     threadPool: pool)
             return try await pipeline.transcribe(url, progress: progress)
         }
     }
@@ -298,6 +302,26 @@ final class CountingSource: AudioSource {
         var partial = transcript
         partial.warnings = ["the audio ends after 5.0 s of the 8.0 s its container declares"] + (transcript.warnings ?? [])
         #expect(Incident.Cause.shortfall(of: partial)?.cause == .partialAudio)
+    }
+
+    /// Sentences the VAD hears as one (it waits for 1 s of silence here) become segments of their
+    /// own where a stretch of the model's text ends at a pause of 0.3 s or more; a shorter pause
+    /// between stretches (0.25 s) keeps them in one sentence.
+    @Test func stretchesEndingAtAPauseBecomeSentencesOfTheirOwn() async throws {
+        let recognizer = FakeRecognizer(timestamps: .stretches)
+        let bursts = [(1.0, 2.5), (2.9, 4.0), (4.25, 5.5), (6.0, 7.0)]
+        let transcript = try await transcribe(audio(seconds: 9, bursts: bursts), recognizer: recognizer, batchSize: 1,
+                                              mergeTargetSeconds: 0, vad: FakeVAD(minSilence: 16_000))
+        #expect(transcript.segments.map(\.text) == ["句0。", "句1。句2。", "句3。"])
+        let times = transcript.segments.map { [$0.start, $0.end].map { ($0 * 100).rounded() / 100 } }
+        // Each sentence ends where its pause starts and the next one starts where it ends (in
+        // 20 ms frames); the last ends with the VAD's segment.
+        #expect(times.count == 3 && abs(times[0][0] - 1) < 0.01 && abs(times[0][1] - 2.5) <= 0.02 && abs(times[1][0] - 2.9) <= 0.02
+                && abs(times[1][1] - 5.5) <= 0.02 && abs(times[2][0] - 6) <= 0.02, "\(times)")
+        #expect(recognizer.pieceLengths.count == 1)
+        let whole = try await transcribe(audio(seconds: 9, bursts: bursts), recognizer: FakeRecognizer(timestamps: .stretches), batchSize: 1,
+                                         mergeTargetSeconds: 0, vad: FakeVAD(minSilence: 16_000), splitsAtStretches: false)
+        #expect(whole.segments.map(\.text) == ["句0。句1。句2。句3。"])
     }
 
     @Test func aModelWithoutTimestampsGetsEachSegmentAlone() async throws {
