@@ -190,7 +190,7 @@ public final class SQLiteJobStore: JobStore, Service {
             guard db.changesCount == 1 else { return false }
             try db.execute(sql: "INSERT INTO results (job_id, transcript, created_at) VALUES (?, ?, ?)",
                            arguments: [id, json, now])
-            if let shortfall = Incident.Cause.shortfall(of: transcript) {
+            for shortfall in Incident.Cause.shortfalls(of: transcript) {
                 try Self.recordFailure(db, jobID: id, cause: shortfall.cause, message: shortfall.message, at: now)
             }
             return true

@@ -95,13 +95,15 @@ public struct Incident: Sendable, Equatable {
 }
 
 extension Incident.Cause {
-    /// The incident a succeeded job's transcript files when it lacks something, with its message:
-    /// `partialAudio` when the audio read only in part (warnings besides the gaps' own, which
-    /// comes last), else `speechGap` when speech gave no text; `nil` for a complete transcript.
-    public static func shortfall(of transcript: Transcript) -> (cause: Incident.Cause, message: String)? {
-        guard let warnings = transcript.warnings, !warnings.isEmpty else { return nil }
-        let partial = warnings.count > (transcript.gaps?.isEmpty == false ? 1 : 0)
-        return (partial ? .partialAudio : .speechGap, warnings.joined(separator: "; "))
+    /// The incidents a succeeded job's transcript files, with their messages: `partialAudio` when
+    /// the audio read only in part (its warnings besides the gaps' own, which comes last),
+    /// `speechGap` when speech gave no text; none for a complete transcript.
+    public static func shortfalls(of transcript: Transcript) -> [(cause: Incident.Cause, message: String)] {
+        var warnings = transcript.warnings ?? []
+        var shortfalls: [(cause: Incident.Cause, message: String)] = []
+        if transcript.gaps?.isEmpty == false, let gaps = warnings.popLast() { shortfalls.append((.speechGap, gaps)) }
+        if !warnings.isEmpty { shortfalls.insert((.partialAudio, warnings.joined(separator: "; ")), at: 0) }
+        return shortfalls
     }
 }
 

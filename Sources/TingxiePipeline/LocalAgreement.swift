@@ -6,6 +6,8 @@ public struct LocalAgreement: Sendable {
     private var previous: [Character] = []
     /// The text handed out so far for this sentence.
     public private(set) var committed = ""
+    /// Text shown that the sentence's final results have not repeated yet.
+    private var unrepeated = ""
 
     public init() {}
 
@@ -22,6 +24,21 @@ public struct LocalAgreement: Sendable {
         let added = String(settled.dropFirst(committed.count))
         committed += added
         return added
+    }
+
+    /// The sentence ended with this final text: returns what of it was not shown (all of it when
+    /// the final result revised what was), and the next hypothesis starts a new sentence. A
+    /// sentence the VAD heard whole may end as several (cut at pauses, or speech decoded again):
+    /// each takes its part of what was shown.
+    public mutating func finish(_ text: String) -> String {
+        if !committed.isEmpty { unrepeated = committed }
+        reset()
+        if !text.isEmpty, unrepeated.hasPrefix(text) {
+            unrepeated.removeFirst(text.count)
+            return ""
+        }
+        defer { unrepeated = "" }
+        return text.hasPrefix(unrepeated) ? String(text.dropFirst(unrepeated.count)) : text
     }
 
     /// The sentence ended: the next hypothesis starts a new one.

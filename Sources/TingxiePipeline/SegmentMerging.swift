@@ -73,11 +73,13 @@ enum SegmentMerging {
         return result.text.isEmpty ? segments.map { _ in RecognitionResult(text: "", language: result.language) } : nil
     }
 
-    /// A result's timed stretches with text as results of their own, each with its tokens when
-    /// they spell the stretches, and its span in the result's time; `nil` for fewer than two.
+    /// A result's timed stretches with text as results of their own, each with its timed tokens,
+    /// and its span in the result's time; `nil` for fewer than two, or when the result's timed
+    /// tokens do not spell its stretches (its word times would be lost).
     static func sentences(of result: RecognitionResult) -> [(result: RecognitionResult, start: Double, end: Double)]? {
         let timed = !result.tokens.isEmpty && result.timestamps.count == result.tokens.count
         let tokens = timed ? tokensByStretch(result) : nil
+        if timed && tokens == nil { return nil }
         let sentences = result.segments.indices.compactMap { index -> (result: RecognitionResult, start: Double, end: Double)? in
             let stretch = result.segments[index]
             let text = stretch.text.trimmingCharacters(in: .whitespaces)

@@ -4,16 +4,9 @@ import TingxieCore
 /// Which stretches of detected speech a recognition result accounts for. A decoder can end a
 /// window early or jump its timestamps, and the speech it passed over would be lost without a
 /// trace; the pipeline decodes such holes again on their own and reports what still yields nothing.
-struct SpeechCoverage: Sendable {
-    /// Holes up to this many samples long are timing noise, not skipped speech.
-    let tolerance: Int
-
+enum SpeechCoverage {
     /// A token's text is taken to last this long after its start time.
     static let tokenSamples = modelSampleRate / 2
-
-    init(toleranceSeconds: Double) {
-        tolerance = Int(toleranceSeconds * Double(modelSampleRate))
-    }
 
     /// The sample ranges on the audio's timeline that a result's text covers: its timed stretches
     /// with text, else its tokens (each lasting `tokenSamples`), else all of `input` when it has
@@ -33,17 +26,16 @@ struct SpeechCoverage: Sendable {
         return result.text.trimmingCharacters(in: .whitespaces).isEmpty ? [] : [input]
     }
 
-    /// The parts of `speech` that no range of `covered` overlaps and that are longer than
-    /// `tolerance`, in order.
-    func holes(in speech: Range<Int>, covered: [Range<Int>]) -> [Range<Int>] {
+    /// The parts of `speech` that no range of `covered` overlaps, in order.
+    static func uncovered(_ speech: Range<Int>, by covered: [Range<Int>]) -> [Range<Int>] {
         var holes: [Range<Int>] = []
         var from = speech.lowerBound
         for range in covered.sorted(by: { $0.lowerBound < $1.lowerBound }) where range.upperBound > from {
             if range.lowerBound >= speech.upperBound { break }
-            if range.lowerBound - from > tolerance { holes.append(from..<range.lowerBound) }
+            if range.lowerBound > from { holes.append(from..<range.lowerBound) }
             from = max(from, range.upperBound)
         }
-        if speech.upperBound - from > tolerance { holes.append(from..<speech.upperBound) }
+        if speech.upperBound > from { holes.append(from..<speech.upperBound) }
         return holes
     }
 }

@@ -40,8 +40,8 @@ public final class TranscriptionPipeline: Sendable {
         /// Detected speech that a result leaves uncovered for longer than this is decoded again
         /// on its own (and reported as a gap if that gives no text either).
         public var coverageToleranceSeconds: Double
-        /// A segment the model gives several timed stretches of text for becomes a transcript
-        /// segment per stretch (with the stretch's times) instead of one.
+        /// A segment whose text comes in several timed stretches is cut into transcript segments
+        /// where a stretch ends at a pause in the audio (`Pauses`), each with its own times.
         public var splitsAtStretches: Bool
         /// Live partial results: the open sentence is recognised again after every this much new
         /// speech (when `run` is given a partial handler).
@@ -103,7 +103,8 @@ public final class TranscriptionPipeline: Sendable {
     private let simplifying: TextNormalizer
     private let plain = TextNormalizer(toSimplified: nil)
     private let splitter: SegmentSplitter
-    private let coverage: SpeechCoverage
+    /// Uncovered speech up to this many samples long is timing noise, not skipped speech.
+    private let coverageTolerance: Int
     private let padding: [Float]
     private let threadPool: NIOThreadPool
 
@@ -125,7 +126,7 @@ public final class TranscriptionPipeline: Sendable {
         self.padding = padding
         let maxSeconds = configuration.maxSegmentSeconds ?? recognizer.info.maxSegmentSeconds
         splitter = SegmentSplitter(maxSeconds: maxSeconds - 2 * configuration.paddingSeconds)
-        coverage = SpeechCoverage(toleranceSeconds: configuration.coverageToleranceSeconds)
+        coverageTolerance = Int(configuration.coverageToleranceSeconds * Double(modelSampleRate))
     }
 
     /// Transcribes one file.
@@ -233,17 +234,17 @@ public final class TranscriptionPipeline: Sendable {
                     language = language ?? result.language
                     let parts = Array(input.dropFirst())
                     if parts.isEmpty {
-                        decoded.append(Decoded(input[0], result, covered: covered(by: result, of: input[0])))
+                        decoded.append(Decoded(input[0], result, covered: covered(by: result, of: input[0]), merged: false))
                     } else if let split = SegmentMerging.split(result, into: parts, pieceStart: input[0].startSample, padding: padding.count) {
                         // A stretch counts for every sentence it reaches into, whichever one its text went to.
                         let covered = covered(by: result, of: input[0])
-                        decoded += zip(parts, split).map { Decoded($0, $1, covered: covered) }
+                        decoded += zip(parts, split).map { Decoded($0, $1, covered: covered, merged: true) }
                     } else {
                         // The model gave no timestamps after all: its sentences are recognised
                         // one by one, and so is the rest of the file.
                         merging = false
                         let alone = try recognize(parts.map(\.samples))
-                        decoded += zip(parts, alone).map { Decoded($0, $1, covered: covered(by: $1, of: $0)) }
+                        decoded += zip(parts, alone).map { Decoded($0, $1, covered: covered(by: $1, of: $0), merged: false) }
                     }
                 }
                 try appendCovering(decoded)
@@ -257,28 +258,56 @@ public final class TranscriptionPipeline: Sendable {
         /// their results do not cover; what still gives no text is recorded as a gap.
         func appendCovering(_ decoded: [Decoded]) throws {
             let margin = Int(configuration.leadSeconds * Double(modelSampleRate))
-            let holes = decoded.map { item in
-                coverage.holes(in: item.segment.speechStartSample..<item.segment.endSample, covered: item.covered).map { hole in
+            let holes = decoded.map { item -> [Hole] in
+                let segment = item.segment
+                let speech = segment.speechStartSample..<segment.endSample
+                // A sentence of a merged piece that got no text at all is decoded again however short.
+                let untouched = item.merged && !item.covered.contains { $0.overlaps(speech) }
+                let pauses = Pauses(segment.samples)
+                return SpeechCoverage.uncovered(speech, by: item.covered).compactMap { range -> Hole? in
+                    // Only what has sound: the silence a VAD segment ends with is no lost speech.
+                    let local = range.lowerBound - segment.startSample..<range.upperBound - segment.startSample
+                    guard let heard = pauses.audible(local).map({ $0.lowerBound + segment.startSample..<$0.upperBound + segment.startSample }),
+                          untouched || heard.count > coverageTolerance else { return nil }
                     // With some audio either side, so that no syllable at its edges is clipped.
-                    let lower = max(item.segment.startSample, hole.lowerBound - margin)
-                    let upper = min(item.segment.endSample, hole.upperBound + margin)
-                    let offset = lower - item.segment.startSample
-                    return SpeechSegment(startSample: lower, samples: Array(item.segment.samples[offset..<offset + upper - lower]),
-                                         leadSamples: hole.lowerBound - lower)
+                    let lower = max(segment.startSample, heard.lowerBound - margin)
+                    let upper = min(segment.endSample, heard.upperBound + margin)
+                    let audio = SpeechSegment(startSample: lower, samples: Array(segment.samples[lower - segment.startSample..<upper - segment.startSample]),
+                                              leadSamples: heard.lowerBound - lower)
+                    // The very audio a sentence was decoded alone from is not decoded again.
+                    return Hole(range: heard, audio: audio, retried: item.merged || lower > segment.startSample || upper < segment.endSample)
                 }
             }
-            let audio = holes.flatMap { $0.map(\.samples) }
-            var retried = try (audio.isEmpty ? [] : recognize(audio)).makeIterator()
+            let again = holes.flatMap { $0.filter(\.retried).map(\.audio.samples) }
+            var results: [RecognitionResult] = []
+            for first in stride(from: 0, to: again.count, by: configuration.batchSize) {
+                results += try recognize(Array(again[first..<min(again.count, first + configuration.batchSize)]))
+            }
+            var next = results.makeIterator()
             for (item, holes) in zip(decoded, holes) {
-                // The sentence's own text and what its holes gave, in the order they were spoken.
-                let span = item.segment.startSample..<item.segment.endSample
-                let start = item.covered.filter { $0.overlaps(span) }.map { max($0.lowerBound, span.lowerBound) }.min() ?? span.lowerBound
-                var pieces = [(start: start, segment: item.segment, result: item.result, hole: false)]
-                for hole in holes { pieces.append((hole.speechStartSample, hole, retried.next()!, true)) }
+                // The sentence's own text spans its speech but the holes before and after what it covers.
+                let speech = item.segment.speechStartSample..<item.segment.endSample
+                let inside = item.covered.filter { $0.overlaps(speech) }
+                var lower = speech.lowerBound
+                var upper = speech.upperBound
+                if let first = holes.first, let start = inside.map(\.lowerBound).min(), first.range.upperBound <= start { lower = first.range.upperBound }
+                if let last = holes.last, let end = inside.map(\.upperBound).max(), last.range.lowerBound >= end { upper = last.range.lowerBound }
+                var pieces: [(start: Int, hole: Hole?, result: RecognitionResult?)] = [(lower, nil, item.result)]
+                for hole in holes { pieces.append((hole.range.lowerBound, hole, hole.retried ? next.next() : nil)) }
+                // In the order they were spoken.
                 for piece in pieces.sorted(by: { $0.start < $1.start }) {
-                    if !append(piece.segment, piece.result), piece.hole {
-                        gaps.append(Transcript.Gap(start: Double(piece.segment.speechStartSample) / Double(modelSampleRate),
-                                                   end: Double(piece.segment.endSample) / Double(modelSampleRate)))
+                    guard let hole = piece.hole else {
+                        append(item.segment, item.result, span: lower..<max(lower, upper))
+                        continue
+                    }
+                    let text = piece.result?.text.trimmingCharacters(in: .whitespaces) ?? ""
+                    // Words the sentence already has were mistimed, not missing (a short reply such
+                    // as "是的" may well be said twice).
+                    if text.count >= Self.repeatedTextMinimum, item.result.text.contains(text) { continue }
+                    if let result = piece.result, append(hole.audio, result, span: hole.range) { continue }
+                    if hole.range.count > coverageTolerance {
+                        gaps.append(Transcript.Gap(start: Double(hole.range.lowerBound) / Double(modelSampleRate),
+                                                   end: Double(hole.range.upperBound) / Double(modelSampleRate)))
                     }
                 }
             }
@@ -290,20 +319,22 @@ public final class TranscriptionPipeline: Sendable {
         /// Adds a segment's text to the transcript: a transcript segment per sentence, where the
         /// model's timed stretches end at a pause in the audio (sentences the VAD heard together,
         /// the pause between them shorter than its minimum silence); false when it has no text.
+        /// - Parameter span: the samples the text was spoken in; the segment's speech unless given.
         @discardableResult
-        func append(_ segment: SpeechSegment, _ result: RecognitionResult) -> Bool {
-            let whole = segment.speechStartSample..<segment.endSample
+        func append(_ segment: SpeechSegment, _ result: RecognitionResult, span: Range<Int>? = nil) -> Bool {
+            let whole = span ?? segment.speechStartSample..<segment.endSample
             guard configuration.splitsAtStretches, let stretches = SegmentMerging.sentences(of: result) else {
                 return appendSpan(segment, result, span: whole)
             }
             /// A time of the result as an index into the segment's samples.
             func index(_ time: Double) -> Int { Int((time * Double(modelSampleRate)).rounded()) - padding.count }
             let near = Pauses.minimumSamples
+            let pauses = Pauses(segment.samples)
             var sentences: [(stretches: [RecognitionResult], start: Int)] = [([stretches[0].result], whole.lowerBound)]
             var ends: [Int] = []
             for (previous, next) in zip(stretches, stretches.dropFirst()) {
                 let (a, b) = (index(previous.end), index(next.start))
-                if let pause = Pauses.pause(in: segment.samples, near: min(a, b) - near..<max(a, b) + near),
+                if let pause = pauses.pause(near: min(a, b) - near..<max(a, b) + near),
                    segment.startSample + pause.lowerBound > sentences[sentences.count - 1].start {
                     ends.append(segment.startSample + pause.lowerBound)
                     sentences.append(([next.result], segment.startSample + pause.upperBound))
@@ -441,12 +472,24 @@ public final class TranscriptionPipeline: Sendable {
         var segment: SpeechSegment
         var result: RecognitionResult
         var covered: [Range<Int>]
+        /// Whether it was decoded in a piece with other sentences.
+        var merged: Bool
 
-        init(_ segment: SpeechSegment, _ result: RecognitionResult, covered: [Range<Int>]) {
+        init(_ segment: SpeechSegment, _ result: RecognitionResult, covered: [Range<Int>], merged: Bool) {
             self.segment = segment
             self.result = result
             self.covered = covered
+            self.merged = merged
         }
+    }
+
+    /// Speech a sentence's result left uncovered (with sound, on the audio's timeline), and the
+    /// audio decoded for it: the same with some either side. `retried` is false where that audio
+    /// is the sentence's own, already decoded alone.
+    private struct Hole {
+        var range: Range<Int>
+        var audio: SpeechSegment
+        var retried: Bool
     }
 
     /// The warning a transcript with gaps carries.
@@ -499,6 +542,10 @@ public final class TranscriptionPipeline: Sendable {
             hotwords: applications.isEmpty ? nil : applications
         )
     }
+
+    /// Text decoded again that a sentence already holds, at least this many characters long, is
+    /// taken for its own words, mistimed, and dropped.
+    static let repeatedTextMinimum = 4
 
     /// Audio kept for adding lead-in back to VAD segments; it must cover the longest segment
     /// a VAD emits (silero's forced cut is at 180 s).

@@ -157,7 +157,7 @@ public final class PostgresJobStore: JobStore, SharedAudio, NodeDirectory, Queue
             guard done.count == 1 else { return false }
             try await db.query("INSERT INTO results (job_id, transcript, created_at) VALUES (\(id), \(json), now())",
                                logger: self.logger)
-            if let shortfall = Incident.Cause.shortfall(of: transcript) {
+            for shortfall in Incident.Cause.shortfalls(of: transcript) {
                 try await self.recordFailure(db, jobID: id, cause: shortfall.cause, message: shortfall.message)
             }
             try await db.query("SELECT pg_notify(\(Self.channel), \("ended:" + id))", logger: self.logger)

@@ -347,10 +347,8 @@ private struct StreamSession {
                     case .sentence(let segment):
                         // 2pass: the final sentence replaces the partials. online: only what they lacked,
                         // unless the final result revised them.
-                        let shown = agreement.committed
-                        agreement.reset()
-                        let text = config.mode == .online && !shown.isEmpty && segment.text.hasPrefix(shown)
-                            ? String(segment.text.dropFirst(shown.count)) : segment.text
+                        let unseen = agreement.finish(segment.text)
+                        let text = config.mode == .online ? unseen : segment.text
                         try await send(["mode": label, "wav_name": config.wavName ?? "", "text": text,
                                         "start_time": Int(segment.start * 1000), "end_time": Int(segment.end * 1000),
                                         "timestamp": Self.timestampString(segment), "is_final": false])

@@ -269,8 +269,8 @@ final class CountingSource: AudioSource {
         #expect(transcript.segments.map(\.text) == ["句0。", "句1。", "句2。", "句0。", "句0。", "句0。"])
         for (segment, burst) in zip(transcript.segments, bursts) { #expect(abs(segment.start - burst.0) < 0.01) }
         #expect(transcript.gaps == nil && transcript.warnings == nil)
-        // The 9 s piece, then its last three sentences in one batch.
-        #expect(recognizer.calls.withLock { $0.map(\.count) } == [1, 3])
+        // The 9 s piece, then its last three sentences, one call each (batches of 1).
+        #expect(recognizer.calls.withLock { $0.map(\.count) } == [1, 1, 1, 1])
     }
 
     /// A sentence decoded alone whose decode stops half way: its rest is decoded again and comes
@@ -279,29 +279,35 @@ final class CountingSource: AudioSource {
         let recognizer = FakeRecognizer(timestamps: .stretches, stopsAt: 4)
         let transcript = try await transcribe(audio(seconds: 10, bursts: [(1, 9)]), recognizer: recognizer, mergeTargetSeconds: 0)
         #expect(transcript.segments.map(\.text) == ["句0。", "句0。"])
-        #expect(transcript.segments.map { ($0.start * 10).rounded() / 10 } == [1, 5])
-        #expect(recognizer.pieceLengths.map { ($0 + 800) / 1600 } == [81, 41])
+        // The first ends where its text stops and the second where the sound does, before the VAD's trailing silence.
+        #expect(transcript.segments.map { [$0.start, $0.end].map { ($0 * 10).rounded() / 10 } } == [[1, 5], [5, 9]])
+        #expect(recognizer.pieceLengths.map { ($0 + 800) / 1600 } == [81, 40])
         #expect(transcript.gaps == nil)
     }
 
     /// Speech that gives no text, even on its own, is a gap: listed, and warned about.
     @Test func speechThatGivesNoTextIsReportedAsAGap() async throws {
         let recognizer = FakeRecognizer(timestamps: .stretches, inaudibleAbove: 0.45)
-        let bursts = spacedBursts(4)
-        let transcript = try await transcribe(audio(seconds: 8, bursts: bursts, loud: [2]), recognizer: recognizer, batchSize: 1)
+        let bursts = [(1.0, 2.0), (2.6, 3.6), (4.2, 5.7), (6.3, 7.3)]
+        let transcript = try await transcribe(audio(seconds: 9, bursts: bursts, loud: [2]), recognizer: recognizer, leadSeconds: 0.3, batchSize: 1)
         #expect(transcript.segments.map(\.text) == ["句0。", "句1。", "句3。"])
         let gap = try #require(transcript.gaps?.first)
         #expect(transcript.gaps?.count == 1)
-        #expect(abs(gap.start - bursts[2].0) < 0.01 && abs(gap.end - bursts[2].1) < 0.11)
+        // The burst itself: not the 0.3 s of audio decoded either side of it, nor the VAD's trailing silence.
+        #expect(abs(gap.start - bursts[2].0) < 0.01 && abs(gap.end - bursts[2].1) < 0.03, "\(gap)")
         #expect(transcript.warnings == [TranscriptionPipeline.gapWarning(transcript.gaps!)])
-        #expect(transcript.warnings?.first?.contains("1 stretch of speech (1.1 s in all) gave no text") == true)
+        #expect(transcript.warnings?.first?.contains("1 stretch of speech (1.5 s in all) gave no text") == true)
         #expect(recognizer.calls.withLock { $0.map(\.count) } == [1, 1])
         let json = try #require(JSONSerialization.jsonObject(with: JSONEncoder().encode(transcript)) as? [String: Any])
         #expect((json["gaps"] as? [[String: Double]])?.count == 1)
-        #expect(Incident.Cause.shortfall(of: transcript)?.cause == .speechGap)
+        #expect(Incident.Cause.shortfalls(of: transcript).map(\.cause) == [.speechGap])
         var partial = transcript
         partial.warnings = ["the audio ends after 5.0 s of the 8.0 s its container declares"] + (transcript.warnings ?? [])
-        #expect(Incident.Cause.shortfall(of: partial)?.cause == .partialAudio)
+        #expect(Incident.Cause.shortfalls(of: partial).map(\.cause) == [.partialAudio, .speechGap])
+        #expect(Incident.Cause.shortfalls(of: partial).first?.message == partial.warnings?.first)
+        partial.gaps = nil
+        partial.warnings = partial.warnings.map { Array($0.prefix(1)) }
+        #expect(Incident.Cause.shortfalls(of: partial).map(\.cause) == [.partialAudio])
     }
 
     /// Sentences the VAD hears as one (it waits for 1 s of silence here) become segments of their
@@ -552,4 +558,20 @@ final class CountingSource: AudioSource {
     #expect(agreement.update("乙", settled: true) == "乙")
     #expect(agreement.update("乙乙", settled: true) == "乙")
     #expect(agreement.committed == "乙乙")
+}
+
+/// A sentence's final text goes out without what its partials showed; a segment that ends as
+/// several sentences (cut at a pause) shares what was shown among them, and a final result that
+/// revised it goes out whole.
+@Test func finalSentencesRepeatNothingThePartialsShowed() {
+    var agreement = LocalAgreement()
+    _ = agreement.update("今天上午九点半")
+    _ = agreement.update("今天上午九点半我")
+    #expect(agreement.finish("今天上午") == "")
+    #expect(agreement.finish("九点半我们开会") == "我们开会")
+    #expect(agreement.finish("下午见") == "下午见")
+    _ = agreement.update("明天见")
+    _ = agreement.update("明天见啊")
+    #expect(agreement.finish("明天再见") == "明天再见")
+    #expect(agreement.committed.isEmpty)
 }
