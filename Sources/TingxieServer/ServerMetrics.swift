@@ -47,9 +47,14 @@ public final class ServerMetrics: Sendable {
             if let transcript, status == .succeeded {
                 audioProcessed.increment(by: transcript.durationS)
                 if transcript.durationS > 0 { rtf.record(transcript.rtf) }
-                speechGaps.increment(by: (transcript.gaps ?? []).reduce(0) { $0 + $1.end - $1.start })
+                countGaps(transcript)
             }
         }
+    }
+
+    /// Counts the seconds of a transcript's gaps (a job's or a live stream's).
+    func countGaps(_ transcript: Transcript) {
+        speechGaps.increment(by: (transcript.gaps ?? []).reduce(0) { $0 + $1.end - $1.start })
     }
 
     /// An error answer, by its code.

@@ -329,10 +329,15 @@ private struct StreamSession {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { eventSink.finish() }
-                _ = try await controller.threadPool.runIfActive {
+                let transcript = try await controller.threadPool.runIfActive {
                     try pipeline.run(source: source, hotwords: hotwords, canceled: canceled.value, progress: nil,
                                      onSegment: { eventSink.yield(.sentence($0)) },
                                      onPartial: partialShare > 0 ? { eventSink.yield(.partial($0)) } : nil)
+                }
+                // A live stream's transcript is not kept: its gaps are counted and logged.
+                service.metrics.countGaps(transcript)
+                if let warning = transcript.warnings?.last, transcript.gaps != nil {
+                    logger.warning("live stream: \(warning)")
                 }
             }
             group.addTask {
