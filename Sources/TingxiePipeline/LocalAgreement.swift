@@ -29,16 +29,33 @@ public struct LocalAgreement: Sendable {
     /// The sentence ended with this final text: returns what of it was not shown (all of it when
     /// the final result revised what was), and the next hypothesis starts a new sentence. A
     /// sentence the VAD heard whole may end as several (cut at pauses, or speech decoded again):
-    /// each takes its part of what was shown.
+    /// each takes its part of what was shown. Punctuation and spaces (finals may be punctuated,
+    /// partials not) do not count in the comparison.
     public mutating func finish(_ text: String) -> String {
         if !committed.isEmpty { unrepeated = committed }
         reset()
-        if !text.isEmpty, unrepeated.hasPrefix(text) {
-            unrepeated.removeFirst(text.count)
+        let final = Array(text)
+        let shown = Array(unrepeated)
+        func ignored(_ character: Character) -> Bool { character.isPunctuation || character.isWhitespace }
+        var (i, j) = (0, 0)
+        while i < final.count, j < shown.count {
+            if final[i] == shown[j] {
+                (i, j) = (i + 1, j + 1)
+            } else if ignored(final[i]) {
+                i += 1
+            } else if ignored(shown[j]) {
+                j += 1
+            } else {
+                break
+            }
+        }
+        if i == final.count, j < shown.count, !final.isEmpty {
+            // All of this sentence was shown: the rest of what was shown belongs to the next.
+            unrepeated = String(shown[j...])
             return ""
         }
         defer { unrepeated = "" }
-        return text.hasPrefix(unrepeated) ? String(text.dropFirst(unrepeated.count)) : text
+        return j == shown.count ? String(final[i...]) : text
     }
 
     /// The sentence ended: the next hypothesis starts a new one.

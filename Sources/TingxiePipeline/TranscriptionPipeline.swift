@@ -261,8 +261,10 @@ public final class TranscriptionPipeline: Sendable {
             let holes = decoded.map { item -> [Hole] in
                 let segment = item.segment
                 let speech = segment.speechStartSample..<segment.endSample
-                // A sentence of a merged piece that got no text at all is decoded again however short.
-                let untouched = item.merged && !item.covered.contains { $0.overlaps(speech) }
+                // A sentence of a merged piece that got no text, and no stretch reaching into it, is
+                // decoded again however short.
+                let untouched = item.merged && item.result.text.trimmingCharacters(in: .whitespaces).isEmpty
+                    && !item.covered.contains { $0.overlaps(speech) }
                 let pauses = Pauses(segment.samples)
                 return SpeechCoverage.uncovered(speech, by: item.covered).compactMap { range -> Hole? in
                     // Only what has sound: the silence a VAD segment ends with is no lost speech.
@@ -284,26 +286,44 @@ public final class TranscriptionPipeline: Sendable {
                 results += try recognize(Array(again[first..<min(again.count, first + configuration.batchSize)]))
             }
             var next = results.makeIterator()
-            for (item, holes) in zip(decoded, holes) {
-                // The sentence's own text spans its speech but the holes before and after what it covers.
+            for (position, (item, holes)) in zip(decoded, holes).enumerated() {
+                // The sentence's own text spans its speech but the holes before and after what it
+                // covers; holes inside cut it in parts, each with the stretches or tokens timed in it.
                 let speech = item.segment.speechStartSample..<item.segment.endSample
                 let inside = item.covered.filter { $0.overlaps(speech) }
                 var lower = speech.lowerBound
                 var upper = speech.upperBound
                 if let first = holes.first, let start = inside.map(\.lowerBound).min(), first.range.upperBound <= start { lower = first.range.upperBound }
                 if let last = holes.last, let end = inside.map(\.upperBound).max(), last.range.lowerBound >= end { upper = last.range.lowerBound }
-                var pieces: [(start: Int, hole: Hole?, result: RecognitionResult?)] = [(lower, nil, item.result)]
-                for hole in holes { pieces.append((hole.range.lowerBound, hole, hole.retried ? next.next() : nil)) }
+                let middle = holes.filter { $0.range.lowerBound > lower && $0.range.upperBound < upper }
+                let bounds = [lower] + middle.flatMap { [$0.range.lowerBound, $0.range.upperBound] } + [upper]
+                let spans = stride(from: 0, to: bounds.count, by: 2).map { bounds[$0]..<max(bounds[$0], bounds[$0 + 1]) }
+                let parts = spans.map { span in
+                    SpeechSegment(startSample: span.lowerBound,
+                                  samples: Array(item.segment.samples[span.lowerBound - item.segment.startSample..<span.upperBound - item.segment.startSample]))
+                }
+                let own = spans.count > 1
+                    ? SegmentMerging.split(item.result, into: parts, pieceStart: item.segment.startSample, padding: padding.count).map { Array(zip(parts, $0)) }
+                    : nil
+                var pieces: [(start: Int, hole: Hole?, segment: SpeechSegment, result: RecognitionResult?)] = own.map { own in
+                    own.map { ($0.0.startSample, nil, $0.0, $0.1) }
+                } ?? [(lower, nil, item.segment, item.result)]
+                for hole in holes { pieces.append((hole.range.lowerBound, hole, hole.audio, hole.retried ? next.next() : nil)) }
+                // Text already heard in this sentence or its neighbours.
+                let heard = decoded[max(0, position - 1)...min(decoded.count - 1, position + 1)].map(\.result.text).joined()
                 // In the order they were spoken.
                 for piece in pieces.sorted(by: { $0.start < $1.start }) {
                     guard let hole = piece.hole else {
-                        append(item.segment, item.result, span: lower..<max(lower, upper))
+                        if let result = piece.result {
+                            let span = own == nil ? lower..<max(lower, upper) : piece.segment.startSample..<piece.segment.endSample
+                            append(piece.segment, result, span: span)
+                        }
                         continue
                     }
                     let text = piece.result?.text.trimmingCharacters(in: .whitespaces) ?? ""
-                    // Words the sentence already has were mistimed, not missing (a short reply such
-                    // as "是的" may well be said twice).
-                    if text.count >= Self.repeatedTextMinimum, item.result.text.contains(text) { continue }
+                    // Words already heard were mistimed, not missing (a short reply such as "是的"
+                    // may well be said twice).
+                    if text.count >= Self.repeatedTextMinimum, heard.contains(text) { continue }
                     if let result = piece.result, append(hole.audio, result, span: hole.range) { continue }
                     if hole.range.count > coverageTolerance {
                         gaps.append(Transcript.Gap(start: Double(hole.range.lowerBound) / Double(modelSampleRate),

@@ -316,7 +316,9 @@ private struct StreamSession {
         let defaults = TranscriptionPipeline.Configuration()
         let partialShare = service.configuration.livePartialShare
         let pipeline = try service.engine.pipeline.with(configuration: .init(
+            // A message per VAD sentence, which its partials were shown for: not cut at pauses.
             language: service.configuration.language, mergeTargetSeconds: 0, maxSpeechSeconds: StreamController.liveMaxSpeechSeconds,
+            splitsAtStretches: false,
             partialIntervalSeconds: config.partialIntervalSeconds ?? defaults.partialIntervalSeconds, partialShare: partialShare))
         enum Event: Sendable { case partial(TranscriptionPipeline.PartialText), sentence(Transcript.Segment) }
         let (events, eventSink) = AsyncStream.makeStream(of: Event.self)

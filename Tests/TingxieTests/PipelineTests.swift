@@ -21,6 +21,8 @@ final class FakeRecognizer: Recognizer {
     let stopsAt: Double?
     /// Bursts with samples louder than this give no stretch (speech the model cannot make out).
     let inaudibleAbove: Float?
+    /// In a piece of three bursts or more, the second gives no stretch (a decoder that jumps its timestamps).
+    let skipsSecond: Bool
 
     /// What results carry besides the text.
     enum Timestamps {
@@ -42,8 +44,9 @@ final class FakeRecognizer: Recognizer {
     ///   - multilingual: speaks zh, en and ja, detects (finding `en`) and translates ("Piece N"),
     ///     as a multilingual Whisper does.
     init(delay: Duration = .zero, timestamps: Timestamps = .none, failure: TingxieError? = nil, multilingual: Bool = false,
-         stopsAt: Double? = nil, inaudibleAbove: Float? = nil) {
+         stopsAt: Double? = nil, inaudibleAbove: Float? = nil, skipsSecond: Bool = false) {
         self.delay = delay
+        self.skipsSecond = skipsSecond
         self.stopsAt = stopsAt
         self.inaudibleAbove = inaudibleAbove
         self.failure = failure
@@ -72,7 +75,9 @@ final class FakeRecognizer: Recognizer {
         }
         if timestamps == .stretches {
             return batch.map { samples in
-                let stretches = Self.bursts(samples).enumerated().compactMap { index, burst -> TimedText? in
+                let bursts = Self.bursts(samples)
+                let stretches = bursts.enumerated().compactMap { index, burst -> TimedText? in
+                    if skipsSecond, index == 1, bursts.count >= 3 { return nil }
                     let end = min(burst.end, stopsAt ?? .infinity)
                     if burst.start >= end { return nil }
                     if let inaudibleAbove, samples[Int(burst.start * 16_000)..<Int(burst.end * 16_000)].contains(where: { abs($0) > inaudibleAbove }) {
@@ -282,6 +287,19 @@ final class CountingSource: AudioSource {
         // The first ends where its text stops and the second where the sound does, before the VAD's trailing silence.
         #expect(transcript.segments.map { [$0.start, $0.end].map { ($0 * 10).rounded() / 10 } } == [[1, 5], [5, 9]])
         #expect(recognizer.pieceLengths.map { ($0 + 800) / 1600 } == [81, 40])
+        #expect(transcript.gaps == nil)
+    }
+
+    /// A decoder that jumps over the middle of a sentence: the skipped speech is decoded again and
+    /// its text goes between the parts before and after it, each timed where it was spoken.
+    @Test func speechSkippedInsideASentenceComesInItsPlace() async throws {
+        let recognizer = FakeRecognizer(timestamps: .stretches, skipsSecond: true)
+        let bursts = [(1.0, 2.5), (2.75, 4.25), (4.5, 6.0)]
+        let transcript = try await transcribe(audio(seconds: 8, bursts: bursts), recognizer: recognizer, batchSize: 1,
+                                              mergeTargetSeconds: 0, vad: FakeVAD(minSilence: 16_000))
+        #expect(transcript.segments.map(\.text) == ["句0。", "句0。", "句2。"])
+        let times = transcript.segments.flatMap { [$0.start, $0.end] }
+        #expect(times == times.sorted() && abs(times[0] - 1) < 0.01 && abs(times[2] - 2.75) < 0.03 && abs(times[3] - 4.25) < 0.03, "\(times)")
         #expect(transcript.gaps == nil)
     }
 
@@ -574,4 +592,9 @@ final class CountingSource: AudioSource {
     _ = agreement.update("明天见啊")
     #expect(agreement.finish("明天再见") == "明天再见")
     #expect(agreement.committed.isEmpty)
+    // Punctuated finals against unpunctuated partials.
+    _ = agreement.update("今天天气很好我们去")
+    _ = agreement.update("今天天气很好我们去公")
+    #expect(agreement.finish("今天天气很好。") == "")
+    #expect(agreement.finish("我们去公园。") == "公园。")
 }

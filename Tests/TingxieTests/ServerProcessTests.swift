@@ -177,8 +177,8 @@ import TingxieText
     /// sentences, the last ending at 20.8 s: each closes at a pause, none at the end of the input)
     /// streamed in real time (2pass) shows words of each sentence before the sentence ends, and the sentences
     /// the stream settles on are what transcribing the same audio as a file sentence by sentence
-    /// gives (a file's sentences are otherwise decoded together, with their context: close to
-    /// it). Prints the time from each sentence's start to its first partial.
+    /// gives (a file's sentences are otherwise decoded together, with their context, and cut at
+    /// pauses inside VAD segments: close to it). Prints the time from each sentence's start to its first partial.
     @Test(.enabled(if: TestData.realModelsAvailable, TestData.skipReason))
     func liveWhisperShowsWordsBeforeEachSentenceEnds() async throws {
         let root = try TestData.temporaryDirectory()
@@ -213,7 +213,7 @@ import TingxieText
         try wav.write(to: file)
         // With one ONNX thread and sherpa-onnx's tail padding, as the server decodes.
         let alone = try await CLI.run(["transcribe", file.path, "--model-dir", try #require(TestData.whisperBase).path,
-                                       "--merge-seconds", "0", "--threads", "1", "--tail-padding", "1000", "--quiet"])
+                                       "--merge-seconds", "0", "--no-split-stretches", "--threads", "1", "--tail-padding", "1000", "--quiet"])
         #expect(alone.status == 0, "\(alone.stderr)")
         let body = Upload.multipart([.file(wav), .field("model", "whisper"), .field("language", "zh")])
         let offline = try await LiveHTTP.request(server.baseURL + "/v1/audio/transcriptions", method: .POST,
