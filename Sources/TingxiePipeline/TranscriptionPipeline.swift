@@ -265,8 +265,10 @@ public final class TranscriptionPipeline: Sendable {
                 // decoded again however short.
                 let untouched = item.merged && item.result.text.trimmingCharacters(in: .whitespaces).isEmpty
                     && !item.covered.contains { $0.overlaps(speech) }
+                let uncovered = SpeechCoverage.uncovered(speech, by: item.covered)
+                guard !uncovered.isEmpty else { return [] }
                 let pauses = Pauses(segment.samples)
-                return SpeechCoverage.uncovered(speech, by: item.covered).compactMap { range -> Hole? in
+                return uncovered.compactMap { range -> Hole? in
                     // Only what has sound: the silence a VAD segment ends with is no lost speech.
                     let local = range.lowerBound - segment.startSample..<range.upperBound - segment.startSample
                     guard let heard = pauses.audible(local).map({ $0.lowerBound + segment.startSample..<$0.upperBound + segment.startSample }),
