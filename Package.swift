@@ -43,6 +43,15 @@ let package = Package(
                 .unsafeFlags(["-L\(sherpaLib)", "-Xlinker", "-rpath", "-Xlinker", sherpaLib]),
             ]
         ),
+        // ONNX Runtime's C API, reached through its table of functions (the one door to it).
+        .target(
+            name: "TingxieRuntime",
+            dependencies: ["TingxieCore"],
+            linkerSettings: [
+                .unsafeFlags(["-L\(sherpaLib)", "-Xlinker", "-rpath", "-Xlinker", sherpaLib]),
+            ]
+        ),
+        .target(name: "TingxieWhisper", dependencies: ["TingxieCore", "TingxieRuntime"]),
         .target(
             name: "TingxiePipeline",
             dependencies: [
@@ -99,7 +108,7 @@ let package = Package(
             name: "tingxie",
             dependencies: [
                 "TingxieCore", "TingxieAudio", "TingxieText", "TingxieSherpa", "TingxiePipeline",
-                "TingxieJobs", "TingxieOperations", "TingxieServer", "TingxieModels",
+                "TingxieJobs", "TingxieOperations", "TingxieServer", "TingxieModels", "TingxieRuntime", "TingxieWhisper",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -111,6 +120,7 @@ let package = Package(
             dependencies: [
                 "TingxieCore", "TingxieAudio", "TingxieText", "TingxieSherpa", "TingxiePipeline",
                 "TingxieJobs", "TingxieOperations", "TingxiePostgres", "TingxieServer", "TingxieModels",
+                "TingxieRuntime", "TingxieWhisper",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

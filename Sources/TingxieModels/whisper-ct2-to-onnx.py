@@ -2,8 +2,8 @@
 
 usage: whisper-ct2-to-onnx.py CT2_DIR OUT_DIR [NAME]
 CT2_DIR holds model.bin (or model.bin.part1, model.bin.part2, ...), config.json and
-vocabulary.txt. OUT_DIR receives NAME-encoder.int8.onnx, NAME-decoder.int8.onnx and
-NAME-tokens.txt (NAME defaults to "base").
+vocabulary.txt. OUT_DIR receives NAME-encoder.int8.onnx, NAME-decoder.int8.onnx,
+NAME-step.int8.onnx and NAME-tokens.txt (NAME defaults to "base").
 
 The graphs follow OpenAI's Whisper: the encoder maps a log-mel spectrogram [N, 80, T] to the
 cross-attention keys and values of every decoder layer; the decoder takes tokens, a 352-slot
@@ -16,6 +16,9 @@ looking inside, so they leave the encoder already split into heads: keys [layers
 then takes its layer's slice as it is instead of transposing all 1500 frames per layer and token.
 They are float16: onnxruntime copies every layer's slice out of the two tensors at every step, and
 half the bytes make a step about a fifth cheaper; each slice is cast back to float32 for the products.
+
+The step graph (`decoder_step`) is the same decoder for Tingxie's own loop, which holds the caches
+itself and decodes many pieces in one batch: nothing in it copies a cache or the cross keys and values.
 """
 import base64
 import json
@@ -36,9 +39,11 @@ DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5:
 # 0.0819, peak RSS 577 MB against 732 MB).
 CACHE = 352
 # The layout's version in the metadata (`version`, with `maintainer` tingxie): 2 splits the cross-attention
-# into heads and exports the alignment heads' attention (word times), 3 keeps it in float16; Tingxie
-# advises converting an earlier one again.
-VERSION = 3
+# into heads and exports the alignment heads' attention (word times), 3 keeps it in float16, 4 adds the
+# step graph of Tingxie's own batched decoder loop; Tingxie advises converting an earlier one again.
+VERSION = 4
+# Inputs sharing one int8 scale in the step graph's weights (and its activations' rows).
+BLOCK = 32
 
 
 def read_ct2(directory):
@@ -91,8 +96,8 @@ def read_ct2(directory):
 class Graph:
     """A small builder over onnx.helper: fresh names, initializers, common blocks."""
 
-    def __init__(self, prefix):
-        self.prefix = prefix
+    def __init__(self, prefix, blocks=False):
+        self.prefix, self.blocks = prefix, blocks
         self.nodes, self.initializers, self.count = [], [], 0
 
     def name(self, hint):
@@ -110,9 +115,33 @@ class Graph:
         return names[0] if outputs == 1 else names
 
     def linear(self, x, weight, bias=None):
-        # x @ W^T with W^T stored, so the int8 quantiser covers it.
-        y = self.op("MatMul", [x, self.const(np.ascontiguousarray(weight.astype(np.float32).T), "w")])
+        if self.blocks:
+            y = self.blockwise(x, weight)
+        else:
+            # x @ W^T with W^T stored, so the int8 quantiser covers it.
+            y = self.op("MatMul", [x, self.const(np.ascontiguousarray(weight.astype(np.float32).T), "w")])
         return self.op("Add", [y, self.const(bias.astype(np.float32), "b")]) if bias is not None else y
+
+    def blockwise(self, x, weight):
+        """x @ W^T as onnxruntime's MatMulNBits with W [out, in] in int8, one scale for every BLOCK
+        inputs of an output (symmetric: stored + 128); the activations are quantised the same way,
+        per row, so one piece's results do not depend on the others in its batch."""
+        out, inputs = weight.shape
+        blocks = (inputs + BLOCK - 1) // BLOCK
+        padded = np.zeros((out, blocks * BLOCK), np.float32)
+        padded[:, :inputs] = weight
+        padded = padded.reshape(out, blocks, BLOCK)
+        scale = np.abs(padded).max(axis=2) / 127.0
+        scale[scale == 0] = 1.0
+        stored = (np.clip(np.rint(padded / scale[:, :, None]), -127, 127) + 128).astype(np.uint8)
+        return self.op("MatMulNBits", [x, self.const(stored, "w"), self.const(scale.astype(np.float32).reshape(-1), "scale")],
+                       domain="com.microsoft", K=inputs, N=out, bits=8, block_size=BLOCK, accuracy_level=4)
+
+    def scaled(self, q):
+        """The query [N, n, D] times 1/sqrt(D/H), by a vector: onnxruntime fuses a scalar factor on
+        either side of the scores' MatMul into a FusedMatMul, about 3x slower than MatMul for a decoder
+        step's query against 1500 frames. (1/8 for 64-wide heads: the scores are the same floats.)"""
+        return self.op("Mul", [q, self.const(np.full(self.state, self.scale, np.float32))])
 
     def layer_norm(self, x, w, prefix):
         return self.op("LayerNormalization", [x, self.const(w[prefix + "/gamma"].astype(np.float32)),
@@ -128,13 +157,14 @@ class Graph:
         y = self.op("Reshape", [x, self.const(np.array([0, 0, heads, -1], np.int64))])
         return self.op("Transpose", [y], perm=[0, 2, 3, 1] if transpose_key else [0, 2, 1, 3])
 
-    def attention(self, q, k, v, heads, mask=None, shaped=False):
+    def attention(self, q, k, v, heads, mask=None, shaped=False, scaled=False):
         """Scaled dot-product attention, and its weights [N, H, n, T]; `shaped` keys and values are
-        already [N, H, D/H, T] and [N, H, T, D/H]."""
+        already [N, H, D/H, T] and [N, H, T, D/H]; a `scaled` query is already scaled (`scaled`)."""
         if not shaped:
             k, v = self.heads(k, heads, transpose_key=True), self.heads(v, heads)
         scores = self.op("MatMul", [self.heads(q, heads), k])
-        scores = self.op("Mul", [scores, self.const(np.array(self.scale, np.float32))])
+        if not scaled:
+            scores = self.op("Mul", [scores, self.const(np.array(self.scale, np.float32))])
         if mask is not None:
             scores = self.op("Add", [scores, mask])
         weights = self.op("Softmax", [scores], axis=-1)
@@ -143,7 +173,8 @@ class Graph:
 
     def model(self, inputs, outputs, metadata):
         graph = helper.make_graph(self.nodes, self.prefix, inputs, outputs, self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        domains = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if self.blocks else [])
+        model = helper.make_model(graph, opset_imports=domains)
         model.ir_version = 8
         for key, value in metadata.items():
             model.metadata_props.add(key=key, value=str(value))
@@ -272,6 +303,91 @@ def decoder(w, dims):
     return g, inputs, outputs
 
 
+def decoder_step(w, dims):
+    """Tingxie's own decoder loop's graph (`NAME-step.int8.onnx`): one step of N pieces at once,
+    each at its own offset, with the caches held by the caller. Per layer L it reads the self-attention
+    cache `self_k_L` [N, H, D/H, CACHE] and `self_v_L` [N, H, CACHE, D/H] (slots at or past a piece's
+    offset are masked, so nothing is sliced or copied) and the cross-attention keys and values
+    `cross_k_L` [N, H, D/H, T] and `cross_v_L` [N, H, T, D/H] in float32 (bound once per piece), of
+    which each piece's first `frames` [N] count (pieces of several lengths share one batch). It
+    returns the last position's `logits` [N, vocab], the fresh keys and values `new_k` and `new_v`
+    [layers, N, n, D] for the caller to write at each piece's offset, and the alignment heads'
+    attention `alignment` [N, heads, n, T] (word times)."""
+    g = Graph("decoder_step", blocks=True)
+    state, layers, heads = dims["state"], dims["layers"], dims["heads"]
+    g.scale, g.state = 1.0 / np.sqrt(state // heads), state
+    i0, i1, i2 = (g.const(np.array([v], np.int64)) for v in (0, 1, 2))
+    count = g.op("Squeeze", [g.op("Slice", [g.op("Shape", ["tokens"]), i1, i2]), i0])  # n
+    steps = g.op("Range", [g.const(np.array(0, np.int64)), count, g.const(np.array(1, np.int64))])  # [n]
+    at = g.op("Add", [g.op("Unsqueeze", ["offset", i1]), steps])  # [N, n]: each token's position
+    x = g.op("Cast", [g.op("Gather", [g.const(w["decoder/embeddings/weight"].astype(np.float16), "embedding"), "tokens"], axis=0)],
+             to=TensorProto.FLOAT)
+    x = g.op("Add", [x, g.op("Gather", [g.const(w["decoder/position_encodings/encodings"].astype(np.float32)), at], axis=0)])
+    # Cached slots a piece has not reached yet are masked out [N, 1, 1, CACHE]; the fresh tokens see
+    # each other causally [n, n].
+    slots = g.op("Range", [g.const(np.array(0, np.int64)), g.const(np.array(CACHE, np.int64)), g.const(np.array(1, np.int64))])
+    reached = g.op("Less", [slots, g.op("Unsqueeze", ["offset", i1])])
+    cached_mask = g.op("Unsqueeze", [g.op("Where", [reached, g.const(np.array(0, np.float32)), g.const(np.array(-1e9, np.float32))]),
+                                     g.const(np.array([1, 2], np.int64))])
+    fresh_mask = g.op("Where", [g.op("Greater", [steps, g.op("Unsqueeze", [steps, i1])]), g.const(np.array(-1e9, np.float32)),
+                                g.const(np.array(0, np.float32))])
+    # A piece's frames past `frames` (the batch's longer pieces') are masked out [N, 1, 1, T].
+    spoken = g.op("Less", [g.op("Range", [g.const(np.array(0, np.int64)), g.op("Squeeze", [g.op("Slice", [g.op("Shape", ["cross_k_0"]),
+                                                                                                     g.const(np.array([3], np.int64)),
+                                                                                                     g.const(np.array([4], np.int64))]), i0]),
+                                          g.const(np.array(1, np.int64))]), g.op("Unsqueeze", ["frames", i1])])
+    frames_mask = g.op("Unsqueeze", [g.op("Where", [spoken, g.const(np.array(0, np.float32)), g.const(np.array(-1e9, np.float32))]),
+                                     g.const(np.array([1, 2], np.int64))])
+    new_keys, new_values, alignment = [], [], []
+    for layer in range(layers):
+        p = f"decoder/layer_{layer}"
+        h = g.layer_norm(x, w, p + "/self_attention/layer_norm")
+        q, k, v = g.op("Split", [g.linear(h, w[p + "/self_attention/linear_0/weight"], w[p + "/self_attention/linear_0/bias"]),
+                                 g.const(np.array([state] * 3, np.int64))], outputs=3, axis=-1)
+        new_keys.append(g.op("Unsqueeze", [k, i0]))
+        new_values.append(g.op("Unsqueeze", [v, i0]))
+        qh = g.heads(g.scaled(q), heads)
+        cached = g.op("Add", [g.op("MatMul", [qh, f"self_k_{layer}"]), cached_mask])
+        fresh = g.op("Add", [g.op("MatMul", [qh, g.heads(k, heads, transpose_key=True)]), fresh_mask])
+        weights = g.op("Softmax", [g.op("Concat", [cached, fresh], axis=-1)], axis=-1)
+        on_cached, on_fresh = g.op("Split", [weights, g.op("Concat", [g.const(np.array([CACHE], np.int64)), g.op("Unsqueeze", [count, i0])], axis=0)],
+                                   outputs=2, axis=-1)
+        a = g.op("Add", [g.op("MatMul", [on_cached, f"self_v_{layer}"]), g.op("MatMul", [on_fresh, g.heads(v, heads)])])
+        a = g.op("Reshape", [g.op("Transpose", [a], perm=[0, 2, 1, 3]), g.const(np.array([0, 0, -1], np.int64))])
+        x = g.op("Add", [x, g.linear(a, w[p + "/self_attention/linear_1/weight"], w[p + "/self_attention/linear_1/bias"])])
+        h = g.layer_norm(x, w, p + "/attention/layer_norm")
+        q = g.scaled(g.linear(h, w[p + "/attention/linear_0/weight"], w[p + "/attention/linear_0/bias"]))
+        a, weights = g.attention(q, f"cross_k_{layer}", f"cross_v_{layer}", heads, mask=frames_mask, shaped=True, scaled=True)
+        chosen = [head for at_layer, head in dims["alignment_heads"] if at_layer == layer]
+        if chosen:
+            alignment.append(g.op("Gather", [weights, g.const(np.array(chosen, np.int64))], axis=1))
+        x = g.op("Add", [x, g.linear(a, w[p + "/attention/linear_2/weight"], w[p + "/attention/linear_2/bias"])])
+        h = g.layer_norm(x, w, p + "/ffn/layer_norm")
+        h = g.gelu(g.linear(h, w[p + "/ffn/linear_0/weight"], w[p + "/ffn/linear_0/bias"]))
+        x = g.op("Add", [x, g.linear(h, w[p + "/ffn/linear_1/weight"], w[p + "/ffn/linear_1/bias"])])
+    last = g.op("Squeeze", [g.op("Slice", [x, g.const(np.array([-1], np.int64)), g.const(np.array([np.iinfo(np.int64).max], np.int64)), i1]), i1])
+    last = g.layer_norm(last, w, "decoder/layer_norm")
+    g.nodes.append(helper.make_node("Identity", [g.linear(last, w["decoder/embeddings/weight"].astype(np.float32))], ["logits"]))
+    g.nodes.append(helper.make_node("Concat", new_keys, ["new_k"], axis=0))
+    g.nodes.append(helper.make_node("Concat", new_values, ["new_v"], axis=0))
+    per_head = state // heads
+    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["N", "n"]),
+              helper.make_tensor_value_info("offset", TensorProto.INT64, ["N"]),
+              helper.make_tensor_value_info("frames", TensorProto.INT64, ["N"])]
+    for layer in range(layers):
+        inputs += [helper.make_tensor_value_info(f"self_k_{layer}", TensorProto.FLOAT, ["N", heads, per_head, CACHE]),
+                   helper.make_tensor_value_info(f"self_v_{layer}", TensorProto.FLOAT, ["N", heads, CACHE, per_head]),
+                   helper.make_tensor_value_info(f"cross_k_{layer}", TensorProto.FLOAT, ["N", heads, per_head, "T"]),
+                   helper.make_tensor_value_info(f"cross_v_{layer}", TensorProto.FLOAT, ["N", heads, "T", per_head])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", dims["vocab"]]),
+               helper.make_tensor_value_info("new_k", TensorProto.FLOAT, [layers, "N", "n", state]),
+               helper.make_tensor_value_info("new_v", TensorProto.FLOAT, [layers, "N", "n", state])]
+    if alignment:
+        g.nodes.append(helper.make_node("Concat", alignment, ["alignment"], axis=1))
+        outputs.append(helper.make_tensor_value_info("alignment", TensorProto.FLOAT, ["N", len(dims["alignment_heads"]), "n", "T"]))
+    return g, inputs, outputs
+
+
 def byte_decoder():
     """GPT-2's byte <-> printable character map, reversed."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
@@ -329,14 +445,17 @@ def main():
     meta = metadata(vocabulary, config, dims, name)
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        for part, build in (("encoder", encoder), ("decoder", decoder)):
+        for part, build in (("encoder", encoder), ("decoder", decoder), ("step", decoder_step)):
             graph, inputs, outputs = build(w, dims)
             model = graph.model(inputs, outputs, meta if part == "encoder" else {})
             plain = os.path.join(scratch, f"{part}.onnx")
             onnx.save(model, plain)
             target = os.path.join(out, f"{name}-{part}.int8.onnx")
-            quantize_dynamic(plain, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
-            quantized = onnx.load(target)
+            if graph.blocks:
+                quantized = model  # already int8 (MatMulNBits)
+            else:
+                quantize_dynamic(plain, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+                quantized = onnx.load(target)
             del quantized.metadata_props[:]
             for key, value in (meta if part == "encoder" else {}).items():
                 quantized.metadata_props.add(key=key, value=str(value))
@@ -347,7 +466,7 @@ def main():
         for index, token in enumerate(vocabulary[:meta["eot"]]):
             raw = bytes(decode[c] for c in token)
             tokens.write(f"{base64.b64encode(raw).decode()} {index}\n")
-    print(f"{out}: {name}-encoder.int8.onnx, {name}-decoder.int8.onnx, {name}-tokens.txt", file=sys.stderr)
+    print(f"{out}: {name}-encoder.int8.onnx, {name}-decoder.int8.onnx, {name}-step.int8.onnx, {name}-tokens.txt", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ import TingxieCore
 /// missing, so a bad user-supplied model would kill the whole process. Reading the keys
 /// ourselves first turns that into an error. The file is memory-mapped and only the
 /// top-level protobuf fields are walked, so a 1 GB model costs no extra memory.
-enum ONNXMetadata {
+public enum ONNXMetadata {
     /// Returns the model's metadata as a dictionary.
     /// - Throws: `TingxieError(.invalidModel)` when the file is not a well-formed ONNX protobuf.
-    static func read(_ url: URL) throws -> [String: String] {
+    public static func read(_ url: URL) throws -> [String: String] {
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)

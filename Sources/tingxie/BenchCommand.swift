@@ -34,10 +34,10 @@ struct BenchCommand: AsyncParsableCommand {
     var hotwordsFile: String?
 
     enum Section: String, CaseIterable, ExpressibleByArgument {
-        case corpus, long, overhead, server, lone, flood, soak, peers, live, cluster
+        case corpus, long, overhead, server, lone, flood, soak, peers, live, cluster, steps
     }
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but lone, flood, soak, peers, live and cluster).")
+    @Option(name: .long, parsing: .upToNextOption, help: "Which figures: \(Section.allCases.map(\.rawValue).joined(separator: ", ")) (default all but lone, flood, soak, peers, live, cluster and steps).")
     var sections: [Section] = [.corpus, .long, .overhead, .server]
 
     @Option(name: .long, help: "Minutes of audio each stream-flood client pushes (section flood).")
@@ -87,6 +87,10 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if sections.contains(.steps) {
+            try StepBench(modelDirectory: try model.modelDirectory(), threads: model.threadCount).run()
+            if sections == [.steps] { return }
+        }
         let corpusURL = URL(fileURLWithPath: corpus)
         let files = try FileManager.default.contentsOfDirectory(atPath: corpus)
             .filter { $0.range(of: #"^\d+\.wav$"#, options: .regularExpression) != nil }.sorted()
