@@ -19,7 +19,7 @@ TEST_MODELS := $(CURDIR)/.deps/test-models
 export RUN_MODEL ?= paraformer-zh
 ARGS ?=
 
-.PHONY: setup run test bench bench-peers bench-cluster fuzz clean
+.PHONY: setup run test bench bench-peers bench-decoder bench-cluster fuzz clean
 
 setup:
 	@scripts/setup
@@ -66,6 +66,14 @@ bench-peers: setup
 	swift build -c release --product tingxie
 	@if [[ "$(PEER_MODEL)" == "$(CONVERTED_PEER_MODEL)" ]]; then $(MAKE) -s "$(CONVERTED_PEER_MODEL)/.converted"; fi
 	.build/release/tingxie bench --sections peers --model-dir "$(PEER_MODEL)" --corpus "$(BENCH_CORPUS)" $(addprefix --peer-audio ,$(PEER_AUDIO)) $(PEER_ARGS)
+
+# Tingxie's own Whisper decoder: one step at batch 1/4/8/16 against the graph sherpa-onnx runs, and
+# the corpus decoded by both, on the converted whisper-base of bench-peers.
+bench-decoder: setup
+	@scripts/setup --peers
+	swift build -c release --product tingxie
+	@$(MAKE) -s "$(CONVERTED_PEER_MODEL)/.converted"
+	.build/release/tingxie bench --sections steps --model-dir "$(CONVERTED_PEER_MODEL)" --corpus "$(BENCH_CORPUS)"
 
 # The shared queue: API node and worker processes on a private PostgreSQL (scripts/test-postgres).
 bench-cluster: setup

@@ -88,7 +88,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         if sections.contains(.steps) {
-            try StepBench(modelDirectory: try model.modelDirectory(), threads: model.threadCount).run()
+            try StepBench(modelDirectory: try model.modelDirectory(), corpus: URL(fileURLWithPath: corpus), threads: model.threadCount).run()
             if sections == [.steps] { return }
         }
         let corpusURL = URL(fileURLWithPath: corpus)

@@ -1,8 +1,10 @@
 import Foundation
 import TingxieCore
 import TingxieRuntime
+import TingxieAudio
 import TingxieServer
 import TingxieSherpa
+import TingxieText
 import TingxieWhisper
 
 /// One Whisper decoder step, timed per piece at several batch sizes on Tingxie's step graph
@@ -10,6 +12,7 @@ import TingxieWhisper
 /// call, the caches copied in and out) on the same ONNX Runtime in the same run.
 struct StepBench {
     let modelDirectory: URL
+    let corpus: URL
     let threads: Int
     let batches = [1, 4, 8, 16]
     /// Timed steps per batch size, after the prompt and a warm-up.
@@ -51,6 +54,7 @@ struct StepBench {
             }
             say(String(format: "%5d  %9.2f  %15.2f  %6.0f MB", size, perStep, perStep / Double(size), residentMB()))
         }
+        try decodeCorpus(directory, encoder: encoder, step: step, dimensions: dimensions, metadata: metadata)
 
         /// ms a step of `step` over `steps` greedy steps after the prompt and one more, for `size` pieces.
         func timed(size: Int = 1, _ step: ([[Int64]]) throws -> [Int64]) throws -> Double {
@@ -61,6 +65,44 @@ struct StepBench {
                 if index >= 2 { elapsed += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9 }
             }
             return elapsed / Double(steps) * 1000
+        }
+    }
+
+    /// The corpus's sentences decoded by sherpa-onnx and by Tingxie's decoder at several batch sizes.
+    private func decodeCorpus(_ directory: ModelDirectory, encoder: WhisperEncoder, step: RuntimeSession, dimensions: WhisperDimensions,
+                              metadata: [String: String]) throws {
+        let transcripts = try String(contentsOf: corpus.appendingPathComponent("transcripts.tsv"), encoding: .utf8)
+            .split(separator: "\n").map { $0.split(separator: "\t", maxSplits: 1).map(String.init) }.filter { $0.count == 2 }
+        let audio = try transcripts.map { try WAVReader(url: corpus.appendingPathComponent("\($0[0]).wav")).readAll() }
+        let seconds = Double(audio.reduce(0) { $0 + $1.count }) / 16_000
+        let normalizer = try TextNormalizer.forLanguage("zh")
+        func rate(_ texts: [String]) -> Double {
+            ErrorRate.characterErrorRate(zip(texts, transcripts).map { (normalizer.normalize($0), $1[1]) })
+        }
+        say(String(format: "\n## The corpus decoded: %d sentences, %.1f s, padded as sherpa-onnx pads them (1000 frames)", audio.count, seconds))
+        say("decoder                      features+encoder  decoder  RTF     CER")
+        let sherpa = try SherpaRecognizer(directory: directory, configuration: .init(threads: threads, language: "zh"))
+        var started = DispatchTime.now().uptimeNanoseconds
+        let theirs = try audio.map { try sherpa.recognize(batch: [$0], hotwords: [], options: RecognitionOptions(language: "zh"))[0].text }
+        let sherpaSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        say(String(format: "sherpa-onnx (one a call)     %25.2fs  %.4f  %.2f%%", sherpaSeconds, sherpaSeconds / seconds, rate(theirs) * 100))
+        started = DispatchTime.now().uptimeNanoseconds
+        let features = WhisperFeatures(mels: encoder.mels)
+        let pieces = try audio.map { samples in
+            let frames = WhisperFeatures.frameCount(samples.count)
+            let padded = min(frames + 1000, 2 * dimensions.frames)
+            return WhisperPiece(cross: try encoder.encode(features.logMel(samples, padding: padded - frames), melFrames: padded), speechFrames: frames)
+        }
+        let encoding = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        let vocabulary = try WhisperVocabulary(contentsOf: directory.tokens)
+        let tokens = try WhisperTokens(metadata: metadata)
+        for capacity in [1, 4, 8] {
+            let decoder = try WhisperDecoder(step: step, dimensions: dimensions, tokens: tokens, capacity: capacity)
+            started = DispatchTime.now().uptimeNanoseconds
+            let decoded = try decoder.decode(pieces, prompt: try tokens.prompt(language: "zh"))
+            let decoding = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            say(String(format: "Tingxie, batch %-2d           %15.2fs  %6.2fs  %.4f  %.2f%%", capacity, encoding, decoding,
+                       (encoding + decoding) / seconds, rate(decoded.map { vocabulary.text($0.tokens) }) * 100))
         }
     }
 
