@@ -51,7 +51,8 @@ let package = Package(
                 .unsafeFlags(["-L\(sherpaLib)", "-Xlinker", "-rpath", "-Xlinker", sherpaLib]),
             ]
         ),
-        .target(name: "TingxieWhisper", dependencies: ["TingxieCore", "TingxieRuntime"]),
+        // Tingxie's own Whisper decoder; reads model folders and metadata as TingxieSherpa does.
+        .target(name: "TingxieWhisper", dependencies: ["TingxieCore", "TingxieRuntime", "TingxieSherpa"]),
         .target(
             name: "TingxiePipeline",
             dependencies: [

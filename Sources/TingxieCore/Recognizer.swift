@@ -87,6 +87,9 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     /// Whether the model's text carries punctuation (Whisper, SenseVoice); others get it from a
     /// `Punctuator` when one is loaded.
     public var punctuates: Bool
+    /// Pieces the recogniser decodes best in one call (a batch decoder's capacity); 1 for one
+    /// that decodes a call's pieces one after another.
+    public var batchPieces: Int
 
     /// Whether several segments recognised as one piece can be told apart again (timestamps
     /// of either kind), so that neighbouring segments may be merged.
@@ -98,7 +101,8 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     public init(family: String, name: String, emitsTraditional: Bool, maxSegmentSeconds: Double,
                 givesTokenTimestamps: Bool = false, givesSegmentTimestamps: Bool = false,
                 mergeTargetSeconds: Double = 15, mergeMaxGapSeconds: Double = 1, biasesHotwords: Bool = false,
-                languages: [String] = ["zh"], detectsLanguage: Bool = false, translates: Bool = false, punctuates: Bool = false) {
+                languages: [String] = ["zh"], detectsLanguage: Bool = false, translates: Bool = false, punctuates: Bool = false,
+                batchPieces: Int = 1) {
         self.family = family
         self.name = name
         self.emitsTraditional = emitsTraditional
@@ -112,6 +116,7 @@ public struct ModelInfo: Sendable, Equatable, Codable {
         self.detectsLanguage = detectsLanguage
         self.translates = translates
         self.punctuates = punctuates
+        self.batchPieces = max(1, batchPieces)
     }
 
     /// The code of a language a client named, as this model takes it: lower case, a region or
@@ -257,7 +262,8 @@ public final class SharedRecognizer: Recognizer {
         slots.wait()
         var held = 1
         // Waiting callers are woken before a borrower's try: only slots nobody waits for are taken.
-        while held < batch.count, slots.wait(timeout: .now()) == .success { held += 1 }
+        // A batch decoder decodes the pieces together on one slot: it borrows none.
+        while held < batch.count, base.info.batchPieces == 1, slots.wait(timeout: .now()) == .success { held += 1 }
         defer { for _ in 0..<held { slots.signal() } }
         return try base.recognize(batch: batch, hotwords: hotwords, options: options, parallel: held)
     }

@@ -40,8 +40,9 @@ DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5:
 CACHE = 352
 # The layout's version in the metadata (`version`, with `maintainer` tingxie): 2 splits the cross-attention
 # into heads and exports the alignment heads' attention (word times), 3 keeps it in float16, 4 adds the
-# step graph of Tingxie's own batched decoder loop; Tingxie advises converting an earlier one again.
-VERSION = 4
+# step graph of Tingxie's own batched decoder loop, 5 lets its caller choose the step graph's cache
+# slots; Tingxie advises converting an earlier one again.
+VERSION = 5
 # Inputs sharing one int8 scale in the step graph's weights (and its activations' rows).
 BLOCK = 32
 
@@ -306,8 +307,8 @@ def decoder(w, dims):
 def decoder_step(w, dims):
     """Tingxie's own decoder loop's graph (`NAME-step.int8.onnx`): one step of N pieces at once,
     each at its own offset, with the caches held by the caller. Per layer L it reads the self-attention
-    cache `self_k_L` [N, H, D/H, CACHE] and `self_v_L` [N, H, CACHE, D/H] (slots at or past a piece's
-    offset are masked, so nothing is sliced or copied) and the cross-attention keys and values
+    cache `self_k_L` [N, H, D/H, C] and `self_v_L` [N, H, C, D/H] (C slots of the caller's choosing; those
+    at or past a piece's offset are masked, so nothing is sliced or copied) and the cross-attention keys and values
     `cross_k_L` [N, H, D/H, T] and `cross_v_L` [N, H, T, D/H] in float32 (bound once per piece), of
     which each piece's first `frames` [N] count (pieces of several lengths share one batch). It
     returns the last position's `logits` [N, vocab], the fresh keys and values `new_k` and `new_v`
@@ -323,9 +324,10 @@ def decoder_step(w, dims):
     x = g.op("Cast", [g.op("Gather", [g.const(w["decoder/embeddings/weight"].astype(np.float16), "embedding"), "tokens"], axis=0)],
              to=TensorProto.FLOAT)
     x = g.op("Add", [x, g.op("Gather", [g.const(w["decoder/position_encodings/encodings"].astype(np.float32)), at], axis=0)])
-    # Cached slots a piece has not reached yet are masked out [N, 1, 1, CACHE]; the fresh tokens see
+    # Cached slots a piece has not reached yet are masked out [N, 1, 1, C]; the fresh tokens see
     # each other causally [n, n].
-    slots = g.op("Range", [g.const(np.array(0, np.int64)), g.const(np.array(CACHE, np.int64)), g.const(np.array(1, np.int64))])
+    capacity = g.op("Slice", [g.op("Shape", ["self_k_0"]), g.const(np.array([3], np.int64)), g.const(np.array([4], np.int64))])  # [C]
+    slots = g.op("Range", [g.const(np.array(0, np.int64)), g.op("Squeeze", [capacity, i0]), g.const(np.array(1, np.int64))])
     reached = g.op("Less", [slots, g.op("Unsqueeze", ["offset", i1])])
     cached_mask = g.op("Unsqueeze", [g.op("Where", [reached, g.const(np.array(0, np.float32)), g.const(np.array(-1e9, np.float32))]),
                                      g.const(np.array([1, 2], np.int64))])
@@ -350,7 +352,7 @@ def decoder_step(w, dims):
         cached = g.op("Add", [g.op("MatMul", [qh, f"self_k_{layer}"]), cached_mask])
         fresh = g.op("Add", [g.op("MatMul", [qh, g.heads(k, heads, transpose_key=True)]), fresh_mask])
         weights = g.op("Softmax", [g.op("Concat", [cached, fresh], axis=-1)], axis=-1)
-        on_cached, on_fresh = g.op("Split", [weights, g.op("Concat", [g.const(np.array([CACHE], np.int64)), g.op("Unsqueeze", [count, i0])], axis=0)],
+        on_cached, on_fresh = g.op("Split", [weights, g.op("Concat", [capacity, g.op("Unsqueeze", [count, i0])], axis=0)],
                                    outputs=2, axis=-1)
         a = g.op("Add", [g.op("MatMul", [on_cached, f"self_v_{layer}"]), g.op("MatMul", [on_fresh, g.heads(v, heads)])])
         a = g.op("Reshape", [g.op("Transpose", [a], perm=[0, 2, 1, 3]), g.const(np.array([0, 0, -1], np.int64))])
@@ -375,8 +377,8 @@ def decoder_step(w, dims):
               helper.make_tensor_value_info("offset", TensorProto.INT64, ["N"]),
               helper.make_tensor_value_info("frames", TensorProto.INT64, ["N"])]
     for layer in range(layers):
-        inputs += [helper.make_tensor_value_info(f"self_k_{layer}", TensorProto.FLOAT, ["N", heads, per_head, CACHE]),
-                   helper.make_tensor_value_info(f"self_v_{layer}", TensorProto.FLOAT, ["N", heads, CACHE, per_head]),
+        inputs += [helper.make_tensor_value_info(f"self_k_{layer}", TensorProto.FLOAT, ["N", heads, per_head, "C"]),
+                   helper.make_tensor_value_info(f"self_v_{layer}", TensorProto.FLOAT, ["N", heads, "C", per_head]),
                    helper.make_tensor_value_info(f"cross_k_{layer}", TensorProto.FLOAT, ["N", heads, per_head, "T"]),
                    helper.make_tensor_value_info(f"cross_v_{layer}", TensorProto.FLOAT, ["N", heads, "T", per_head])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", dims["vocab"]]),

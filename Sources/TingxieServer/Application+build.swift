@@ -108,11 +108,12 @@ private func buildNode(role: ServerConfiguration.Role, configuration: ServerConf
                                shared: configuration.databaseURL != nil)
     // Jobs and live streams share the workers' decode slots: memory is that of so many decodes
     // however many streams are open. A job decodes its pieces in batches of as many as there are
-    // workers, side by side on the slots no other work holds at the time.
+    // workers, side by side on the slots no other work holds at the time (or as many as a batch
+    // decoder takes in one call, on one slot).
     let decodePool = NIOThreadPool(numberOfThreads: max(1, configuration.workers.workers))
     let pipeline = try TranscriptionPipeline(
         recognizer: SharedRecognizer(recognition.recognizer, limit: configuration.workers.workers), detectors: recognition.detectors,
-        configuration: .init(language: configuration.language, batchSize: configuration.workers.workers),
+        configuration: .init(language: configuration.language, batchSize: max(configuration.workers.workers, recognition.recognizer.info.batchPieces)),
         punctuator: recognition.punctuator, streaming: recognition.streaming, threadPool: decodePool
     )
     let engine = try TranscriptionEngine(pipeline: pipeline, lexicon: recognition.lexicon, serverHotwords: recognition.hotwords)

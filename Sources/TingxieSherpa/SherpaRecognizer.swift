@@ -68,8 +68,8 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     public static let whisperWindowFrames = 3000
 
     /// How Whisper's pieces are merged (`ModelInfo.mergeTargetSeconds`, `mergeMaxGapSeconds`).
-    static let whisperMergeTargetSeconds = 25.0
-    static let whisperMergeMaxGapSeconds = 3.0
+    public static let whisperMergeTargetSeconds = 25.0
+    public static let whisperMergeMaxGapSeconds = 3.0
 
     /// Per-token bonus for a hotword of weight 1 in the transducer's beam search
     /// (sherpa-onnx's default).
@@ -134,14 +134,15 @@ public final class SherpaRecognizer: Recognizer, @unchecked Sendable {
     }
 
     /// The layout version Tingxie's converter (`whisper-ct2-to-onnx.py`) writes now.
-    static let whisperConversionVersion = 3
+    public static let whisperConversionVersion = 5
 
     /// Advice for a Whisper model converted by an earlier Tingxie (`maintainer` tingxie, an older
-    /// `version` in its metadata): it works, but decodes slower, and before version 2 gives no word times.
+    /// `version` in its metadata): it works, but decodes slower (before version 5 sherpa-onnx decodes
+    /// it, not Tingxie's batched decoder), and before version 2 gives no word times.
     static func conversionAdvice(_ metadata: [String: String], name: String) -> String? {
         let version = Int(metadata["version"] ?? "") ?? 0
         guard metadata["maintainer"] == "tingxie", version < whisperConversionVersion else { return nil }
-        let lacks = version < 2 ? "gives no word times and decodes about 30% slower" : "decodes about 10% slower"
+        let lacks = version < 2 ? "gives no word times and decodes about 30% slower" : "decodes about 1.5x slower (it has no step graph for Tingxie's own decoder)"
         return "\(name) was converted by an earlier Tingxie: it \(lacks); convert it again"
             + " (for the catalog's whisper-base: `tingxie models remove whisper-base`, then `tingxie models pull whisper-base --from-pypi`)"
     }

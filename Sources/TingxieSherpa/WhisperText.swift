@@ -1,6 +1,6 @@
 /// Whisper's tokens are pieces of byte-level BPE: one Chinese character often takes two tokens,
 /// the first ending inside its UTF-8 bytes.
-enum WhisperText {
+public enum WhisperText {
     /// Joins each token that ends inside a character with the tokens that complete it.
     /// - Parameters:
     ///   - tokens: each token's bytes, in order.
@@ -8,7 +8,7 @@ enum WhisperText {
     /// - Returns: text units of whole characters (a token's own characters, or one character
     ///   spread over several tokens) and, when `timestamps` were given, the start of the token
     ///   that each unit's first byte came in.
-    static func characters(_ tokens: [[UInt8]], timestamps: [Double]) -> (tokens: [String], timestamps: [Double]) {
+    public static func characters(_ tokens: [[UInt8]], timestamps: [Double]) -> (tokens: [String], timestamps: [Double]) {
         let timed = timestamps.count == tokens.count
         var units: [String] = []
         var starts: [Double] = []

@@ -14,8 +14,9 @@ public struct WhisperPiece: Sendable {
     }
 }
 
-/// A piece's decoded tokens (no prompt, no end token) and the timed stretches its timestamp tokens
-/// mark (seconds from the piece's start; `end` nil where the text ran out before a closing one).
+/// A piece's decoded tokens (no prompt, no end token), the timed stretches its timestamp tokens
+/// mark (seconds from the piece's start; `end` nil where the text ran out before a closing one),
+/// and the start of each text token from the alignment heads (empty for a model without them).
 public struct WhisperDecoding: Sendable, Equatable {
     public struct Stretch: Sendable, Equatable {
         public var start: Double
@@ -25,6 +26,7 @@ public struct WhisperDecoding: Sendable, Equatable {
 
     public var tokens: [Int64]
     public var stretches: [Stretch]
+    public var tokenStarts: [Double]
 }
 
 /// Greedy Whisper decoding with timestamp tokens, as sherpa-onnx decodes (OpenAI's timestamp
@@ -36,9 +38,26 @@ public final class WhisperDecoder: @unchecked Sendable {
     /// The first timestamp may be at most 1 s into a piece.
     static let maximumInitialTimestamp: Int64 = 50
 
-    public init(step: RuntimeSession, dimensions: WhisperDimensions, tokens: WhisperTokens, capacity: Int) throws {
-        batch = try WhisperStepBatch(step: step, dimensions: dimensions, capacity: capacity, width: 1)
+    public convenience init(step: RuntimeSession, dimensions: WhisperDimensions, tokens: WhisperTokens, capacity: Int) throws {
+        try self.init(batch: WhisperStepBatch(step: step, dimensions: dimensions, capacity: capacity, width: 1), tokens: tokens)
+    }
+
+    /// A decoder on `batch` (of width 1), which it uses until it is released.
+    /// - Throws: `.invalidModel` when the special tokens do not fit the vocabulary.
+    public init(batch: WhisperStepBatch, tokens: WhisperTokens) throws {
+        try Self.check(tokens, vocabulary: batch.dimensions.vocabulary)
+        self.batch = batch
         self.tokens = tokens
+    }
+
+    /// The timestamp rules index the logits with the special tokens: they must lie inside them.
+    static func check(_ tokens: WhisperTokens, vocabulary: Int) throws {
+        let inside = [tokens.sot, tokens.eot, tokens.transcribe, tokens.translate, tokens.noTimestamps] + Array(tokens.languages.values)
+        guard inside.allSatisfy({ $0 >= 0 && $0 < vocabulary }), tokens.eot < tokens.timestampBegin,
+              tokens.timestampBegin + maximumInitialTimestamp < vocabulary
+        else {
+            throw TingxieError(.invalidModel, "the Whisper model's special tokens do not fit its vocabulary of \(vocabulary)")
+        }
     }
 
     /// One piece in a slot: what it has fed and what it will feed next.
@@ -50,24 +69,39 @@ public final class WhisperDecoder: @unchecked Sendable {
         /// Tokens fed so far (the cache's length).
         var fed = 0
         let cap: Int
+        /// Encoder frames of speech: the alignment rows are cut to them.
+        let speechFrames: Int
+        /// The alignment heads' attention of each fed decoded token, [heads × speechFrames].
+        var rows: [[Float16]] = []
     }
 
     /// Decodes `pieces` after `prompt` (from `WhisperTokens.prompt`), up to the batch's capacity
     /// at once; `isCancelled` is asked before every step.
     /// - Throws: `.canceled` when asked to stop; the runtime's errors.
     public func decode(_ pieces: [WhisperPiece], prompt: [Int64], isCancelled: () -> Bool = { false }) throws -> [WhisperDecoding] {
+        try decode(count: pieces.count, prompt: { _ in prompt }, piece: { pieces[$0] }, isCancelled: isCancelled)
+    }
+
+    /// Decodes `count` pieces, each after its own prompt; `piece(i)` is asked for when piece i
+    /// takes a slot, so only the pieces being decoded are held.
+    public func decode(count: Int, prompt: (Int) throws -> [Int64], piece: (Int) throws -> WhisperPiece,
+                       isCancelled: () -> Bool = { false }) throws -> [WhisperDecoding] {
         let d = batch.dimensions
-        var results = [WhisperDecoding?](repeating: nil, count: pieces.count)
+        guard batch.width == 1 else { throw TingxieError(.internalError, "the decoder feeds one token a step") }
+        var results = [WhisperDecoding?](repeating: nil, count: count)
         var running: [Running] = []
         var next = 0
         var logits = [Float](repeating: 0, count: d.vocabulary)
-        while next < pieces.count || !running.isEmpty {
-            while running.count < batch.capacity, next < pieces.count {
-                let piece = pieces[next]
-                try batch.load(slot: running.count, piece.cross, spoken: piece.cross.frames)
+        while next < count || !running.isEmpty {
+            while running.count < batch.capacity, next < count {
+                let joining = try piece(next)
+                try batch.load(slot: running.count, joining.cross, spoken: joining.cross.frames)
                 // sherpa-onnx: at most 6 tokens a second of speech, and half the cache.
-                let cap = min(Int(Double(piece.speechFrames) / 100 * 6), d.cache / 2)
-                running.append(Running(index: next, sequence: prompt, promptLength: prompt.count, cap: cap))
+                let cap = min(Int(Double(joining.speechFrames) / 100 * 6), d.cache / 2)
+                let start = try prompt(next)
+                guard !start.isEmpty else { throw TingxieError(.internalError, "a piece needs a prompt") }
+                running.append(Running(index: next, sequence: start, promptLength: start.count, cap: cap,
+                                       speechFrames: min(max(joining.speechFrames / 2, 1), joining.cross.frames)))
                 next += 1
             }
             if isCancelled() { throw TingxieError(.canceled, "decoding was canceled") }
@@ -78,17 +112,23 @@ public final class WhisperDecoder: @unchecked Sendable {
                 var piece = running[slot]
                 // Prompt tokens are fed one a step, with the others' tokens; their logits are not used.
                 if piece.fed < piece.sequence.count { continue }
+                if piece.fed > piece.promptLength, d.alignmentHeads > 0 {
+                    let row = batch.alignment(slot: slot)
+                    piece.rows.append((0..<d.alignmentHeads).flatMap { head in
+                        row[(head * d.frames)..<(head * d.frames + piece.speechFrames)].map(Float16.init)
+                    })
+                }
                 for i in 0..<d.vocabulary { logits[i] = output[slot * d.vocabulary + i] }
                 let decoded = piece.sequence.count - piece.promptLength
                 let token: Int64
-                if decoded >= piece.cap || piece.fed >= d.cache - 1 {
+                if decoded >= piece.cap || piece.fed >= d.stepSlots - 1 {
                     token = tokens.eot
                 } else {
                     applyTimestampRules(&logits, sequence: piece.sequence, promptLength: piece.promptLength)
                     token = Int64(logits.withUnsafeBufferPointer { whisperArgmax($0, width: d.vocabulary) })
                 }
                 if token == tokens.eot {
-                    results[piece.index] = finished(Array(piece.sequence[piece.promptLength...]))
+                    results[piece.index] = finished(piece)
                     let last = running.count - 1
                     if slot != last {
                         batch.move(slot: last, to: slot)
@@ -140,13 +180,14 @@ public final class WhisperDecoder: @unchecked Sendable {
         }
     }
 
-    /// The tokens and the stretches their timestamp tokens mark.
-    private func finished(_ sequence: [Int64]) -> WhisperDecoding {
+    /// The tokens, the stretches their timestamp tokens mark, and the text tokens' starts.
+    private func finished(_ piece: Running) -> WhisperDecoding {
+        let sequence = Array(piece.sequence[piece.promptLength...])
         var stretches: [WhisperDecoding.Stretch] = []
         var open: WhisperDecoding.Stretch?
         for token in sequence {
             if token >= tokens.timestampBegin {
-                let time = Double(token - tokens.timestampBegin) * 0.02
+                let time = Double(token - tokens.timestampBegin) * WhisperAlignment.secondsPerFrame
                 if var stretch = open {
                     stretch.end = time
                     if !stretch.tokens.isEmpty { stretches.append(stretch) }
@@ -157,6 +198,10 @@ public final class WhisperDecoder: @unchecked Sendable {
             }
         }
         if let open, !open.tokens.isEmpty { stretches.append(open) }
-        return WhisperDecoding(tokens: sequence, stretches: stretches)
+        // Every decoded token was fed and has its row (the last one's step gave the end).
+        let isTime = sequence.map { $0 >= tokens.timestampBegin }
+        let starts = WhisperAlignment.tokenStarts(rows: piece.rows, heads: batch.dimensions.alignmentHeads, frames: piece.speechFrames,
+                                                  speechFrames: piece.speechFrames, isTime: Array(isTime.prefix(piece.rows.count)))
+        return WhisperDecoding(tokens: sequence, stretches: stretches, tokenStarts: starts)
     }
 }

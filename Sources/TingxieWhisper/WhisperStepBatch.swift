@@ -35,6 +35,11 @@ public struct WhisperDimensions: Sendable, Equatable {
     }
 
     var perHead: Int { state / heads }
+
+    /// Self-attention slots of a piece in the step graph: the most tokens sherpa-onnx decodes
+    /// (half of `n_text_ctx`) after a prompt of up to 8. Fewer slots than the layout-3 graph's
+    /// cache are less memory and less to read at every step.
+    public var stepSlots: Int { cache / 2 + 8 }
 }
 
 /// The step graph (`*-step.int8.onnx`) with the caches of up to `capacity` pieces, one a slot.
@@ -55,12 +60,15 @@ public final class WhisperStepBatch: @unchecked Sendable {
     private var bound: (count: Int, width: Int)?
 
     public init(step: RuntimeSession, dimensions: WhisperDimensions, capacity: Int, width: Int) throws {
+        guard capacity > 0, width > 0 else {
+            throw TingxieError(.internalError, "a batch of \(capacity) pieces of \(width) tokens")
+        }
         self.dimensions = dimensions
         self.capacity = capacity
         self.width = width
         let d = dimensions
         binding = try step.binding()
-        let selfSize = capacity * d.state * d.cache, crossSize = capacity * d.state * d.frames
+        let selfSize = capacity * d.state * d.stepSlots, crossSize = capacity * d.state * d.frames
         selfKeys = (0..<d.layers).map { _ in TensorStorage(count: selfSize) }
         selfValues = (0..<d.layers).map { _ in TensorStorage(count: selfSize) }
         crossKeys = (0..<d.layers).map { _ in TensorStorage(count: crossSize) }
@@ -75,7 +83,8 @@ public final class WhisperStepBatch: @unchecked Sendable {
     }
 
     /// Sets `slot`'s cross-attention keys and values from the encoder's (`cross`), of whose frames
-    /// the first `spoken` count; the slot's frames past `cross.frames` are zero.
+    /// the first `spoken` count; the slot's frames past `cross.frames` are zero, and so is its
+    /// self-attention cache (a former piece's values are masked, but a NaN would still spread).
     public func load(slot: Int, _ cross: WhisperCrossAttention, spoken: Int) throws {
         let d = dimensions, available = cross.frames
         guard slot >= 0, slot < capacity, available <= d.frames, spoken > 0, spoken <= available,
@@ -103,6 +112,11 @@ public final class WhisperStepBatch: @unchecked Sendable {
                 }
             }
         }
+        let slots = d.state * d.stepSlots
+        for layer in 0..<d.layers {
+            (selfKeys[layer].pointer + slot * slots).update(repeating: 0, count: slots)
+            (selfValues[layer].pointer + slot * slots).update(repeating: 0, count: slots)
+        }
         frames.pointer[slot] = Int64(spoken)
     }
 
@@ -111,7 +125,7 @@ public final class WhisperStepBatch: @unchecked Sendable {
         let d = dimensions
         guard from != to else { return }
         for layer in 0..<d.layers {
-            for (storage, size) in [(selfKeys[layer], d.state * d.cache), (selfValues[layer], d.state * d.cache),
+            for (storage, size) in [(selfKeys[layer], d.state * d.stepSlots), (selfValues[layer], d.state * d.stepSlots),
                                     (crossKeys[layer], d.state * d.frames), (crossValues[layer], d.state * d.frames)] {
                 (storage.pointer + to * size).update(from: storage.pointer + from * size, count: size)
             }
@@ -125,9 +139,9 @@ public final class WhisperStepBatch: @unchecked Sendable {
     public func step(tokens fed: [[Int64]], offsets at: [Int]) throws -> UnsafeBufferPointer<Float> {
         let d = dimensions, count = fed.count, n = fed.first?.count ?? 0
         guard count > 0, count <= capacity, at.count == count, n > 0, n <= width, fed.allSatisfy({ $0.count == n }),
-              at.allSatisfy({ $0 >= 0 && $0 + n <= d.cache })
+              at.allSatisfy({ $0 >= 0 && $0 + n <= d.stepSlots })
         else {
-            throw TingxieError(.internalError, "a step of \(count) pieces × \(n) tokens does not fit \(capacity) × \(width) (cache \(d.cache))")
+            throw TingxieError(.internalError, "a step of \(count) pieces × \(n) tokens does not fit \(capacity) × \(width) (cache \(d.stepSlots))")
         }
         for (slot, row) in fed.enumerated() {
             for (i, token) in row.enumerated() { tokens.pointer[slot * n + i] = token }
@@ -143,10 +157,10 @@ public final class WhisperStepBatch: @unchecked Sendable {
                     let position = at[slot] + i
                     let fresh = ((layer * count + slot) * n + i) * d.state
                     for head in 0..<d.heads {
-                        let keyBase = (slot * d.heads + head) * d.perHead * d.cache + position
-                        let valueBase = ((slot * d.heads + head) * d.cache + position) * d.perHead
+                        let keyBase = (slot * d.heads + head) * d.perHead * d.stepSlots + position
+                        let valueBase = ((slot * d.heads + head) * d.stepSlots + position) * d.perHead
                         for j in 0..<d.perHead {
-                            keys[keyBase + j * d.cache] = newKeys.pointer[fresh + head * d.perHead + j]
+                            keys[keyBase + j * d.stepSlots] = newKeys.pointer[fresh + head * d.perHead + j]
                             values[valueBase + j] = newValues.pointer[fresh + head * d.perHead + j]
                         }
                     }
@@ -156,6 +170,12 @@ public final class WhisperStepBatch: @unchecked Sendable {
         return UnsafeBufferPointer(start: logits.pointer, count: count * d.vocabulary)
     }
 
+    /// The alignment heads' attention of `slot`'s last step (one token fed): [heads × frames].
+    public func alignment(slot: Int) -> UnsafeBufferPointer<Float> {
+        let size = dimensions.alignmentHeads * dimensions.frames
+        return UnsafeBufferPointer(start: alignment.pointer + slot * size, count: size)
+    }
+
     private func bind(count: Int, width n: Int) throws {
         let d = dimensions
         binding.clear()
@@ -163,8 +183,8 @@ public final class WhisperStepBatch: @unchecked Sendable {
         try binding.input("offset", offsets.tensor([count]))
         try binding.input("frames", frames.tensor([count]))
         for layer in 0..<d.layers {
-            try binding.input("self_k_\(layer)", selfKeys[layer].tensor([count, d.heads, d.perHead, d.cache]))
-            try binding.input("self_v_\(layer)", selfValues[layer].tensor([count, d.heads, d.cache, d.perHead]))
+            try binding.input("self_k_\(layer)", selfKeys[layer].tensor([count, d.heads, d.perHead, d.stepSlots]))
+            try binding.input("self_v_\(layer)", selfValues[layer].tensor([count, d.heads, d.stepSlots, d.perHead]))
             try binding.input("cross_k_\(layer)", crossKeys[layer].tensor([count, d.heads, d.perHead, d.frames]))
             try binding.input("cross_v_\(layer)", crossValues[layer].tensor([count, d.heads, d.frames, d.perHead]))
         }

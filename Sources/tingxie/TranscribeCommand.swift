@@ -96,7 +96,7 @@ struct TranscribeCommand: AsyncParsableCommand {
             pipeline = try TranscriptionPipeline(
                 recognizer: recognizer,
                 detectors: try model.loadVAD(),
-                configuration: .init(language: model.language, batchSize: recognizer.configuration.parallelDecodes,
+                configuration: .init(language: model.language, batchSize: max(model.parallel ?? 1, recognizer.info.batchPieces),
                                      mergeTargetSeconds: mergeSeconds, mergeMaxGapSeconds: mergeGap,
                                      coverageToleranceSeconds: coverageTolerance, splitsAtStretches: splitStretches),
                 punctuator: try model.loadPunctuation(for: recognizer.info),

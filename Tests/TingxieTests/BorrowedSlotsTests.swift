@@ -6,7 +6,7 @@ import TingxieServer
 
 /// Records how many pieces each call may decode side by side, and can hold calls until released.
 final class ParallelRecorder: Recognizer {
-    let info = ModelInfo(family: "fake", name: "parallel-recorder", emitsTraditional: false, maxSegmentSeconds: 10)
+    let info: ModelInfo
     /// The `parallel` of each call, with its batch size.
     let calls = Mutex<[(pieces: Int, parallel: Int)]>([])
     /// Calls whose batch holds a piece this long (in samples) wait until `release` is signalled.
@@ -14,7 +14,12 @@ final class ParallelRecorder: Recognizer {
     let release = DispatchSemaphore(value: 0)
     let held = Atomic<Int>(0)
 
-    init(holdLength: Int? = nil) { self.holdLength = holdLength }
+    /// - Parameter batchPieces: 1 for a recogniser that decodes a call's pieces one after another,
+    ///   more for a batch decoder.
+    init(holdLength: Int? = nil, batchPieces: Int = 1) {
+        self.holdLength = holdLength
+        info = ModelInfo(family: "fake", name: "parallel-recorder", emitsTraditional: false, maxSegmentSeconds: 10, batchPieces: batchPieces)
+    }
 
     func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
         try recognize(batch: batch, hotwords: hotwords, options: options, parallel: 1)
@@ -49,6 +54,20 @@ final class ParallelRecorder: Recognizer {
         // Every slot came back.
         _ = try shared.recognize(batch: [[0], [0], [0]])
         #expect(base.calls.withLock { $0.suffix(3).map(\.parallel) } == [1, 2, 3])
+    }
+
+    /// A batch decoder decodes a call's pieces together on one slot: it borrows none, so the
+    /// other slots stay free for other work (a live partial gets one meanwhile).
+    @Test func aBatchDecoderBorrowsNoSlot() async throws {
+        let base = ParallelRecorder(holdLength: 7, batchPieces: 4)
+        let shared = SharedRecognizer(base, limit: 3)
+        let holder = Task.detached { _ = try shared.recognize(batch: [[Float](repeating: 0, count: 7), [0], [0]]) }
+        for _ in 0..<500 where base.held.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(base.held.load(ordering: .relaxed) == 1)
+        #expect(try shared.recognizeIfIdle(batch: [[0]], hotwords: [], options: RecognitionOptions()) != nil)
+        base.release.signal()
+        try await holder.value
+        #expect(base.calls.withLock { $0.map(\.parallel) } == [1, 1])
     }
 
     /// In the server a lone job decodes its pieces in batches of as many as there are workers,

