@@ -172,6 +172,18 @@ class Graph:
         out = self.op("Transpose", [self.op("MatMul", [weights, v])], perm=[0, 2, 1, 3])
         return self.op("Reshape", [out, self.const(np.array([0, 0, -1], np.int64))]), weights
 
+    def decoder_layer_end(self, x, a, weights, w, layer, alignment_heads, alignment):
+        """A decoder layer after its cross-attention (output `a`, weights `weights`): the alignment
+        heads' weights collected into `alignment`, the output projected and added, the feed-forward block."""
+        p = f"decoder/layer_{layer}"
+        chosen = [head for at, head in alignment_heads if at == layer]
+        if chosen:
+            alignment.append(self.op("Gather", [weights, self.const(np.array(chosen, np.int64))], axis=1))
+        x = self.op("Add", [x, self.linear(a, w[p + "/attention/linear_2/weight"], w[p + "/attention/linear_2/bias"])])
+        h = self.layer_norm(x, w, p + "/ffn/layer_norm")
+        h = self.gelu(self.linear(h, w[p + "/ffn/linear_0/weight"], w[p + "/ffn/linear_0/bias"]))
+        return self.op("Add", [x, self.linear(h, w[p + "/ffn/linear_1/weight"], w[p + "/ffn/linear_1/bias"])])
+
     def model(self, inputs, outputs, metadata):
         graph = helper.make_graph(self.nodes, self.prefix, inputs, outputs, self.initializers)
         domains = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if self.blocks else [])
@@ -270,13 +282,7 @@ def decoder(w, dims):
         key = g.op("Reshape", [g.op("Cast", [g.op("Gather", ["n_layer_cross_k", index], axis=0)], to=TensorProto.FLOAT), key_heads])
         value = g.op("Reshape", [g.op("Cast", [g.op("Gather", ["n_layer_cross_v", index], axis=0)], to=TensorProto.FLOAT), value_heads])
         a, weights = g.attention(q, key, value, dims["heads"], shaped=True)
-        heads = [head for at, head in dims["alignment_heads"] if at == layer]
-        if heads:
-            alignment.append(g.op("Gather", [weights, g.const(np.array(heads, np.int64))], axis=1))
-        x = g.op("Add", [x, g.linear(a, w[p + "/attention/linear_2/weight"], w[p + "/attention/linear_2/bias"])])
-        h = g.layer_norm(x, w, p + "/ffn/layer_norm")
-        h = g.gelu(g.linear(h, w[p + "/ffn/linear_0/weight"], w[p + "/ffn/linear_0/bias"]))
-        x = g.op("Add", [x, g.linear(h, w[p + "/ffn/linear_1/weight"], w[p + "/ffn/linear_1/bias"])])
+        x = g.decoder_layer_end(x, a, weights, w, layer, dims["alignment_heads"], alignment)
     x = g.layer_norm(x, w, "decoder/layer_norm")
     # Tied output projection as x @ E^T with E^T stored, so the quantiser covers it.
     g.nodes.append(helper.make_node("MatMul", [x, g.const(np.ascontiguousarray(w["decoder/embeddings/weight"].astype(np.float32).T), "projection")], ["logits"]))
@@ -360,13 +366,7 @@ def decoder_step(w, dims):
         h = g.layer_norm(x, w, p + "/attention/layer_norm")
         q = g.scaled(g.linear(h, w[p + "/attention/linear_0/weight"], w[p + "/attention/linear_0/bias"]))
         a, weights = g.attention(q, f"cross_k_{layer}", f"cross_v_{layer}", heads, mask=frames_mask, shaped=True, scaled=True)
-        chosen = [head for at_layer, head in dims["alignment_heads"] if at_layer == layer]
-        if chosen:
-            alignment.append(g.op("Gather", [weights, g.const(np.array(chosen, np.int64))], axis=1))
-        x = g.op("Add", [x, g.linear(a, w[p + "/attention/linear_2/weight"], w[p + "/attention/linear_2/bias"])])
-        h = g.layer_norm(x, w, p + "/ffn/layer_norm")
-        h = g.gelu(g.linear(h, w[p + "/ffn/linear_0/weight"], w[p + "/ffn/linear_0/bias"]))
-        x = g.op("Add", [x, g.linear(h, w[p + "/ffn/linear_1/weight"], w[p + "/ffn/linear_1/bias"])])
+        x = g.decoder_layer_end(x, a, weights, w, layer, dims["alignment_heads"], alignment)
     last = g.op("Squeeze", [g.op("Slice", [x, g.const(np.array([-1], np.int64)), g.const(np.array([np.iinfo(np.int64).max], np.int64)), i1]), i1])
     last = g.layer_norm(last, w, "decoder/layer_norm")
     g.nodes.append(helper.make_node("Identity", [g.linear(last, w["decoder/embeddings/weight"].astype(np.float32))], ["logits"]))
