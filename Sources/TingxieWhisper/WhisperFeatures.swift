@@ -24,10 +24,10 @@ public struct WhisperFeatures: Sendable {
     /// Frames `samples` (16 kHz) give: one every 10 ms, rounded to the nearest.
     public static func frameCount(_ samples: Int) -> Int { (samples + shift / 2) / shift }
 
-    /// The normalised log-mel of `samples`, [mels, frames] (the encoder's layout), followed by
-    /// `padding` frames of zeros.
-    public func logMel(_ samples: [Float], padding: Int = 0) -> [Float] {
-        let frames = Self.frameCount(samples.count)
+    /// The normalised log-mel of `samples` (its first `limit` frames at most), [mels, frames] (the
+    /// encoder's layout), followed by `padding` frames of zeros.
+    public func logMel(_ samples: [Float], limit: Int = .max, padding: Int = 0) -> [Float] {
+        let frames = min(Self.frameCount(samples.count), limit)
         guard frames > 0 else { return Array(repeating: 0, count: mels * padding) }
         var energies = [Float](repeating: 0, count: frames * mels)  // [frames, mels]
         var frame = [Float](repeating: 0, count: Self.frameLength)

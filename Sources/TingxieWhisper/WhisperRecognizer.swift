@@ -137,7 +137,7 @@ public final class WhisperRecognizer: Recognizer {
         let window = 2 * dimensions.frames
         let speech = min(WhisperFeatures.frameCount(samples.count), window - 50)
         let frames = min(speech + (configuration.tailPaddingFrames ?? 1000), window)
-        let mel = features.logMel(Array(samples.prefix(speech * WhisperFeatures.shift)), padding: frames - speech)
+        let mel = features.logMel(samples, limit: speech, padding: frames - speech)
         return WhisperPiece(cross: try encoder.encode(mel, melFrames: frames), speechFrames: speech)
     }
 
