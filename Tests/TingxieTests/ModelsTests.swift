@@ -234,7 +234,9 @@ final class FlakyState: Sendable {
         print(String(format: "CER over %d sentences: built from PyPI %.2f%% (Tingxie's decoder), %.2f%% (sherpa-onnx's), reference %.2f%%",
                      sentences, rates[0] * 100, rates[1] * 100, rates[2] * 100))
         // As good as the reference: at most a point worse with sherpa-onnx's decoder, two with
-        // Tingxie's (whose int8 rounds per block: a point either way on 30 sentences).
+        // Tingxie's. Its int8 rounds per block of 32, sherpa-onnx's graph per tensor: greedy without
+        // timestamps, the step graph scored 10.64% on the corpus, sherpa-onnx's graph 9.63% and the
+        // step graph in float32 10.47%, so a point either way is rounding, not the graph.
         #expect(rates[1] <= rates[2] + 0.01)
         #expect(rates[0] <= rates[2] + 0.02)
         let scratch = try TestData.temporaryDirectory()

@@ -3,7 +3,6 @@ import Testing
 import TingxieCore
 import TingxieRuntime
 import TingxieSherpa
-import TingxieText
 import TingxieWhisper
 
 /// ONNX Runtime reached through its table of functions, and the step graph of Tingxie's own
@@ -82,59 +81,40 @@ import TingxieWhisper
 struct WhisperDecoderTests {
     /// The corpus's sentences (the first `count`) as sherpa-onnx pads them (1000 frames after the
     /// speech, so each piece's frames past its own are masked in its 30-s slot).
-    static func pieces(_ graph: StepGraph, count: Int = .max) throws -> (pieces: [WhisperPiece], references: [String]) {
+    static func pieces(_ graph: StepGraph, count: Int) throws -> [WhisperPiece] {
         let corpus = try #require(TestData.corpus)
         let features = WhisperFeatures(mels: graph.encoder.mels)
-        var pieces: [WhisperPiece] = [], references: [String] = []
-        for (id, reference) in try TestData.transcripts(corpus).prefix(count) {
+        var pieces: [WhisperPiece] = []
+        for (id, _) in try TestData.transcripts(corpus).prefix(count) {
             let samples = try TestData.samples(corpus.appendingPathComponent("\(id).wav"))
             let frames = WhisperFeatures.frameCount(samples.count)
             let padded = min(frames + 1000, 2 * graph.dimensions.frames)
             let cross = try graph.encoder.encode(features.logMel(samples, padding: padded - frames), melFrames: padded)
             pieces.append(WhisperPiece(cross: cross, speechFrames: frames))
-            references.append(reference)
         }
-        return (pieces, references)
+        return pieces
     }
 
     /// Decoded four at a time (pieces join as others end) or one at a time, every piece gets the
-    /// same tokens; the text reads as well as sherpa-onnx's decoding of the same model, and its
-    /// timestamp tokens make ordered stretches inside the piece. The two differ where int8 rounds
-    /// differently (the step graph quantises per block of 32, sherpa-onnx's graph per tensor): on
-    /// these sentences greedy decoding without timestamps scored 10.64% with the step graph,
-    /// 9.63% with sherpa-onnx's graph and 10.47% with the step graph in float32, so a point either
-    /// way is rounding.
-    @Test func piecesDecodedTogetherOrAloneGetTheSameTokensAndReadAsWellAsSherpaOnnx() throws {
+    /// same tokens, and its timestamp tokens make ordered stretches inside the piece. (How its
+    /// text compares with sherpa-onnx's: `ModelsTests.whisperBaseBuiltFromPyPI…`.)
+    @Test func piecesDecodedTogetherOrAloneGetTheSameTokens() throws {
         let graph = try StepGraph()
-        let (pieces, references) = try Self.pieces(graph)
+        let pieces = try Self.pieces(graph, count: 12)
         let together = try WhisperDecoder(step: graph.step, dimensions: graph.dimensions, tokens: graph.tokens, capacity: 4)
             .decode(pieces, prompt: graph.prompt)
         let alone = try WhisperDecoder(step: graph.step, dimensions: graph.dimensions, tokens: graph.tokens, capacity: 1)
             .decode(pieces, prompt: graph.prompt)
         #expect(together == alone)
-
-        let directory = try ModelDirectory.detect(try #require(StepGraph.folder))
-        let vocabulary = try WhisperVocabulary(contentsOf: directory.tokens)
-        let sherpa = try SherpaRecognizer(directory: directory, configuration: .init(threads: 2, language: "zh"))
-        let normalizer = try TextNormalizer.forLanguage("zh")
-        var ours: [(hypothesis: String, reference: String)] = [], theirs: [(hypothesis: String, reference: String)] = []
         for (index, decoding) in together.enumerated() {
-            let samples = try TestData.samples(try #require(TestData.corpus).appendingPathComponent(String(format: "%03d.wav", index + 1)))
-            let result = try sherpa.recognize(batch: [samples], hotwords: [], options: RecognitionOptions(language: "zh"))[0]
-            ours.append((normalizer.normalize(vocabulary.text(decoding.tokens)), references[index]))
-            theirs.append((normalizer.normalize(result.text), references[index]))
             let duration = Double(pieces[index].speechFrames) / 100
             #expect(!decoding.stretches.isEmpty, "\(index + 1): no stretch in \(decoding.tokens)")
             for (stretch, following) in zip(decoding.stretches, decoding.stretches.dropFirst()) {
                 #expect(stretch.start <= (stretch.end ?? stretch.start) && (stretch.end ?? stretch.start) <= following.start)
             }
             #expect((decoding.stretches.first?.start ?? 0) <= 1.0 && (decoding.stretches.last?.start ?? 0) <= duration + 10)
+            #expect(decoding.tokenStarts.count == decoding.tokens.filter { $0 < graph.tokens.timestampBegin }.count)
         }
-        let rates = [ours, theirs].map(ErrorRate.characterErrorRate)
-        let same = zip(ours, theirs).filter { $0.hypothesis == $1.hypothesis }.count
-        print(String(format: "CER over %d sentences: Tingxie's decoder %.2f%%, sherpa-onnx %.2f%%; %d texts the same", ours.count,
-                     rates[0] * 100, rates[1] * 100, same))
-        #expect(rates[0] <= rates[1] + 0.02)
     }
 
     /// Tingxie's recogniser keeps each request's language and task, detects the language when
@@ -157,7 +137,7 @@ struct WhisperDecoderTests {
 
     @Test func aCanceledDecodeStopsBeforeItsNextStep() throws {
         let graph = try StepGraph()
-        let (pieces, _) = try Self.pieces(graph, count: 3)
+        let pieces = try Self.pieces(graph, count: 3)
         let decoder = try WhisperDecoder(step: graph.step, dimensions: graph.dimensions, tokens: graph.tokens, capacity: 2)
         var asked = 0
         #expect(throws: TingxieError(.canceled, "decoding was canceled")) {
