@@ -14,11 +14,23 @@ public final class WhisperEncoder: @unchecked Sendable {
     public let dimensions: WhisperDimensions
     public let mels: Int
     private let session: RuntimeSession
+    private let features: WhisperFeatures
 
     public init(session: RuntimeSession, dimensions: WhisperDimensions, mels: Int) {
         self.session = session
         self.dimensions = dimensions
         self.mels = mels
+        features = WhisperFeatures(mels: mels)
+    }
+
+    /// The piece `samples` (16 kHz) make, padded as sherpa-onnx pads: at most 29.5 s of speech,
+    /// then `tailPaddingFrames` of silence up to the 30-s window.
+    public func piece(_ samples: [Float], tailPaddingFrames: Int = 1000) throws -> WhisperPiece {
+        let window = 2 * dimensions.frames
+        let speech = min(WhisperFeatures.frameCount(samples.count), window - 50)
+        let frames = min(speech + tailPaddingFrames, window)
+        let mel = features.logMel(samples, limit: speech, padding: frames - speech)
+        return WhisperPiece(cross: try encode(mel, melFrames: frames), speechFrames: speech)
     }
 
     /// Encodes `mel` [mels, melFrames] (at most the 30-s window's); every two mel frames make one

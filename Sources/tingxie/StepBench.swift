@@ -8,7 +8,7 @@ import TingxieText
 import TingxieWhisper
 
 /// One Whisper decoder step, timed per piece at several batch sizes on Tingxie's step graph
-/// (`*-step.int8.onnx`, the converter's layout 4), against the graph sherpa-onnx runs (one piece a
+/// (`*-step.int8.onnx`, the converter's layout 5), against the graph sherpa-onnx runs (one piece a
 /// call, the caches copied in and out) on the same ONNX Runtime in the same run.
 struct StepBench {
     let modelDirectory: URL
@@ -26,7 +26,8 @@ struct StepBench {
         let stepURL = try WhisperStepGraph.find(in: directory.url)
         let metadata = try ONNXMetadata.read(encoderURL)
         let dimensions = try WhisperDimensions(metadata: metadata)
-        let prompt = (metadata["sot_sequence"] ?? "").split(separator: ",").compactMap { Int64($0) }
+        let tokens = try WhisperTokens(metadata: metadata)
+        let prompt = try tokens.prompt(language: "zh")
         say("\n## Whisper decoder step, \(threads) threads, ONNX Runtime \(try ONNXRuntime.libraryVersion()) (\(stepURL.lastPathComponent))")
         let encoder = WhisperEncoder(session: try RuntimeSession(model: encoderURL, threads: threads), dimensions: dimensions,
                                      mels: Int(metadata["n_mels"] ?? "") ?? 80)
@@ -54,7 +55,7 @@ struct StepBench {
             }
             say(String(format: "%5d  %9.2f  %15.2f  %6.0f MB", size, perStep, perStep / Double(size), residentMB()))
         }
-        try decodeCorpus(directory, encoder: encoder, step: step, dimensions: dimensions, metadata: metadata)
+        try decodeCorpus(directory, encoder: encoder, step: step, dimensions: dimensions, tokens: tokens, prompt: prompt)
 
         /// ms a step of `step` over `steps` greedy steps after the prompt and one more, for `size` pieces.
         func timed(size: Int = 1, _ step: ([[Int64]]) throws -> [Int64]) throws -> Double {
@@ -70,7 +71,7 @@ struct StepBench {
 
     /// The corpus's sentences decoded by sherpa-onnx and by Tingxie's decoder at several batch sizes.
     private func decodeCorpus(_ directory: ModelDirectory, encoder: WhisperEncoder, step: RuntimeSession, dimensions: WhisperDimensions,
-                              metadata: [String: String]) throws {
+                              tokens: WhisperTokens, prompt: [Int64]) throws {
         let transcripts = try String(contentsOf: corpus.appendingPathComponent("transcripts.tsv"), encoding: .utf8)
             .split(separator: "\n").map { $0.split(separator: "\t", maxSplits: 1).map(String.init) }.filter { $0.count == 2 }
         let audio = try transcripts.map { try WAVReader(url: corpus.appendingPathComponent("\($0[0]).wav")).readAll() }
@@ -87,19 +88,13 @@ struct StepBench {
         let sherpaSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         say(String(format: "sherpa-onnx (one a call)     %25.2fs  %.4f  %.2f%%", sherpaSeconds, sherpaSeconds / seconds, rate(theirs) * 100))
         started = DispatchTime.now().uptimeNanoseconds
-        let features = WhisperFeatures(mels: encoder.mels)
-        let pieces = try audio.map { samples in
-            let frames = WhisperFeatures.frameCount(samples.count)
-            let padded = min(frames + 1000, 2 * dimensions.frames)
-            return WhisperPiece(cross: try encoder.encode(features.logMel(samples, padding: padded - frames), melFrames: padded), speechFrames: frames)
-        }
+        let pieces = try audio.map { try encoder.piece($0) }
         let encoding = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         let vocabulary = try WhisperVocabulary(contentsOf: directory.tokens)
-        let tokens = try WhisperTokens(metadata: metadata)
         for capacity in [1, 4, 8] {
             let decoder = try WhisperDecoder(step: step, dimensions: dimensions, tokens: tokens, capacity: capacity)
             started = DispatchTime.now().uptimeNanoseconds
-            let decoded = try decoder.decode(pieces, prompt: try tokens.prompt(language: "zh"))
+            let decoded = try decoder.decode(pieces, prompt: prompt)
             let decoding = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             say(String(format: "Tingxie, batch %-2d           %15.2fs  %6.2fs  %.4f  %.2f%%", capacity, encoding, decoding,
                        (encoding + decoding) / seconds, rate(decoded.map { vocabulary.text($0.tokens) }) * 100))

@@ -83,16 +83,9 @@ struct WhisperDecoderTests {
     /// speech, so each piece's frames past its own are masked in its 30-s slot).
     static func pieces(_ graph: StepGraph, count: Int) throws -> [WhisperPiece] {
         let corpus = try #require(TestData.corpus)
-        let features = WhisperFeatures(mels: graph.encoder.mels)
-        var pieces: [WhisperPiece] = []
-        for (id, _) in try TestData.transcripts(corpus).prefix(count) {
-            let samples = try TestData.samples(corpus.appendingPathComponent("\(id).wav"))
-            let frames = WhisperFeatures.frameCount(samples.count)
-            let padded = min(frames + 1000, 2 * graph.dimensions.frames)
-            let cross = try graph.encoder.encode(features.logMel(samples, padding: padded - frames), melFrames: padded)
-            pieces.append(WhisperPiece(cross: cross, speechFrames: frames))
+        return try TestData.transcripts(corpus).prefix(count).map { id, _ in
+            try graph.encoder.piece(try TestData.samples(corpus.appendingPathComponent("\(id).wav")))
         }
-        return pieces
     }
 
     /// Decoded four at a time (pieces join as others end) or one at a time, every piece gets the
