@@ -75,8 +75,14 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     public var mergeTargetSeconds: Double
     /// Segments further apart than this are not merged.
     public var mergeMaxGapSeconds: Double
-    /// Whether the decoder itself can be biased towards hotwords (transducers with beam search).
+    /// Whether the decoder itself can be biased towards hotwords (transducers with beam search,
+    /// Tingxie's Whisper decoder).
     public var biasesHotwords: Bool
+    /// Whether the text stage still looks for the hotwords the decoder took: a bias on a
+    /// greedy decoder misses terms the audio does not make its likeliest.
+    public var hotwordsAlsoInText: Bool
+    /// Whether the model scores given text against audio (`Recognizer.likelihoods`).
+    public var scoresText: Bool
     /// The languages a recognition may name (`RecognitionOptions.language`); the first is the
     /// one the model was loaded with.
     public var languages: [String]
@@ -100,7 +106,7 @@ public struct ModelInfo: Sendable, Equatable, Codable {
 
     public init(family: String, name: String, emitsTraditional: Bool, maxSegmentSeconds: Double,
                 givesTokenTimestamps: Bool = false, givesSegmentTimestamps: Bool = false,
-                mergeTargetSeconds: Double = 15, mergeMaxGapSeconds: Double = 1, biasesHotwords: Bool = false,
+                mergeTargetSeconds: Double = 15, mergeMaxGapSeconds: Double = 1, biasesHotwords: Bool = false, hotwordsAlsoInText: Bool = false, scoresText: Bool = false,
                 languages: [String] = ["zh"], detectsLanguage: Bool = false, translates: Bool = false, punctuates: Bool = false,
                 batchPieces: Int = 1) {
         self.family = family
@@ -112,6 +118,8 @@ public struct ModelInfo: Sendable, Equatable, Codable {
         self.mergeTargetSeconds = mergeTargetSeconds
         self.mergeMaxGapSeconds = mergeMaxGapSeconds
         self.biasesHotwords = biasesHotwords
+        self.hotwordsAlsoInText = hotwordsAlsoInText
+        self.scoresText = scoresText
         self.languages = languages
         self.detectsLanguage = detectsLanguage
         self.translates = translates
@@ -204,6 +212,11 @@ public protocol Recognizer: Sendable {
     /// otherwise (terms it cannot spell), none for others.
     func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword]
 
+    /// The log-probability the model gives each of `texts` as the whole transcript of
+    /// `samples`, or nil where it cannot score text: how a hotword the text stage heard is
+    /// weighed against the model's own words.
+    func likelihoods(of texts: [String], in samples: [Float], options: RecognitionOptions) throws -> [Double]?
+
     /// Recognises `batch` if a decode can start at once, else returns `nil` without waiting:
     /// for work that is skipped rather than queued (live partials), so that it never waits
     /// ahead of jobs for a decode slot.
@@ -214,6 +227,8 @@ extension Recognizer {
     public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {
         info.biasesHotwords ? hotwords : []
     }
+
+    public func likelihoods(of texts: [String], in samples: [Float], options: RecognitionOptions) throws -> [Double]? { nil }
 
     /// A recogniser that serves every caller at once is always idle.
     public func recognizeIfIdle(batch: [[Float]], hotwords: [Hotword], options: RecognitionOptions) throws -> [RecognitionResult]? {
@@ -280,5 +295,12 @@ public final class SharedRecognizer: Recognizer {
 
     public func decodableHotwords(_ hotwords: [Hotword]) -> [Hotword] {
         base.decodableHotwords(hotwords)
+    }
+
+    /// Scoring runs the model too: it waits for a slot.
+    public func likelihoods(of texts: [String], in samples: [Float], options: RecognitionOptions) throws -> [Double]? {
+        slots.wait()
+        defer { slots.signal() }
+        return try base.likelihoods(of: texts, in: samples, options: options)
     }
 }

@@ -194,9 +194,10 @@ public final class TranscriptionPipeline: Sendable {
         var language: String?
 
         // Models that can be biased get the hotwords in their decoder; the text stage then only
-        // confirms those and looks for the rest (terms the decoder cannot spell).
+        // confirms those and looks for the rest (terms the decoder cannot spell), or for all of
+        // them where the model asks.
         let biasing = recognizer.decodableHotwords(hotwords?.hotwords ?? [])
-        let textStage = biasing.isEmpty ? hotwords : hotwords?.without(biasing)
+        let textStage = biasing.isEmpty || recognizer.info.hotwordsAlsoInText ? hotwords : hotwords?.without(biasing)
         let model = recognizer.info
         let mergeSeconds = configuration.mergeTargetSeconds ?? model.mergeTargetSeconds
         var merging = mergeSeconds > 0 && model.splitsMergedPieces
@@ -378,8 +379,14 @@ public final class TranscriptionPipeline: Sendable {
         func appendSpan(_ segment: SpeechSegment, _ result: RecognitionResult, span: Range<Int>) -> Bool {
             // Each piece's text is in the language the model found for it, or English.
             let chinese = isChinese(result)
+            // A hotword heard as an ordinary word is weighed by the model against that word, on
+            // the sentence's audio (a model that cannot score text keeps the word).
+            let from = max(0, span.lowerBound - segment.startSample), to = min(segment.samples.count, span.upperBound - segment.startSample)
+            let likelihoods: (([String]) -> [Double]?)? = recognizer.info.scoresText && from < to ? { texts in
+                try? self.recognizer.likelihoods(of: texts, in: self.padding + Array(segment.samples[from..<to]) + self.padding, options: options)
+            } : nil
             guard let assembled = assemble(segment, result, span: span, id: segments.count, normalizer: chinese ? simplifying : plain,
-                                           hotwords: chinese ? textStage : nil, biasing: biasing) else { return false }
+                                           hotwords: chinese ? textStage : nil, biasing: biasing, likelihoods: likelihoods) else { return false }
             segments.append(assembled)
             onSegment?(assembled)
             return true
@@ -524,7 +531,7 @@ public final class TranscriptionPipeline: Sendable {
 
     /// - Parameter span: the samples of the audio's timeline the text was spoken in.
     private func assemble(_ segment: SpeechSegment, _ result: RecognitionResult, span: Range<Int>, id: Int, normalizer: TextNormalizer,
-                          hotwords: HotwordMatcher?, biasing: [Hotword]) -> Transcript.Segment? {
+                          hotwords: HotwordMatcher?, biasing: [Hotword], likelihoods: (([String]) -> [Double]?)?) -> Transcript.Segment? {
         var text = normalizer.normalize(result.text)
         guard !text.isEmpty else { return nil }
         // Model timestamps count from the start of the padded input; one before the span (in the
@@ -537,7 +544,14 @@ public final class TranscriptionPipeline: Sendable {
         var timestamps = hasTimestamps ? result.timestamps.map { min(end, max(start, $0 + offset)) } : nil
         var applications: [HotwordApplication] = []
         if let hotwords, !hotwords.isEmpty {
-            let applied = hotwords.apply(to: text)
+            let heard = text
+            let applied = hotwords.apply(to: text, confirm: likelihoods.map { likelihoods in
+                { replaced, hotword, isWord in
+                    guard let scores = likelihoods([replaced, heard]), scores.count == 2 else { return false }
+                    // An everyday word gets no head start over the model's; a name it rarely saw does.
+                    return scores[0] >= scores[1] - (isWord ? 0 : Self.hotwordMargin * Double(hotword.text.count) * hotword.weight)
+                }
+            })
             if !applied.applications.isEmpty {
                 // Character tokens follow the text; other tokens stay as the model gave them.
                 if let old = tokens, let times = timestamps, old.count == text.count, old.allSatisfy({ $0.count == 1 }) {
@@ -564,6 +578,11 @@ public final class TranscriptionPipeline: Sendable {
             hotwords: applications.isEmpty ? nil : applications
         )
     }
+
+    /// Log-probability per character (at weight 1) by which a listed name that is no everyday
+    /// word may be less likely than the words the model wrote for the same sounds, and still
+    /// replace them: the model's language prior has rarely seen it.
+    public static let hotwordMargin = 4.0
 
     /// Text decoded again that a sentence already holds, at least this many characters long, is
     /// taken for its own words, mistimed, and dropped.

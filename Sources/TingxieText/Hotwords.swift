@@ -104,8 +104,18 @@ public struct HotwordMatcher: Sendable {
 
     private typealias Candidate = (start: Int, length: Int, entry: Entry, score: Double)
 
+    /// Spans that are asked about (`apply`'s `confirm`) at most, per text.
+    public static let maximumConfirmations = 3
+    /// How far below `threshold` a span's similarity may be and still be asked about.
+    public static let confirmableShortfall = 0.15
+
     /// Returns `text` with hotwords applied, and where they were applied.
-    public func apply(to text: String) -> (text: String, applications: [HotwordApplication]) {
+    /// - Parameter confirm: for a span the text stage alone keeps, though it sounds like a
+    ///   hotword (an ordinary word) or nearly so (`confirmableShortfall`): given the text with
+    ///   the hotword in its place, and whether the hotword is itself an ordinary word, whether
+    ///   to take it (a decoder that weighs both against the audio).
+    public func apply(to text: String, confirm: ((_ replaced: String, _ hotword: Hotword, _ isWord: Bool) -> Bool)? = nil)
+        -> (text: String, applications: [HotwordApplication]) {
         let characters = Array(text)
         var parsed: [Character: [Syllable]] = [:]
         let readings = characters.map { character in
@@ -115,6 +125,7 @@ public struct HotwordMatcher: Sendable {
             return syllables
         }
         var candidates = latinCandidates(characters)
+        var doubtful: [Candidate] = []
         // Which characters of which term could sound like the text, by where the term would start.
         var votes: [Int: UInt64] = [:]
         for (position, syllables) in readings.enumerated() {
@@ -130,7 +141,7 @@ public struct HotwordMatcher: Sendable {
             let length = entry.characters.count
             let needed = length - Self.weakAllowed(length)
             if mask.nonzeroBitCount >= needed, start + length <= characters.count {
-                candidates += candidate(entry, at: start, skipping: nil, characters, readings)
+                candidates += candidate(entry, at: start, skipping: nil, characters, readings, doubtful: &doubtful)
             }
             // ASR often inserts a character into a name (a particle such as 的): for terms of
             // three or more characters, a span one longer whose other characters match, with a
@@ -138,15 +149,23 @@ public struct HotwordMatcher: Sendable {
             let next = votes[slot + 1] ?? 0
             guard length >= 3, start + length + 1 <= characters.count, (mask | next).nonzeroBitCount >= needed else { continue }
             for inserted in (start + 1)..<(start + length) {
-                candidates += candidate(entry, at: start, skipping: inserted, characters, readings)
+                candidates += candidate(entry, at: start, skipping: inserted, characters, readings, doubtful: &doubtful)
+            }
+        }
+        if let confirm {
+            for asked in doubtful.sorted(by: { $0.score > $1.score }).prefix(Self.maximumConfirmations) {
+                let replaced = String(characters[..<asked.start]) + String(asked.entry.characters)
+                    + String(characters[(asked.start + asked.length)...])
+                if confirm(replaced, asked.entry.hotword, lexicon.words.contains(asked.entry.characters[...])) { candidates.append(asked) }
             }
         }
         return Self.replace(characters, with: candidates)
     }
 
-    /// The span from `start` as a candidate for `entry`, the character at `inserted` left out.
+    /// The span from `start` as a candidate for `entry`, the character at `inserted` left out;
+    /// one that is an ordinary word or falls a little short goes to `doubtful` instead.
     private func candidate(_ entry: Entry, at start: Int, skipping inserted: Int?, _ characters: [Character],
-                           _ readings: [[Syllable]]) -> [Candidate] {
+                           _ readings: [[Syllable]], doubtful: inout [Candidate]) -> [Candidate] {
         let length = entry.characters.count
         let spanLength = length + (inserted == nil ? 0 : 1)
         if inserted == nil, characters[start..<(start + length)].elementsEqual(entry.characters) {
@@ -163,7 +182,11 @@ public struct HotwordMatcher: Sendable {
             total += value
         }
         let score = total / Double(length) * (inserted == nil ? 1 : Self.insertionPenalty)
-        guard score >= required(entry), !isOrdinary(characters, start, spanLength, short: length <= 2) else { return [] }
+        guard score >= required(entry) - Self.confirmableShortfall else { return [] }
+        if score < required(entry) || isOrdinary(characters, start, spanLength, short: length <= 2) {
+            doubtful.append((start, spanLength, entry, score))
+            return []
+        }
         return [(start, spanLength, entry, score)]
     }
 

@@ -99,7 +99,7 @@ public final class WhisperDecoder: @unchecked Sendable {
                 // sherpa-onnx: at most 6 tokens a second of speech, and half the cache.
                 let cap = min(Int(Double(joining.speechFrames) / 100 * 6), d.cache / 2)
                 let start = try prompt(next)
-                guard !start.isEmpty else { throw TingxieError(.internalError, "a piece needs a prompt") }
+                guard !start.isEmpty, start.count < d.stepSlots / 2 else { throw TingxieError(.internalError, "a prompt of \(start.count) tokens") }
                 running.append(Running(index: next, sequence: start, promptLength: start.count, cap: cap,
                                        speechFrames: min(max(joining.speechFrames / 2, 1), joining.cross.frames)))
                 next += 1

@@ -19,12 +19,16 @@ public final class WhisperRecognizer: Recognizer {
         public var tailPaddingFrames: Int?
         /// Pieces decoded in one batch at most.
         public var batchCapacity: Int
+        /// Whether hotwords are the prompt's previous text (`WhisperTokens.previousText`).
+        public var hotwordsInPrompt: Bool
 
-        public init(threads: Int = 2, language: String = "zh", tailPaddingFrames: Int? = nil, batchCapacity: Int = 4) {
+        public init(threads: Int = 2, language: String = "zh", tailPaddingFrames: Int? = nil, batchCapacity: Int = 4,
+                    hotwordsInPrompt: Bool = false) {
             self.threads = max(1, threads)
             self.language = language
             self.tailPaddingFrames = tailPaddingFrames.map { max(1, $0) }
             self.batchCapacity = max(1, batchCapacity)
+            self.hotwordsInPrompt = hotwordsInPrompt
         }
     }
 
@@ -37,7 +41,7 @@ public final class WhisperRecognizer: Recognizer {
     private let encoder: WhisperEncoder
     private let step: RuntimeSession
     private let loadedLanguage: String
-    /// Batches (of `batchCapacity` pieces, and of one for language detection) between calls, so
+    /// Batches (of `batchCapacity` pieces, of one for language detection, of texts scored) between calls, so
     /// that a call does not allocate and clear a batch's caches; as many as calls ran at once.
     private let idle = Mutex<[Int: [WhisperStepBatch]]>([:])
 
@@ -84,6 +88,7 @@ public final class WhisperRecognizer: Recognizer {
         info = ModelInfo(family: ModelDirectory.Family.whisper.rawValue, name: directory.name, emitsTraditional: true, maxSegmentSeconds: 28,
                          givesTokenTimestamps: dimensions.alignmentHeads > 0, givesSegmentTimestamps: true,
                          mergeTargetSeconds: SherpaRecognizer.whisperMergeTargetSeconds, mergeMaxGapSeconds: SherpaRecognizer.whisperMergeMaxGapSeconds,
+                         biasesHotwords: configuration.hotwordsInPrompt, hotwordsAlsoInText: true, scoresText: true,
                          languages: [first] + codes.filter { $0 != first }, detectsLanguage: true, translates: true, punctuates: true,
                          batchPieces: configuration.batchCapacity)
         guard loaded.isEmpty || info.languages.contains(loaded) else {
@@ -105,10 +110,11 @@ public final class WhisperRecognizer: Recognizer {
         defer { if let detector { giveBack(detector) } }
         var speechFrames: [Int: Int] = [:], languages: [Int: String] = [:]
         var joining: WhisperPiece?
+        let context = configuration.hotwordsInPrompt ? tokens.previousText(hotwords, vocabulary: vocabulary) : []
         let decoded = try decoder.decode(count: work.count, prompt: { index in
             let language = try told ?? self.detect(joining!, with: detector!)
             languages[index] = language
-            return try tokens.prompt(language: language, translating: options.task == .translate)
+            return try context + tokens.prompt(language: language, translating: options.task == .translate)
         }, piece: { index in
             let piece = try self.encoder.piece(batch[work[index]], tailPaddingFrames: self.configuration.tailPaddingFrames ?? 1000)
             speechFrames[index] = piece.speechFrames
@@ -119,6 +125,35 @@ public final class WhisperRecognizer: Recognizer {
             results[work[index]] = result(decoding, speechFrames: speechFrames[index] ?? 0, language: languages[index] ?? told)
         }
         return results
+    }
+
+    /// The log-probability of each text as the whole transcript of `samples`, without
+    /// timestamps (in Chinese where the language is to be detected): the texts are decoded side
+    /// by side in one batch, each token forced.
+    public func likelihoods(of texts: [String], in samples: [Float], options: RecognitionOptions) throws -> [Double]? {
+        guard !texts.isEmpty, !samples.isEmpty else { return texts.map { _ in 0 } }
+        let language = try info.check(options) ?? loadedLanguage
+        let prompt = try tokens.prompt(language: language == ModelInfo.detect ? "zh" : language) + [tokens.noTimestamps]
+        let room = dimensions.stepSlots - prompt.count - 1
+        let sequences = texts.map { prompt + Array(vocabulary.encode($0).prefix(room)) + [tokens.eot] }
+        let piece = try encoder.piece(samples, tailPaddingFrames: configuration.tailPaddingFrames ?? 1000)
+        let slots = try borrow(capacity: texts.count)
+        defer { giveBack(slots) }
+        for slot in texts.indices { try slots.load(slot: slot, piece.cross, spoken: piece.cross.frames) }
+        var totals = [Double](repeating: 0, count: texts.count)
+        let width = dimensions.vocabulary
+        for position in 0..<((sequences.map(\.count).max() ?? 1) - 1) {
+            // A text that has ended feeds its end again; what follows it is not counted.
+            let fed = sequences.map { [$0[min(position, $0.count - 1)]] }
+            let logits = try slots.step(tokens: fed, offsets: texts.indices.map { _ in position })
+            for (slot, sequence) in sequences.enumerated() where position + 1 < sequence.count && position + 1 >= prompt.count {
+                let row = logits[(slot * width)..<((slot + 1) * width)]
+                let top = row.max() ?? 0
+                let sum = row.reduce(0.0) { $0 + exp(Double($1 - top)) }
+                totals[slot] += Double(row[row.startIndex + Int(sequence[position + 1])] - top) - log(sum)
+            }
+        }
+        return totals
     }
 
     /// An idle batch of `capacity` pieces, or a new one.

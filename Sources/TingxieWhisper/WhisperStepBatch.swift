@@ -37,9 +37,9 @@ public struct WhisperDimensions: Sendable, Equatable {
     var perHead: Int { state / heads }
 
     /// Self-attention slots of a piece in the step graph: the most tokens sherpa-onnx decodes
-    /// (half of `n_text_ctx`) after a prompt of up to 8. Fewer slots than the layout-3 graph's
-    /// cache are less memory and less to read at every step.
-    public var stepSlots: Int { cache / 2 + 8 }
+    /// (half of `n_text_ctx`) after a prompt of up to 8 and previous text (hotwords). Fewer
+    /// slots than the layout-3 graph's cache are less memory and less to read at every step.
+    public var stepSlots: Int { cache / 2 + 8 + WhisperTokens.previousLimit }
 }
 
 /// The step graph (`*-step.int8.onnx`) with the caches of up to `capacity` pieces, one a slot.

@@ -30,6 +30,12 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("whisper-batch"), help: "Tingxie's Whisper decoder: pieces decoded in one batch, each holding 2 x layers x width x 1500 frames of float32 (about 40 MB for whisper-base, 490 MB for large-v3), one batch a decode at once (env TINGXIE_WHISPER_BATCH; default 4).")
     var whisperBatchFlag: Int?
 
+    @Option(name: .customLong("hotword-prompt"), help: "Tingxie's Whisper decoder: true writes the hotwords into Whisper's prompt (previous text), which finds more of them but changes the text of speech that holds none (env TINGXIE_HOTWORD_PROMPT; default false).")
+    var hotwordPromptFlag: Bool?
+
+    /// The flag, else `TINGXIE_HOTWORD_PROMPT`, else false (checked by `validate`).
+    var hotwordPrompt: Bool { hotwordPromptFlag ?? Self.environment("HOTWORD_PROMPT").flatMap { Bool($0) } ?? false }
+
     /// The flag, else `TINGXIE_WHISPER_BATCH`, else 4 (checked by `validate`).
     var whisperBatch: Int { whisperBatchFlag ?? Self.environment("WHISPER_BATCH").flatMap { Int($0) } ?? 4 }
 
@@ -64,6 +70,9 @@ struct ModelOptions: ParsableArguments {
         if whisperBatchFlag == nil, let text = Self.environment("WHISPER_BATCH"), Int(text) == nil {
             throw ValidationError("TINGXIE_WHISPER_BATCH must be a whole number of pieces, not \"\(text.prefix(20))\"")
         }
+        if hotwordPromptFlag == nil, let text = Self.environment("HOTWORD_PROMPT"), Bool(text) == nil {
+            throw ValidationError("TINGXIE_HOTWORD_PROMPT must be true or false, not \"\(text.prefix(20))\"")
+        }
         guard (1...64).contains(whisperBatch) else { throw ValidationError("--whisper-batch must be between 1 and 64") }
         guard threads.map({ (1...256).contains($0) }) ?? true else { throw ValidationError("--threads must be between 1 and 256") }
         guard parallel.map({ (1...64).contains($0) }) ?? true else { throw ValidationError("--parallel must be between 1 and 64") }
@@ -96,7 +105,8 @@ struct ModelOptions: ParsableArguments {
         switch (whisperDecoder, WhisperRecognizer.supports(directory)) {
         case (.tingxie, _), (nil, true):
             return try WhisperRecognizer(directory: directory, configuration: .init(threads: threads ?? threadCount, language: language,
-                                                                                   tailPaddingFrames: padding, batchCapacity: whisperBatch))
+                                                                                   tailPaddingFrames: padding, batchCapacity: whisperBatch,
+                                                                                   hotwordsInPrompt: hotwordPrompt))
         default:
             break
         }

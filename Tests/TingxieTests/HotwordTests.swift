@@ -129,6 +129,28 @@ struct HotwordMatcherTests {
         #expect(try apply([Hotword("个女弟")], to: "上个月的").applications.isEmpty)
     }
 
+    @Test func spansTheTextStageKeepsAreAskedAbout() throws {
+        let matcher = HotwordMatcher(hotwords: [Hotword("岚图"), Hotword("泛微"), Hotword("雨季")], lexicon: try #require(Pinyin.lexicon))
+        let text = "他用范围画了蓝图预计明年完工"
+        // Alone, the text stage keeps every one: 蓝图 and 预计 are words, 范围 (wei2) is one tone off 泛微 (wei1).
+        #expect(matcher.apply(to: text).text == text)
+        var asked: [String: Bool] = [:]
+        let taken = matcher.apply(to: text) { replaced, hotword, isWord in
+            asked[hotword.text] = isWord
+            return hotword.text != "雨季"
+        }
+        #expect(asked == ["岚图": false, "泛微": false, "雨季": true])
+        #expect(taken.text == "他用泛微画了岚图预计明年完工")
+        #expect(taken.applications.map(\.original) == ["范围", "蓝图"])
+        // A span far from every term is never asked about, and no text is asked about more than a few.
+        #expect(matcher.apply(to: "今天天气很好") { _, _, _ in Issue.record("asked"); return true }.text == "今天天气很好")
+        let many = HotwordMatcher(hotwords: (0..<8).map { Hotword(["岚图", "兰图", "澜图", "篮图", "拦图", "栏图", "阑图", "谰图"][$0]) },
+                                  lexicon: try #require(Pinyin.lexicon))
+        var count = 0
+        _ = many.apply(to: "蓝图") { _, _, _ in count += 1; return false }
+        #expect(count == HotwordMatcher.maximumConfirmations)
+    }
+
     @Test func aThousandOrdinaryPhrasesLeaveEverydayTextAlone() throws {
         let phrases = try HotwordRecognitionTests.ordinaryPhrases()
         #expect(phrases.count == 1000)
