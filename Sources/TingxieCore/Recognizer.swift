@@ -76,7 +76,7 @@ public struct ModelInfo: Sendable, Equatable, Codable {
     /// Segments further apart than this are not merged.
     public var mergeMaxGapSeconds: Double
     /// Whether the decoder itself can be biased towards hotwords (transducers with beam search,
-    /// Tingxie's Whisper decoder).
+    /// Tingxie's Whisper decoder with `--hotword-prompt`).
     public var biasesHotwords: Bool
     /// Whether the text stage still looks for the hotwords the decoder took: a bias on a
     /// greedy decoder misses terms the audio does not make its likeliest.

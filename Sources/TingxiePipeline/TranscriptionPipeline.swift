@@ -546,10 +546,15 @@ public final class TranscriptionPipeline: Sendable {
         if let hotwords, !hotwords.isEmpty {
             let heard = text
             let applied = hotwords.apply(to: text, confirm: likelihoods.map { likelihoods in
-                { replaced, hotword, isWord in
-                    guard let scores = likelihoods([replaced, heard]), scores.count == 2 else { return false }
+                { questions in
+                    guard let scores = likelihoods([heard] + questions.map(\.replaced)), scores.count == questions.count + 1 else {
+                        return questions.map { _ in false }
+                    }
                     // An everyday word gets no head start over the model's; a name it rarely saw does.
-                    return scores[0] >= scores[1] - (isWord ? 0 : Self.hotwordMargin * Double(hotword.text.count) * hotword.weight)
+                    return questions.enumerated().map { index, question in
+                        let start = question.isWord ? 0 : Self.hotwordMargin * Double(question.hotword.text.count) * min(question.hotword.weight, 2)
+                        return scores[index + 1] >= scores[0] - start
+                    }
                 }
             })
             if !applied.applications.isEmpty {
@@ -579,9 +584,9 @@ public final class TranscriptionPipeline: Sendable {
         )
     }
 
-    /// Log-probability per character (at weight 1) by which a listed name that is no everyday
-    /// word may be less likely than the words the model wrote for the same sounds, and still
-    /// replace them: the model's language prior has rarely seen it.
+    /// Log-probability per character (at weight 1, at most twice that for weights above 2) by
+    /// which a listed name that is no everyday word may be less likely than the words the model
+    /// wrote for the same sounds, and still replace them: the model's language prior has rarely seen it.
     public static let hotwordMargin = 4.0
 
     /// Text decoded again that a sentence already holds, at least this many characters long, is

@@ -8,7 +8,8 @@ import TingxieCore
 /// read in running text (`PinyinDictionary.commonReadings`), the hotword's with every modern
 /// reading. The confusable pairs that ASR and regional accents mix up (zh/z, ch/c, sh/s, n/l,
 /// f/h, an/ang, en/eng, in/ing) count as near misses. A rewrite needs every syllable of a short
-/// term to sound the same, and all but one of a long one's; doubtful spans are left as they are.
+/// term to sound the same, and all but one of a long one's; doubtful spans are left as they are,
+/// unless `apply`'s `confirm` takes them.
 /// A span that is itself a word in ordinary use is a plausible reading of the speech and stays;
 /// so does a span that a two-character term would tear out of such a word (法务部 keeps 务部).
 /// Terms are indexed by syllable, so the cost hardly grows with the list. Latin hotwords are
@@ -109,12 +110,15 @@ public struct HotwordMatcher: Sendable {
     /// How far below `threshold` a span's similarity may be and still be asked about.
     public static let confirmableShortfall = 0.15
 
+    /// A question `apply` asks: the text with a hotword in place of a span, and whether the
+    /// hotword is itself an everyday word.
+    public typealias Question = (replaced: String, hotword: Hotword, isWord: Bool)
+
     /// Returns `text` with hotwords applied, and where they were applied.
-    /// - Parameter confirm: for a span the text stage alone keeps, though it sounds like a
-    ///   hotword (an ordinary word) or nearly so (`confirmableShortfall`): given the text with
-    ///   the hotword in its place, and whether the hotword is itself an ordinary word, whether
-    ///   to take it (a decoder that weighs both against the audio).
-    public func apply(to text: String, confirm: ((_ replaced: String, _ hotword: Hotword, _ isWord: Bool) -> Bool)? = nil)
+    /// - Parameter confirm: for the spans the text stage alone keeps, though they sound like a
+    ///   hotword (an ordinary word) or nearly so (`confirmableShortfall`), asked all at once
+    ///   (a decoder that weighs them against the audio): whether to take each.
+    public func apply(to text: String, confirm: (([Question]) -> [Bool])? = nil)
         -> (text: String, applications: [HotwordApplication]) {
         let characters = Array(text)
         var parsed: [Character: [Syllable]] = [:]
@@ -152,12 +156,26 @@ public struct HotwordMatcher: Sendable {
                 candidates += candidate(entry, at: start, skipping: inserted, characters, readings, doubtful: &doubtful)
             }
         }
-        if let confirm {
-            for asked in doubtful.sorted(by: { $0.score > $1.score }).prefix(Self.maximumConfirmations) {
-                let replaced = String(characters[..<asked.start]) + String(asked.entry.characters)
-                    + String(characters[(asked.start + asked.length)...])
-                if confirm(replaced, asked.entry.hotword, lexicon.words.contains(asked.entry.characters[...])) { candidates.append(asked) }
+        if let confirm, !doubtful.isEmpty {
+            // Best first, in a fixed order; never a span a hotword already holds, nor the same text twice.
+            let claimed = candidates.filter { $0.score > 1 }
+            func isClaimed(_ span: Candidate) -> Bool {
+                claimed.contains { $0.start < span.start + span.length && span.start < $0.start + $0.length }
             }
+            func replaced(_ span: Candidate) -> String {
+                String(characters[..<span.start]) + String(span.entry.characters) + String(characters[(span.start + span.length)...])
+            }
+            let ordered = doubtful.sorted { a, b in
+                a.score != b.score ? a.score > b.score : a.start != b.start ? a.start < b.start : a.entry.hotword.text < b.entry.hotword.text
+            }
+            var texts = Set<String>()
+            var asked: [(span: Candidate, text: String)] = []
+            for span in ordered where asked.count < Self.maximumConfirmations && !isClaimed(span) {
+                let text = replaced(span)
+                if texts.insert(text).inserted { asked.append((span, text)) }
+            }
+            let answers = asked.isEmpty ? [] : confirm(asked.map { ($0.text, $0.span.entry.hotword, lexicon.words.contains($0.span.entry.characters[...])) })
+            for (question, taken) in zip(asked, answers) where taken { candidates.append(question.span) }
         }
         return Self.replace(characters, with: candidates)
     }

@@ -41,7 +41,7 @@ public final class WhisperRecognizer: Recognizer {
     private let encoder: WhisperEncoder
     private let step: RuntimeSession
     private let loadedLanguage: String
-    /// Batches (of `batchCapacity` pieces, of one for language detection, of texts scored) between calls, so
+    /// Batches (of `batchCapacity` pieces or more texts scored, of one for language detection) between calls, so
     /// that a call does not allocate and clear a batch's caches; as many as calls ran at once.
     private let idle = Mutex<[Int: [WhisperStepBatch]]>([:])
 
@@ -127,17 +127,17 @@ public final class WhisperRecognizer: Recognizer {
         return results
     }
 
-    /// The log-probability of each text as the whole transcript of `samples`, without
-    /// timestamps (in Chinese where the language is to be detected): the texts are decoded side
-    /// by side in one batch, each token forced.
+    /// The log-probability of each text as the transcript of `samples` (its first 227 tokens),
+    /// without timestamps or hotword prompt (in Chinese where the language is to be detected):
+    /// the texts are decoded side by side in one batch, each token forced; nil without audio.
     public func likelihoods(of texts: [String], in samples: [Float], options: RecognitionOptions) throws -> [Double]? {
-        guard !texts.isEmpty, !samples.isEmpty else { return texts.map { _ in 0 } }
+        guard !texts.isEmpty, !samples.isEmpty else { return nil }
         let language = try info.check(options) ?? loadedLanguage
         let prompt = try tokens.prompt(language: language == ModelInfo.detect ? "zh" : language) + [tokens.noTimestamps]
         let room = dimensions.stepSlots - prompt.count - 1
         let sequences = texts.map { prompt + Array(vocabulary.encode($0).prefix(room)) + [tokens.eot] }
         let piece = try encoder.piece(samples, tailPaddingFrames: configuration.tailPaddingFrames ?? 1000)
-        let slots = try borrow(capacity: texts.count)
+        let slots = try borrow(capacity: max(texts.count, configuration.batchCapacity))
         defer { giveBack(slots) }
         for slot in texts.indices { try slots.load(slot: slot, piece.cross, spoken: piece.cross.frames) }
         var totals = [Double](repeating: 0, count: texts.count)

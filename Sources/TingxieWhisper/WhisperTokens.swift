@@ -55,7 +55,7 @@ public struct WhisperTokens: Sendable, Equatable {
         var listed: [String] = []
         for term in ranked {
             let tokens = vocabulary.encode(" " + (listed + [term]).joined(separator: "、"))
-            if tokens.count + 1 > Self.previousLimit { break }
+            if tokens.count + 1 > Self.previousLimit { continue }
             listed.append(term)
             context = [previous] + tokens
         }

@@ -134,20 +134,25 @@ struct HotwordMatcherTests {
         let text = "他用范围画了蓝图预计明年完工"
         // Alone, the text stage keeps every one: 蓝图 and 预计 are words, 范围 (wei2) is one tone off 泛微 (wei1).
         #expect(matcher.apply(to: text).text == text)
-        var asked: [String: Bool] = [:]
-        let taken = matcher.apply(to: text) { replaced, hotword, isWord in
-            asked[hotword.text] = isWord
-            return hotword.text != "雨季"
+        var asked: [String: Bool] = [:], texts: [String] = []
+        let taken = matcher.apply(to: text) { questions in
+            for question in questions { asked[question.hotword.text] = question.isWord }
+            texts = questions.map(\.replaced)
+            return questions.map { $0.hotword.text != "雨季" }
         }
         #expect(asked == ["岚图": false, "泛微": false, "雨季": true])
+        #expect(Set(texts) == ["他用泛微画了蓝图预计明年完工", "他用范围画了岚图预计明年完工", "他用范围画了蓝图雨季明年完工"])
         #expect(taken.text == "他用泛微画了岚图预计明年完工")
         #expect(taken.applications.map(\.original) == ["范围", "蓝图"])
         // A span far from every term is never asked about, and no text is asked about more than a few.
-        #expect(matcher.apply(to: "今天天气很好") { _, _, _ in Issue.record("asked"); return true }.text == "今天天气很好")
+        #expect(matcher.apply(to: "今天天气很好") { questions in
+            if !questions.isEmpty { Issue.record("asked") }
+            return questions.map { _ in true }
+        }.text == "今天天气很好")
         let many = HotwordMatcher(hotwords: (0..<8).map { Hotword(["岚图", "兰图", "澜图", "篮图", "拦图", "栏图", "阑图", "谰图"][$0]) },
                                   lexicon: try #require(Pinyin.lexicon))
         var count = 0
-        _ = many.apply(to: "蓝图") { _, _, _ in count += 1; return false }
+        _ = many.apply(to: "蓝图") { questions in count += questions.count; return questions.map { _ in false } }
         #expect(count == HotwordMatcher.maximumConfirmations)
     }
 

@@ -6,7 +6,7 @@ import TingxieText
 import TingxieWhisper
 
 /// Hotwords in Tingxie's Whisper decoder: the tokenizer the prompt is written with, the prompt,
-/// and the bonus with the real whisper-base.
+/// and the model's scores of given text with the real whisper-base.
 @Suite(.enabled(if: TestData.realModelsAvailable, TestData.skipReason))
 struct WhisperHotwordTests {
     static func vocabulary() throws -> WhisperVocabulary {
@@ -70,6 +70,16 @@ struct WhisperHotwordRecognitionTests {
         }
     }
 
+    @Test func theSpokenTextIsLikelierThanAnother() throws {
+        let recognizer = try #require(Self.recognizer)
+        let samples = try TestData.samples(try #require(TestData.corpus).appendingPathComponent("006.wav"))
+        let scores = try #require(try recognizer.likelihoods(of: ["华为和小米都在深圳发布了新款平板电脑", "华为和小米都在上海发布了新款手机"],
+                                                          in: samples, options: RecognitionOptions()))
+        #expect(scores.count == 2)
+        #expect(scores[0] > scores[1] + 5)
+        #expect(try recognizer.likelihoods(of: ["华为"], in: [], options: RecognitionOptions()) == nil)
+    }
+
     @Test func aListedNameTakesThePlaceOfItsHomophoneWhereTheAudioAllows() async throws {
         let corpus = try #require(TestData.corpus)
         let sentence = corpus.appendingPathComponent("006.wav")  // 华为和小米都在深圳发布了新款平板电脑
@@ -120,7 +130,7 @@ struct WhisperHotwordRecognitionTests {
             let results = try await transcripts(hard, references: hard, hotwords: hotwords)
             let found = results.filter { result in hardTerms.contains { result.reference.contains($0.text) && String(ErrorRate.scoringForm(result.text)).contains($0.text) } }
             print("harder hotwords \(name): recall \(found.count)/\(results.count), CER \(String(format: "%.2f%%", ErrorRate.characterErrorRate(results.map { ($0.text, $0.reference) }) * 100))")
-            #expect(found.count * 2 > results.count, "\(name)")
+            #expect(found.count >= 18, "\(name)")  // 18/24 at 43f8953
         }
     }
 }
